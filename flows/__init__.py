@@ -1,0 +1,1 @@
+"""Prefect flows: when and where the pipeline runs. No science lives here."""

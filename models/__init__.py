@@ -1,0 +1,3 @@
+"""MT-HCCAR: the network, its training data, training, evaluation and export."""
+
+MODEL_NAME = "MT-HCCAR"

@@ -1,0 +1,358 @@
+"""Evaluation with the reference's metrics, a markdown model card and PNG plots.
+
+Metrics (as the reference ``evaluate.ipynb`` computes them):
+
+* cloud mask, cloudy positive: accuracy, F1, precision, recall;
+* phase on pixels cloudy in truth and prediction: per-class precision and recall;
+* 3-class (clear, liquid, ice) confusion matrix and accuracy;
+* average precision per class (clear, liquid, ice, cloudy) and micro-averaged over the 3 classes;
+* log10 COT MSE, RMSE and R^2 on pixels cloudy in truth and prediction, overall and by true
+  phase, surface group and COT bin (with the auxiliary class accuracy per bin);
+* the uncertainty goal: share of pixels with true COT > 5 whose COT is within 30 % (liquid) or
+  35 % (ice).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from models.data import Block, FeatureSource, ReferenceDataset, split_selector
+from models.spec import SURFACE_GROUPS
+
+logger = logging.getLogger(__name__)
+
+CLASS_NAMES = ("clear", "liquid", "ice")
+BIN_NAMES = ("thin", "moderate", "thick")
+UNCERTAINTY_GOAL = {"liquid": 0.30, "ice": 0.35}
+UNCERTAINTY_MIN_COT = 5.0
+
+
+@torch.inference_mode()
+def predict(
+    model: Callable[[torch.Tensor], dict[str, torch.Tensor]], features: np.ndarray, batch_size: int = 65_536
+) -> dict[str, np.ndarray]:
+    """Model outputs for scaled features (N, F), in batches, as numpy."""
+    chunks: dict[str, list[np.ndarray]] = {}
+    for start in range(0, len(features), batch_size):
+        out = model(torch.from_numpy(np.ascontiguousarray(features[start : start + batch_size])))
+        for key, value in out.items():
+            chunks.setdefault(key, []).append(value.cpu().numpy())
+    if not chunks:
+        raise ValueError("no points to predict")
+    return {k: np.concatenate(v) for k, v in chunks.items()}
+
+
+def average_precision(labels: np.ndarray, scores: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Average precision (step-wise, as scikit-learn) and the precision-recall curve."""
+    labels = labels.astype(bool)
+    if not labels.any():
+        return float("nan"), np.array([1.0]), np.array([0.0])
+    order = np.argsort(-scores, kind="mergesort")
+    y, s = labels[order], scores[order]
+    last_of_threshold = np.r_[np.nonzero(np.diff(s))[0], len(y) - 1]
+    tps = np.cumsum(y)[last_of_threshold]
+    fps = last_of_threshold + 1 - tps
+    precision = tps / (tps + fps)
+    recall = tps / tps[-1]
+    ap = float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+    return ap, precision, recall
+
+
+def _ratio(num: Any, den: Any) -> float:
+    return float(num / den) if den else float("nan")
+
+
+def _regression(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
+    if len(true) == 0:
+        return {"n": 0, "mse": float("nan"), "rmse": float("nan"), "r2": float("nan")}
+    err = pred - true
+    mse = float(np.mean(err**2))
+    sst = float(np.sum((true - true.mean()) ** 2))
+    r2 = 1.0 - float(np.sum(err**2)) / sst if sst > 0 else float("nan")
+    return {"n": len(true), "mse": mse, "rmse": float(np.sqrt(mse)), "r2": r2}
+
+
+def class_scores(pred: dict[str, np.ndarray]) -> np.ndarray:
+    """(N, 3) scores of clear, liquid, ice from the hierarchical probabilities."""
+    p_cloudy, p_ice = pred["cloud_mask_probability"], pred["cloud_phase_probability"]
+    return np.stack([1 - p_cloudy, p_cloudy * (1 - p_ice), p_cloudy * p_ice], axis=1)
+
+
+def compute_metrics(pred: dict[str, np.ndarray], truth: Block) -> dict[str, Any]:
+    """All metrics of predictions against the truth of the same points."""
+    true_cloudy = truth.cloudy > 0.5
+    pred_cloudy = pred["cloud_mask_probability"] >= 0.5
+    tp = int(np.sum(true_cloudy & pred_cloudy))
+    fp = int(np.sum(~true_cloudy & pred_cloudy))
+    fn = int(np.sum(true_cloudy & ~pred_cloudy))
+    tn = int(np.sum(~true_cloudy & ~pred_cloudy))
+    precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
+    mask = {
+        "accuracy": _ratio(tp + tn, len(true_cloudy)),
+        "precision": precision,
+        "recall": recall,
+        "f1": _ratio(2 * precision * recall, precision + recall),
+        "true_cloudy": int(true_cloudy.sum()),
+        "predicted_cloudy": int(pred_cloudy.sum()),
+    }
+    true_ice = truth.ice > 0.5
+    pred_ice = pred["cloud_phase_probability"] > 0.5
+    both = true_cloudy & pred_cloudy
+    phase: dict[str, Any] = {
+        "n": int(both.sum()),
+        "accuracy": _ratio(np.sum(both & (true_ice == pred_ice)), both.sum()),
+    }
+    for name, t, p in (("liquid", ~true_ice, ~pred_ice), ("ice", true_ice, pred_ice)):
+        phase[name] = {
+            "precision": _ratio(np.sum(both & t & p), np.sum(both & p)),
+            "recall": _ratio(np.sum(both & t & p), np.sum(both & t)),
+        }
+    true3 = np.where(true_cloudy, np.where(true_ice, 2, 1), 0)
+    pred3 = np.where(pred_cloudy, np.where(pred_ice, 2, 1), 0)
+    confusion = np.zeros((3, 3), dtype=np.int64)
+    np.add.at(confusion, (true3, pred3), 1)
+    scores = class_scores(pred)
+    ap = {name: average_precision(true3 == i, scores[:, i])[0] for i, name in enumerate(CLASS_NAMES)}
+    ap["cloudy"] = average_precision(true_cloudy, pred["cloud_mask_probability"])[0]
+    onehot = np.eye(3, dtype=bool)[true3]
+    ap["micro"] = average_precision(onehot.ravel(), scores.ravel())[0]
+
+    log_true, log_pred = truth.log10_cot[both], pred["log10_cot"][both]
+    cot: dict[str, Any] = {"all": _regression(log_pred, log_true)}
+    ice_both = true_ice[both]
+    cot["by_phase"] = {
+        "liquid": _regression(log_pred[~ice_both], log_true[~ice_both]),
+        "ice": _regression(log_pred[ice_both], log_true[ice_both]),
+    }
+    surface = truth.surface_type[both]
+    cot["by_surface"] = {
+        group: _regression(log_pred[np.isin(surface, classes)], log_true[np.isin(surface, classes)])
+        for group, classes in SURFACE_GROUPS.items()
+    }
+    bins = truth.cot_class[both]
+    pred_bins = np.argmax(pred["cot_class_probability"][both], axis=1)
+    cot["by_bin"] = {
+        name: {
+            **_regression(log_pred[bins == i], log_true[bins == i]),
+            "class_accuracy": _ratio(np.sum((bins == i) & (pred_bins == i)), np.sum(bins == i)),
+        }
+        for i, name in enumerate(BIN_NAMES)
+    }
+    goal: dict[str, Any] = {}
+    cot_true, cot_pred = 10.0**log_true, 10.0**log_pred
+    for name, tolerance in UNCERTAINTY_GOAL.items():
+        sel = (cot_true > UNCERTAINTY_MIN_COT) & (ice_both if name == "ice" else ~ice_both)
+        within = np.abs(cot_pred[sel] - cot_true[sel]) <= tolerance * cot_true[sel]
+        goal[name] = {"tolerance": tolerance, "n": int(sel.sum()), "fraction_within": _ratio(within.sum(), sel.sum())}
+    return {
+        "n": len(true_cloudy),
+        "cloud_mask": mask,
+        "phase": phase,
+        "three_class": {
+            "labels": list(CLASS_NAMES),
+            "confusion_matrix": confusion.tolist(),
+            "accuracy": _ratio(np.trace(confusion), confusion.sum()),
+        },
+        "average_precision": ap,
+        "log10_cot": cot,
+        "uncertainty_goal": goal,
+    }
+
+
+def evaluate_source(model: Callable[[torch.Tensor], dict[str, torch.Tensor]], source: FeatureSource) -> dict[str, Any]:
+    """Metrics of a model over every point of a feature source."""
+    if isinstance(model, torch.nn.Module):
+        model.eval()
+    preds: list[dict[str, np.ndarray]] = []
+    truths: list[Block] = []
+    for block in source.blocks():
+        if len(block):
+            preds.append(predict(model, block.features))
+            truths.append(block)
+    if not preds:
+        raise ValueError("no points to evaluate")
+    pred = {k: np.concatenate([p[k] for p in preds]) for k in preds[0]}
+    return compute_metrics(pred, Block.concatenate(truths, source.spec.size))
+
+
+# ---- plots and model card --------------------------------------------------------------------------
+def write_plots(pred: dict[str, np.ndarray], truth: Block, metrics: dict[str, Any], out_dir: Path) -> list[Path]:
+    """Hexbin of predicted vs true log10 COT, the confusion matrix and PR curves, as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    both = (truth.cloudy > 0.5) & (pred["cloud_mask_probability"] >= 0.5)
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    if both.any():
+        hb = ax.hexbin(
+            truth.log10_cot[both],
+            pred["log10_cot"][both],
+            gridsize=60,
+            bins="log",
+            mincnt=1,
+            extent=(-2, 2.7, -2, 2.7),
+            cmap="viridis",
+        )
+        fig.colorbar(hb, ax=ax, label="pixels")
+    ax.plot([-2, 2.7], [-2, 2.7], "k--", lw=1)
+    r = metrics["log10_cot"]["all"]
+    ax.set(
+        xlabel="true log10 COT",
+        ylabel="predicted log10 COT",
+        title=f"log10 COT: RMSE {r['rmse']:.3f}, R$^2$ {r['r2']:.3f}",
+    )
+    paths.append(out_dir / "cot_hexbin.png")
+    fig.savefig(paths[-1], dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+    confusion = np.asarray(metrics["three_class"]["confusion_matrix"])
+    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    norm = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    for i in range(3):
+        for j in range(3):
+            ax.text(
+                j,
+                i,
+                f"{confusion[i, j]}\n{norm[i, j]:.1%}",
+                ha="center",
+                va="center",
+                color="white" if norm[i, j] > 0.5 else "black",
+                fontsize=9,
+            )
+    ax.set(
+        xticks=range(3),
+        yticks=range(3),
+        xticklabels=CLASS_NAMES,
+        yticklabels=CLASS_NAMES,
+        xlabel="predicted",
+        ylabel="true",
+        title="clear / liquid / ice",
+    )
+    paths.append(out_dir / "confusion_matrix.png")
+    fig.savefig(paths[-1], dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+    true3 = np.where(truth.cloudy > 0.5, np.where(truth.ice > 0.5, 2, 1), 0)
+    scores = class_scores(pred)
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    for i, name in enumerate(CLASS_NAMES):
+        ap, precision, recall = average_precision(true3 == i, scores[:, i])
+        ax.step(recall, precision, where="post", label=f"{name} (AP {ap:.3f})")
+    ap, precision, recall = average_precision(np.eye(3, dtype=bool)[true3].ravel(), scores.ravel())
+    ax.step(recall, precision, where="post", ls="--", color="k", label=f"micro-average (AP {ap:.3f})")
+    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title="precision-recall")
+    ax.legend(loc="lower left")
+    paths.append(out_dir / "precision_recall.png")
+    fig.savefig(paths[-1], dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def model_card(metadata: dict[str, Any], metrics: dict[str, Any], data_name: str, split: str) -> str:
+    """A markdown model card from artifact metadata and evaluation metrics."""
+    spec = metadata["feature_spec"]
+    bands = [f for f in spec["features"] if f["kind"] == "reflectance"]
+    band_text = ", ".join(f"{f['name']} ({f['wavelength_um']:.3f} um)" for f in bands[:12])
+    if len(bands) > 12:
+        band_text += f", ... ({len(bands)} bands, {bands[0]['wavelength_um']:.3f}-{bands[-1]['wavelength_um']:.3f} um)"
+    mask, phase, cot = metrics["cloud_mask"], metrics["phase"], metrics["log10_cot"]
+    lines = [
+        f"# Model card: {metadata['name']}",
+        "",
+        f"- Model: {metadata['model_name']} {metadata['model_version']}, attention `{metadata['attention']}`",
+        f"- Sensor: {metadata['sensor']}; inputs ({metadata['input_size']}): {band_text}; h2o (cm), o3 (DU), "
+        "surface pressure (hPa), 4-class surface one-hot, cosines of solar zenith, sensor zenith and relative "
+        "azimuth",
+        f"- Reflectance: {spec['reflectance_convention']}; relative azimuth: {spec['relative_azimuth_convention']}",
+        f"- Weights sha256: `{metadata['weights_sha256']}`",
+        f"- Training data: `{json.dumps(metadata.get('training_data', {}), default=str)[:600]}`",
+        "",
+        f"## Evaluation on `{data_name}` ({split} split, {metrics['n']} samples)",
+        "",
+        "| cloud mask | value |",
+        "|---|---|",
+        *[f"| {k} | {_fmt(mask[k])} |" for k in ("accuracy", "f1", "precision", "recall")],
+        "",
+        "| phase (on pixels cloudy in truth and prediction) | precision | recall |",
+        "|---|---|---|",
+        *[f"| {k} | {_fmt(phase[k]['precision'])} | {_fmt(phase[k]['recall'])} |" for k in ("liquid", "ice")],
+        f"| accuracy | {_fmt(phase['accuracy'])} | |",
+        "",
+        "| average precision | value |",
+        "|---|---|",
+        *[f"| {k} | {_fmt(v)} |" for k, v in metrics["average_precision"].items()],
+        "",
+        "| log10 COT subset | n | MSE | RMSE | R^2 |",
+        "|---|---|---|---|---|",
+        *[
+            f"| {k} | {v['n']} | {_fmt(v['mse'])} | {_fmt(v['rmse'])} | {_fmt(v['r2'])} |"
+            for k, v in [("all", cot["all"]), *cot["by_phase"].items(), *cot["by_surface"].items()]
+        ],
+        "",
+        "| COT bin | n | class accuracy | R^2 |",
+        "|---|---|---|---|",
+        *[f"| {k} | {v['n']} | {_fmt(v['class_accuracy'])} | {_fmt(v['r2'])} |" for k, v in cot["by_bin"].items()],
+        "",
+        "| uncertainty goal (true COT > 5) | tolerance | within |",
+        "|---|---|---|",
+        *[
+            f"| {k} | {v['tolerance']:.0%} | {_fmt(v['fraction_within'])} |"
+            for k, v in metrics["uncertainty_goal"].items()
+        ],
+        "",
+        f"3-class confusion matrix (rows true, columns predicted; {', '.join(CLASS_NAMES)}): "
+        f"`{metrics['three_class']['confusion_matrix']}`",
+        "",
+        "## Intended use and limits",
+        "",
+        "Per-pixel daytime cloud mask, phase and optical thickness from solar-reflective bands. Trained on "
+        "plane-parallel single-layer radiative-transfer simulations (Lambertian surfaces, no aerosol, no "
+        "glint): multi-layer cloud, heavy aerosol, sun glint and snow/ice edges are outside the training "
+        "distribution. Retrievals beyond the solar-zenith limit are flagged, not produced.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def evaluate_artifact(
+    artifact_path: str | Path, data_path: str | Path, out_dir: str | Path, split: str = "auto"
+) -> dict[str, Any]:
+    """Evaluate an artifact on a reference-schema file: metrics JSON, model card, PNG plots."""
+    from models.artifact import load_artifact
+
+    artifact = load_artifact(artifact_path)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    training = artifact.metadata.get("training_data", {})
+    seed = int(training.get("split_seed", 0))
+    with ReferenceDataset(data_path, artifact.sensor, seed=seed, spec=artifact.spec) as dataset:
+        if split == "auto":
+            same = (training.get("file_name"), training.get("npoints")) == (dataset.path.name, dataset.npoints)
+            split = "test" if same else "all"
+            logger.info("evaluating on the %s split of %s", split, dataset.path.name)
+        source = FeatureSource(dataset, artifact.spec, split_selector(split))
+        truth = source.all()
+        pred = predict(artifact.module, truth.features)
+        metrics = compute_metrics(pred, truth)
+        metrics["split"] = split
+        metrics["data"] = dataset.describe()
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    (out / "model_card.md").write_text(model_card(artifact.metadata, metrics, Path(data_path).name, split))
+    write_plots(pred, truth, metrics, out)
+    return metrics

@@ -1,0 +1,218 @@
+"""The MT-HCCAR network (Li et al., ECML-PKDD 2024), layer for layer as the reference code.
+
+Blocks and their state-dict prefixes (identical to the reference, so its checkpoints load):
+
+* ``encoder``   input -> 128 -> 64 -> 32, ReLU
+* ``cls1``      C_Mask: 32 -> 64 -> 1, logit of P(cloud-free)
+* ``cls2``      C_Phase: 32 -> 64 -> 1, logit of P(liquid), on hard-gated (cloudy) features
+* ``cls31/32``  C_Aux: 32 -> 64 -> 128 (ReLU) -> 3 coarse COT classes (thin, moderate, thick)
+* ``reg1``      regression trunk 32 -> 64 -> 128
+* ``cross_attn`` classification-assisted attention between regression and auxiliary features
+* ``reg2``      128 -> 1, log10 COT scaled to [0, 1] as (log10 COT + 2) / 4.5
+* ``recon``     32 -> 128 -> input, the auto-encoder head used only as a training regulariser
+
+The reference ends its heads with ``Sigmoid``; here the heads return logits (no parameters differ,
+so the keys are the same) and probabilities are taken where needed, which lets training use the
+numerically stable ``*_with_logits`` losses.
+
+Attention modes:
+
+* ``reference``: the reference non-local block. Its features are 1-D, so its softmax runs over a
+  single element and is identically 1: the output is ``W_z(g(x_reg)) + x_reg`` and the auxiliary
+  features never reach the COT output. Kept for checkpoint compatibility.
+* ``attending`` (default): the 128-d regression and auxiliary features are split into 8 tokens
+  of 16; every regression token attends over the auxiliary tokens (softmax over 8), and the
+  attended values are added back residually, so the auxiliary classification really informs COT.
+* ``none``: no attention, for ablation.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Final
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+ATTENTION_MODES: Final = ("attending", "reference", "none")
+LOG10_COT_MIN: Final = -2.0  # value the reference gives clear pixels; the lower end of the scaled range
+LOG10_COT_RANGE: Final = 4.5  # scaled COT = (log10 COT - LOG10_COT_MIN) / LOG10_COT_RANGE
+FEATURE_WIDTH: Final = 128
+
+
+class ReferenceCrossAttention(nn.Module):
+    """The reference implementation's non-local block, computed exactly as it does."""
+
+    def __init__(self, in_channels: int = FEATURE_WIDTH, inter_channels: int = FEATURE_WIDTH // 2) -> None:
+        super().__init__()
+        self.inter_channels = inter_channels
+        self.g = nn.Linear(in_channels, inter_channels)
+        self.W_z = nn.Linear(inter_channels, in_channels)
+        nn.init.zeros_(self.W_z.weight)
+        nn.init.zeros_(self.W_z.bias)
+        self.theta = nn.Linear(in_channels, inter_channels)
+        self.phi = nn.Linear(in_channels, inter_channels)
+
+    def forward(self, x_reg: Tensor, x_aux: Tensor) -> Tensor:
+        batch = x_reg.size(0)
+        g_x = self.g(x_reg).view(batch, self.inter_channels, -1).permute(0, 2, 1)
+        theta_x = self.theta(x_aux).view(batch, self.inter_channels, -1).permute(0, 2, 1)
+        phi_x = self.phi(x_reg).view(batch, self.inter_channels, -1)
+        weights = F.softmax(torch.matmul(theta_x, phi_x), dim=-1)
+        y = torch.matmul(weights, g_x).permute(0, 2, 1).contiguous().view(batch, self.inter_channels)
+        return self.W_z(y) + x_reg
+
+
+class TokenCrossAttention(nn.Module):
+    """Cross-attention from regression tokens (queries) to auxiliary-classification tokens.
+
+    ``theta`` projects queries, ``phi`` keys and ``g`` values (the non-local block's names);
+    ``W_z`` starts at zero so the block begins as the identity, as in the reference.
+    """
+
+    def __init__(self, in_channels: int = FEATURE_WIDTH, tokens: int = 8) -> None:
+        super().__init__()
+        if in_channels % tokens:
+            raise ValueError(f"{in_channels} features do not split into {tokens} tokens")
+        self.tokens = tokens
+        self.width = in_channels // tokens
+        self.theta = nn.Linear(self.width, self.width)
+        self.phi = nn.Linear(self.width, self.width)
+        self.g = nn.Linear(self.width, self.width)
+        self.W_z = nn.Linear(self.width, self.width)
+        self.position = nn.Parameter(torch.randn(tokens, self.width) * 0.02)
+        nn.init.zeros_(self.W_z.weight)
+        nn.init.zeros_(self.W_z.bias)
+        self.temperature = math.sqrt(self.width)
+
+    def forward(self, x_reg: Tensor, x_aux: Tensor) -> Tensor:
+        batch = x_reg.size(0)
+        reg_tokens = x_reg.view(batch, self.tokens, self.width)
+        aux_tokens = x_aux.view(batch, self.tokens, self.width)
+        query = self.theta(reg_tokens + self.position)
+        key = self.phi(aux_tokens + self.position)
+        value = self.g(aux_tokens)
+        weights = F.softmax(torch.matmul(query, key.transpose(1, 2)) / self.temperature, dim=-1)
+        attended = torch.matmul(weights, value)
+        return x_reg + self.W_z(attended).reshape(batch, self.tokens * self.width)
+
+
+class NoAttention(nn.Module):
+    """Pass the regression features through unchanged (ablation)."""
+
+    def forward(self, x_reg: Tensor, x_aux: Tensor) -> Tensor:
+        return x_reg
+
+
+def _mlp(*sizes: int, final_relu: bool) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
+        layers.append(nn.Linear(n_in, n_out))
+        if final_relu or i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class MTHCCAR(nn.Module):
+    """Multi-task network: hierarchical cloud mask -> phase classification and attention-aided COT."""
+
+    def __init__(self, input_size: int, attention: str = "attending") -> None:
+        super().__init__()
+        if attention not in ATTENTION_MODES:
+            raise ValueError(f"attention must be one of {', '.join(ATTENTION_MODES)}, not {attention!r}")
+        if input_size < 1:
+            raise ValueError(f"input_size must be positive, not {input_size}")
+        self.input_size = input_size
+        self.attention = attention
+        self.reference_aux = attention == "reference"
+        self.log10_cot_min = LOG10_COT_MIN
+        self.log10_cot_range = LOG10_COT_RANGE
+        self.encoder = _mlp(input_size, 128, 64, 32, final_relu=True)
+        self.cls1 = _mlp(32, 64, 1, final_relu=False)
+        self.cls2 = _mlp(32, 64, 1, final_relu=False)
+        self.cls31 = _mlp(32, 64, FEATURE_WIDTH, final_relu=True)
+        self.cls32 = nn.Sequential(nn.Linear(FEATURE_WIDTH, 3))
+        self.reg1 = _mlp(32, 64, FEATURE_WIDTH, final_relu=True)
+        block: nn.Module
+        if attention == "reference":
+            block = ReferenceCrossAttention()
+        elif attention == "attending":
+            block = TokenCrossAttention()
+        else:
+            block = NoAttention()
+        self.cross_attn = nn.ModuleList([block])
+        self.reg2 = nn.Sequential(nn.Linear(FEATURE_WIDTH, 1))
+        self.recon = _mlp(32, 128, input_size, final_relu=False)
+
+    def _attend(self, x_reg: Tensor, x_aux: Tensor) -> Tensor:
+        out = x_reg
+        for block in self.cross_attn:
+            out = block(x_reg, x_aux)
+        return out
+
+    def heads(self, feature: Tensor, cloudy_gate: Tensor) -> dict[str, Tensor]:
+        """Phase, auxiliary and COT heads on encoder features gated by a (N, 1) 0/1 cloudy mask."""
+        x_cloudy = feature * cloudy_gate
+        aux_feature = self.cls31(x_cloudy)
+        reg_feature = self.reg1(x_cloudy)
+        return {
+            "liquid_logit": self.cls2(x_cloudy),
+            "cot_class_logits": self.cls32(aux_feature),
+            "cot_scaled": self.reg2(self._attend(reg_feature, aux_feature)),
+        }
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        """Inference outputs for products (no reconstruction decoder); ``x`` is scaled (N, F)."""
+        feature = self.encoder(x)
+        clear_logit = self.cls1(feature)
+        p_clear = torch.sigmoid(clear_logit)
+        cloudy_gate = (p_clear <= 0.5).to(feature.dtype)
+        out = self.heads(feature, cloudy_gate)
+        logits = out["cot_class_logits"]
+        if self.reference_aux:
+            # the reference trained this head through a sigmoid: normalise those scores
+            scores = torch.sigmoid(logits)
+            class_probability = scores / scores.sum(dim=1, keepdim=True).clamp_min(1e-12)
+        else:
+            class_probability = torch.softmax(logits, dim=1)
+        return {
+            "cloud_mask_probability": (1.0 - p_clear).squeeze(1),
+            "cloud_phase_probability": torch.sigmoid(-out["liquid_logit"]).squeeze(1),
+            "cot_class_probability": class_probability,
+            "log10_cot": (out["cot_scaled"] * self.log10_cot_range + self.log10_cot_min).squeeze(1),
+        }
+
+    @torch.jit.unused
+    def training_outputs(self, x: Tensor, cloudy_gate: Tensor | None = None) -> dict[str, Tensor]:
+        """Logits and reconstruction for the loss; ``cloudy_gate`` defaults to the predicted mask."""
+        feature = self.encoder(x)
+        clear_logit = self.cls1(feature)
+        if cloudy_gate is None:
+            cloudy_gate = (torch.sigmoid(clear_logit) <= 0.5).to(feature.dtype)
+        out = self.heads(feature, cloudy_gate)
+        out["clear_logit"] = clear_logit
+        out["reconstruction"] = self.recon(feature)
+        return out
+
+    @torch.jit.unused
+    def reference_outputs(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """The reference ``forward``'s tuple: reconstruction, P(clear), P(liquid), aux scores, gate, COT."""
+        feature = self.encoder(x)
+        p_clear = torch.sigmoid(self.cls1(feature))
+        gate = torch.where(p_clear <= 0.5, 1, 0)
+        out = self.heads(feature, gate.to(feature.dtype))
+        return (
+            self.recon(feature),
+            p_clear,
+            torch.sigmoid(out["liquid_logit"]),
+            torch.sigmoid(out["cot_class_logits"]),
+            gate,
+            out["cot_scaled"],
+        )
+
+
+def parameter_count(model: nn.Module, include_decoder: bool = True) -> int:
+    """Number of trainable parameters, optionally leaving out the reconstruction decoder."""
+    return sum(p.numel() for name, p in model.named_parameters() if include_decoder or not name.startswith("recon."))

@@ -1,0 +1,1 @@
+"""Granule ingest, features, inference and products: the science path, free of orchestration."""

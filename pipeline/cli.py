@@ -1,0 +1,219 @@
+"""The ``mthccar`` command: the single entry point for training, export, simulation and processing.
+
+Each command imports its implementation lazily, so ``mthccar --help`` is fast and the processing
+commands never load training code.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+app = typer.Typer(
+    name="mthccar",
+    help="MT-HCCAR cloud mask, phase and optical thickness retrieval for VIIRS, ABI and PACE OCI.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+logger = logging.getLogger("mthccar")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Sensor(StrEnum):
+    abi = "abi"
+    viirs = "viirs"
+    oci = "oci"
+
+
+class Attention(StrEnum):
+    attending = "attending"
+    reference = "reference"
+    none = "none"
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean bad input: reported as one sentence, exit status 1."""
+    return (ValueError, FileNotFoundError, FileExistsError, PermissionError, KeyError)
+
+
+def friendly_errors(func: F) -> F:
+    """Turn a user error into one clear sentence on stderr and a non-zero exit, with no traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except _user_errors() as err:
+            message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+            typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.callback()
+def main(
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="Debug log output.")] = 0,
+) -> None:
+    level = logging.DEBUG if verbose else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def _band_list(bands: str | None) -> list[str] | None:
+    return [b.strip() for b in bands.split(",") if b.strip()] if bands else None
+
+
+def _parse_grid(values: list[str]) -> dict[str, list[Any]]:
+    grid: dict[str, list[Any]] = {}
+    for item in values:
+        key, _, raw = item.partition("=")
+        if not raw:
+            raise ValueError(f"--grid expects KEY=V1,V2,..., got {item!r}")
+        parsed: list[Any] = []
+        for token in raw.split(","):
+            try:
+                parsed.append(json.loads(token))
+            except json.JSONDecodeError:
+                parsed.append(token)
+        grid[key.strip().replace("-", "_")] = parsed
+    return grid
+
+
+@app.command()
+@friendly_errors
+def train(
+    data: Annotated[Path, typer.Argument(help="Training file in the reference schema (netCDF).")],
+    sensor: Annotated[Sensor, typer.Option(help="Sensor whose reflectances to train on.")],
+    out: Annotated[Path, typer.Option(help="Output directory for checkpoints and metrics.")],
+    bands: Annotated[str | None, typer.Option(help="Comma-separated band subset, e.g. C01,C03,C04,C05,C06.")] = None,
+    attention: Annotated[Attention, typer.Option(help="Attention mode.")] = Attention.attending,
+    epochs: Annotated[int, typer.Option(min=1)] = 60,
+    batch_size: Annotated[int, typer.Option(min=1)] = 1024,
+    lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")] = 2e-3,
+    cls_weight: Annotated[float, typer.Option(min=0.0, max=1.0, help="w in w*cls + (1-w)*COT.")] = 0.6,
+    l1_weight: Annotated[float, typer.Option(min=0.0, help="Weight of the L1 parameter penalty.")] = 1e-4,
+    patience: Annotated[int, typer.Option(min=1, help="Early stopping: epochs without improvement.")] = 8,
+    seed: Annotated[int, typer.Option(help="Seed for weights and shuffling.")] = 0,
+    split_seed: Annotated[int, typer.Option(help="Seed of the train/validation/test split.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    resume: Annotated[bool, typer.Option(help="Continue from OUT/last.pt.")] = False,
+    kfold: Annotated[int, typer.Option(min=0, help="K-fold CV over --grid, then train the 1-SE choice.")] = 0,
+    grid: Annotated[list[str] | None, typer.Option(help="KEY=V1,V2 (repeatable), simplest value first.")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train MT-HCCAR on a reference-schema file; keeps the best-validation checkpoint."""
+    from dataclasses import replace
+
+    from models.train import TrainConfig, cross_validate
+    from models.train import train as run_training
+
+    cfg = TrainConfig(
+        sensor=sensor.value,
+        bands=_band_list(bands),
+        attention=attention.value,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=lr,
+        cls_weight=cls_weight,
+        l1_weight=l1_weight,
+        patience=patience,
+        seed=seed,
+        split_seed=split_seed,
+        device=device,
+    )
+    if kfold:
+        search = _parse_grid(grid or [])
+        if not search:
+            raise ValueError("--kfold needs at least one --grid KEY=V1,V2")
+        unknown = set(search) - set(cfg.hyperparameters())
+        if unknown:
+            raise ValueError(f"--grid keys {sorted(unknown)} are not tunable; use {sorted(cfg.hyperparameters())}")
+        scores, choice = cross_validate(data, cfg, search, kfold, progress=progress)
+        out.mkdir(parents=True, exist_ok=True)
+        report = [
+            {
+                "hyperparameters": s.hyperparameters,
+                "fold_losses": s.fold_losses,
+                "mean": s.mean,
+                "standard_error": s.standard_error,
+            }
+            for s in scores
+        ]
+        (out / "kfold.json").write_text(json.dumps({"folds": kfold, "candidates": report, "chosen": choice}, indent=1))
+        typer.echo(f"{kfold}-fold CV: chose {scores[choice].hyperparameters} by the one-standard-error rule")
+        cfg = replace(cfg, **scores[choice].hyperparameters)
+    result = run_training(data, out, cfg, resume=resume, progress=progress)
+    typer.echo(
+        f"best validation loss {result.best_validation_loss:.4f} at epoch {result.best_epoch}; "
+        f"checkpoint {result.best_checkpoint}; test metrics {out / 'metrics.json'}"
+    )
+
+
+@app.command()
+@friendly_errors
+def evaluate(
+    artifact: Annotated[Path, typer.Argument(help="Model artifact (.pt).")],
+    data: Annotated[Path, typer.Argument(help="Reference-schema file with truth.")],
+    out: Annotated[Path, typer.Option(help="Directory for metrics.json, model_card.md and plots.")] = Path(
+        "evaluation"
+    ),
+    split: Annotated[str, typer.Option(help="auto (test split of the training file, else all), test or all.")] = "auto",
+) -> None:
+    """Score an artifact: metrics JSON, markdown model card, PNG plots."""
+    from models.evaluate import evaluate_artifact
+
+    metrics = evaluate_artifact(artifact, data, out, split)
+    mask, cot = metrics["cloud_mask"], metrics["log10_cot"]["all"]
+    typer.echo(
+        f"mask accuracy {mask['accuracy']:.4f}, phase accuracy {metrics['phase']['accuracy']:.4f}, "
+        f"log10 COT RMSE {cot['rmse']:.3f} R2 {cot['r2']:.3f} on {metrics['n']} samples; report in {out}"
+    )
+
+
+@app.command()
+@friendly_errors
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="Training checkpoint (best.pt).")],
+    out: Annotated[Path, typer.Option(help="Artifact path (.pt).")],
+    model_version: Annotated[str, typer.Option(help="Version recorded in the artifact.")] = "1.0.0",
+    name: Annotated[str | None, typer.Option(help="Model name (default: the file stem).")] = None,
+) -> None:
+    """Export a checkpoint as a TorchScript artifact with embedded metadata."""
+    from models.export import export_checkpoint
+
+    meta = export_checkpoint(checkpoint, out, model_version, name)
+    typer.echo(f"wrote {out} ({meta['sensor']}, {meta['input_size']} features, sha256 {meta['weights_sha256'][:12]})")
+
+
+@app.command("convert-reference")
+@friendly_errors
+def convert_reference(
+    reference: Annotated[Path, typer.Argument(help="State dict saved by the reference code (.pth).")],
+    sensor: Annotated[Sensor, typer.Option(help="Sensor the checkpoint was trained for.")],
+    out: Annotated[Path, typer.Option(help="Artifact path (.pt).")],
+    scaling_from: Annotated[
+        Path | None, typer.Option(help="Refit the reference's min-max scaling on this file.")
+    ] = None,
+    bands: Annotated[str | None, typer.Option(help="Comma-separated band subset.")] = None,
+    angle_transform: Annotated[str, typer.Option(help="auto, cos_raw or cos_degrees.")] = "auto",
+    model_version: Annotated[str, typer.Option()] = "reference",
+) -> None:
+    """Convert a reference MT-HCCAR checkpoint into an artifact (attention='reference')."""
+    from models.export import convert_reference as run
+
+    meta = run(reference, sensor.value, out, scaling_from, _band_list(bands), angle_transform, model_version)
+    typer.echo(f"wrote {out} ({meta['sensor']}, {meta['input_size']} features)")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,1 @@
+"""Helpers that build test inputs in real formats."""
