@@ -195,3 +195,13 @@ class FeatureSpec:
     @classmethod
     def from_json(cls, text: str) -> FeatureSpec:
         return cls.from_dict(json.loads(text))
+
+
+def relative_azimuth(sensor_azimuth: Any, solar_azimuth: Any) -> Any:
+    """Relative azimuth in the spec's convention: |sensor - solar| folded to [0, 180] degrees.
+
+    Azimuths are directions from the pixel towards the sensor and the sun (degrees clockwise from
+    north), so 0 means the sun is behind the sensor (backscatter). Works on numpy and dask arrays.
+    """
+    difference = abs(sensor_azimuth - solar_azimuth) % 360
+    return np.where(difference > 180, 360 - difference, difference)

@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -213,6 +214,79 @@ def convert_reference(
 
     meta = run(reference, sensor.value, out, scaling_from, _band_list(bands), angle_transform, model_version)
     typer.echo(f"wrote {out} ({meta['sensor']}, {meta['input_size']} features)")
+
+
+class SimSensor(StrEnum):
+    abi = "abi"
+    viirs = "viirs"
+    oci = "oci"
+    all = "all"
+
+
+@app.command()
+@friendly_errors
+def simulate(
+    sensor: Annotated[SimSensor, typer.Option(help="Which sensor's reflectances to write (all: OCI, VIIRS and ABI).")],
+    samples: Annotated[int, typer.Option(min=1, help="Number of samples.")],
+    out: Annotated[Path, typer.Option(help="Output file (reference schema, netCDF-4).")],
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    correction: Annotated[bool, typer.Option(help="Apply the DISORT-derived multiple-scattering correction.")] = True,
+    workers: Annotated[int, typer.Option(min=1, help="Processes (default: up to 2).")] = 2,
+) -> None:
+    """Simulate training data in the reference schema with the offline RT model."""
+    import time
+
+    from models.simulate.dataset import simulate_dataset
+
+    started = time.perf_counter()
+    simulate_dataset(out, sensor.value, samples, seed, correction, workers)
+    typer.echo(f"wrote {samples} samples to {out} in {time.perf_counter() - started:.1f} s")
+
+
+def _parse_time(value: str) -> datetime:
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).replace(tzinfo=None)
+    except ValueError:
+        raise ValueError(f"--time {value!r} is not an ISO 8601 time such as 2019-10-27T20:00:27") from None
+
+
+@app.command("synth-granule")
+@friendly_errors
+def synth_granule(
+    sensor: Annotated[Sensor, typer.Option(help="Sensor whose L1b format to write.")],
+    time: Annotated[str, typer.Option(help="Scan start time (UTC, ISO 8601), e.g. 2019-10-27T20:00:27.")],
+    out: Annotated[Path, typer.Option(help="Output directory.")],
+    sector: Annotated[str | None, typer.Option(help="ABI sector: M1, M2, C or F.")] = None,
+    platform: Annotated[str | None, typer.Option(help="G16-G19 (ABI), NP/J1/J2 (VIIRS).")] = None,
+    file_format: Annotated[str | None, typer.Option("--format", help="VIIRS: l1b (VNP02/03MOD) or sdr.")] = None,
+    bands: Annotated[str | None, typer.Option(help="Comma-separated bands (default: all solar bands).")] = None,
+    lines: Annotated[int | None, typer.Option(min=16, help="Swath lines (VIIRS, OCI).")] = None,
+    pixels: Annotated[int | None, typer.Option(min=2, help="Swath pixels (VIIRS, OCI).")] = None,
+    centre_lat: Annotated[float | None, typer.Option(help="Swath centre latitude (VIIRS, OCI).")] = None,
+    seed: Annotated[int, typer.Option(help="Scene random seed.")] = 0,
+) -> None:
+    """Render a synthetic scene into real L1b files (and a truth file beside them)."""
+    import time as clock
+
+    from models.simulate.granules import synthesise
+
+    started = clock.perf_counter()
+    paths = synthesise(
+        sensor.value,
+        out,
+        _parse_time(time),
+        _band_list(bands),
+        sector=sector,
+        platform=platform,
+        file_format=file_format,
+        lines=lines,
+        pixels=pixels,
+        centre_lat=centre_lat,
+        seed=seed,
+    )
+    typer.echo(f"wrote {len(paths)} files to {out} in {clock.perf_counter() - started:.1f} s")
+    for path in paths:
+        typer.echo(f"  {path.name}")
 
 
 if __name__ == "__main__":  # pragma: no cover

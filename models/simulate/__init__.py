@@ -1,0 +1,1 @@
+"""Offline radiative-transfer simulator: training data and synthetic granules."""

@@ -1,0 +1,184 @@
+"""Synthetic PACE OCI L1B granules (``PACE_OCI.YYYYMMDDTHHMMSS.L1B.V3.nc``) for satpy's ``pace_oci_l1b_nc``.
+
+Layout as the operational L1B: ``sensor_band_parameters`` (blue/red/SWIR wavelengths, SWIR
+bandpasses, band solar irradiances), ``observation_data/rhot_{blue,red,SWIR}`` (bands, scans, pixels)
+TOA reflectance and ``qual_*``, ``geolocation_data`` (latitude, longitude, height, sun and sensor
+angles, watermask, quality flag), global ``time_coverage_start/end`` and
+``earth_sun_distance_correction``. ``rhot`` is the BRF (already divided by cos SZA: satpy's radiance
+is rhot E0 cos(SZA) / (d pi)).
+
+The hyperspectral bands sit on the MT-HCCAR 2.5 nm grid (blue 305-600 nm, red 597.5-887.5 nm), the
+SWIR bands are the nine OBPG ones including the high-gain duplicates at 1250 and 1615 nm. The real
+instrument's band counts differ (119 blue, 163 red); ingest selects bands by nearest wavelength.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+from pyorbital.astronomy import sun_earth_distance_correction
+
+from models.bands import Band
+from models.simulate.optics import read_table
+from models.simulate.polar import render_swath
+from models.simulate.truth import TruthWriter
+
+logger = logging.getLogger(__name__)
+
+ALTITUDE_KM = 676.5
+MAX_SCAN_ANGLE = 56.5
+LINE_SPACING_KM = 1.2
+BLUE_NM = 304.994 + 2.5 * np.arange(119)
+RED_NM = 597.494 + 2.5 * np.arange(117)
+HYPERSPECTRAL_WIDTH_NM = 5.0
+SWIR_NM = np.array([939.716, 1038.317, 1250.375, 1248.550, 1378.169, 1619.626, 1618.036, 2130.593, 2258.432])
+SWIR_BANDPASS_NM = np.array([45.0, 80.0, 30.0, 30.0, 15.0, 75.0, 75.0, 50.0, 75.0])
+GRANULE_MINUTES = 5
+
+
+def _bands(centres_nm: np.ndarray, widths_nm: np.ndarray, prefix: str) -> list[Band]:
+    return [
+        Band(f"{prefix}{c:.3f}", (c - w / 2) / 1e3, c / 1e3, (c + w / 2) / 1e3)
+        for c, w in zip(centres_nm, widths_nm, strict=True)
+    ]
+
+
+def _solar_irradiance(bands: list[Band]) -> np.ndarray:
+    """Band-mean solar irradiance (W m-2 um-1) from the SPCTRAL2 extraterrestrial spectrum."""
+    table = read_table("spectrl2.csv")
+    wl = table["wavelength_nm"] / 1e3
+    return np.array(
+        [np.interp(np.linspace(b.min_um, b.max_um, 21), wl, table["solar_irradiance"]).mean() * 1e3 for b in bands]
+    )
+
+
+def write_oci_granule(
+    out_dir: str | Path,
+    start: dt.datetime,
+    lines: int = 1710,
+    pixels: int = 1272,
+    centre_lat: float = 20.0,
+    centre_lon: float | None = None,
+    seed: int = 0,
+) -> list[Path]:
+    """Render one synthetic OCI L1B granule (all blue, red and SWIR bands) plus its truth file."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    groups = {
+        "blue": _bands(BLUE_NM, np.full(len(BLUE_NM), HYPERSPECTRAL_WIDTH_NM), "blue_"),
+        "red": _bands(RED_NM, np.full(len(RED_NM), HYPERSPECTRAL_WIDTH_NM), "red_"),
+        "SWIR": _bands(SWIR_NM, SWIR_BANDPASS_NM, "swir_"),
+    }
+    all_bands = [b for bands in groups.values() for b in bands]
+    scene = render_swath(
+        start,
+        all_bands,
+        lines,
+        pixels,
+        centre_lat,
+        centre_lon,
+        -12.0,
+        seed,
+        LINE_SPACING_KM,
+        MAX_SCAN_ANGLE,
+        ALTITUDE_KM,
+        dt.timedelta(minutes=GRANULE_MINUTES) * lines / 1710,
+    )
+    name = f"PACE_OCI.{scene.start:%Y%m%dT%H%M%S}.L1B.V3.nc"
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
+    os.close(fd)
+    try:
+        with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
+            nc.setncatts(
+                {
+                    "title": "PACE OCI Level-1B Data (synthetic)",
+                    "instrument": "OCI",
+                    "platform": "PACE",
+                    "processing_level": "L1B",
+                    "institution": "MT-HCCAR project (synthetic)",
+                    "time_coverage_start": f"{scene.start:%Y-%m-%dT%H:%M:%S.%f}"[:-3] + "Z",
+                    "time_coverage_end": f"{scene.end:%Y-%m-%dT%H:%M:%S.%f}"[:-3] + "Z",
+                    "earth_sun_distance_correction": np.float32(sun_earth_distance_correction(scene.start) ** -2),
+                    "day_night_flag": "Day" if scene.simulated.any() else "Night",
+                }
+            )
+            nc.createDimension("scans", lines)
+            nc.createDimension("pixels", pixels)
+            params = nc.createGroup("sensor_band_parameters")
+            observation = nc.createGroup("observation_data")
+            offset = 0
+            for group, bands in groups.items():
+                dim = f"{group.lower()}_bands" if group != "SWIR" else "SWIR_bands"
+                nc.createDimension(dim, len(bands))
+                wl = params.createVariable(f"{group}_wavelength", "f4", (dim,))
+                wl.units = "nm"
+                wl[:] = [b.central_um * 1e3 for b in bands]
+                irr = params.createVariable(f"{group}_solar_irradiance", "f4", (dim,))
+                irr.units = "W m^-2 um^-1"
+                irr[:] = _solar_irradiance(bands)
+                if group == "SWIR":
+                    bandpass = params.createVariable("SWIR_bandpass", "f4", (dim,))
+                    bandpass.units = "nm"
+                    bandpass[:] = SWIR_BANDPASS_NM
+                rhot = observation.createVariable(
+                    f"rhot_{group}",
+                    "f4",
+                    (dim, "scans", "pixels"),
+                    zlib=True,
+                    complevel=1,
+                    fill_value=np.float32(-32767.0),
+                    chunksizes=(min(len(bands), 16), min(lines, 256), min(pixels, 256)),
+                )
+                rhot.setncatts(
+                    {
+                        "long_name": f"Top of Atmosphere {group} Band Reflectance",
+                        "units": "1",
+                        "valid_min": np.float32(0.0),
+                        "valid_max": np.float32(1.3),
+                    }
+                )
+                data = np.moveaxis(scene.brf[..., offset : offset + len(bands)], -1, 0)
+                rhot[:] = np.where(np.isfinite(scene.latitude)[None], data, np.float32(-32767.0))
+                qual = observation.createVariable(f"qual_{group}", "u1", (dim, "scans", "pixels"), zlib=True)
+                qual[:] = np.zeros((len(bands), lines, pixels), dtype=np.uint8)
+                offset += len(bands)
+            geo = nc.createGroup("geolocation_data")
+            for var_name, values, units in (
+                ("latitude", scene.latitude, "degrees_north"),
+                ("longitude", scene.longitude, "degrees_east"),
+                ("solar_zenith", scene.solar_zenith, "degrees"),
+                ("solar_azimuth", (scene.solar_azimuth + 180) % 360 - 180, "degrees"),
+                ("sensor_zenith", scene.sensor_zenith, "degrees"),
+                ("sensor_azimuth", (scene.sensor_azimuth + 180) % 360 - 180, "degrees"),
+                ("height", np.zeros(scene.latitude.shape), "meters"),
+            ):
+                var = geo.createVariable(var_name, "f4", ("scans", "pixels"), zlib=True, fill_value=np.float32(-32767))
+                var.units = units
+                var[:] = values
+            for var_name in ("watermask", "quality_flag"):
+                var = geo.createVariable(var_name, "u1", ("scans", "pixels"), zlib=True)
+                var[:] = np.zeros(scene.latitude.shape, dtype=np.uint8)
+        os.replace(tmp, out / name)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    truth = TruthWriter(
+        out,
+        f"OCI_PACE_{scene.start:%Y%m%dT%H%M%S}",
+        scene.latitude.shape,
+        {"sensor": "oci", "platform": "PACE", "time_coverage_start": scene.start.isoformat() + "Z", "seed": seed},
+    )
+    try:
+        truth.write(slice(0, lines), scene.simulated, scene.state)
+        truth_path = truth.finish()
+    except BaseException:
+        truth.abort()
+        raise
+    logger.info("wrote OCI granule at %s to %s", scene.start, out)
+    return [out / name, truth_path]

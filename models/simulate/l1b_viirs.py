@@ -1,0 +1,335 @@
+"""Synthetic VIIRS granules: NASA L1B (VNP02MOD + VNP03MOD netCDF-4) and NOAA SDR (SVMnn + GMTCO HDF5).
+
+Both carry the M bands as the operational products do:
+
+* L1B (``viirs_l1b`` reader): ``observation_data/Mnn`` uint16 reflectance counts with
+  ``scale_factor``/``add_offset``/``valid_min``/``valid_max`` and the radiance scaling attributes,
+  ``Mnn_quality_flags``; the companion VNP03MOD holds ``geolocation_data/latitude``, ``longitude``
+  and the sun/sensor zenith and azimuth (int16, 0.01 deg); global ``time_coverage_start/end``,
+  orbit number, platform, ``DayNightFlag``, ``startDirection``/``endDirection``.
+* SDR (``viirs_sdr`` reader): one ``SVMnn_npp_d..._t..._e..._b..._c..._synth_ops.h5`` per band with
+  ``All_Data/VIIRS-Mn-SDR_All/Reflectance`` (uint16) and ``ReflectanceFactors``, the
+  ``Data_Products`` aggregate and granule attributes; GMTCO with ``Latitude``, ``Longitude`` and the
+  angles in ``All_Data/VIIRS-MOD-GEO-TC_All``.
+
+VIIRS reflectances in both are pi L d^2 / E0 (not divided by cos SZA): the files store BRF x mu0.
+The swath is a straight great-circle track (``geometry.swath``) at 829 km with +-56.06 deg scans.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from models.bands import VIIRS_M_BANDS
+from models.simulate.polar import SwathScene, render_swath
+from models.simulate.truth import TruthWriter
+
+logger = logging.getLogger(__name__)
+
+ROWS_PER_SCAN = 16
+ALTITUDE_KM = 829.0
+MAX_SCAN_ANGLE = 56.06
+LINE_SPACING_KM = 0.742
+REFLECTANCE_SCALE = 2.0e-5  # counts -> reflectance factor
+FILL_U16 = 65535
+VALID_MAX_U16 = 65527
+PLATFORMS = {
+    # short name in file names: (platform attribute, SDR platform code)
+    "NP": ("Suomi-NPP", "npp"),
+    "J1": ("JPSS-1", "j01"),
+    "J2": ("JPSS-2", "j02"),
+}
+GRANULE_MINUTES = 6
+
+
+def _temporary(directory: Path, name: str) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    os.close(fd)
+    return Path(tmp)
+
+
+def _reflectance_counts(brf: np.ndarray, mu0: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    counts = np.rint(brf * np.maximum(mu0, 0) / REFLECTANCE_SCALE)
+    counts = np.clip(counts, 0, VALID_MAX_U16).astype(np.uint16)
+    counts[~valid] = FILL_U16
+    return counts
+
+
+def _angle_counts(angle: np.ndarray) -> np.ndarray:
+    return np.rint(np.asarray(angle) * 100).astype(np.int16)
+
+
+def _write_l1b_pair(scene: SwathScene, out: Path, short: str, orbit: int) -> list[Path]:
+    import netCDF4
+
+    platform, _ = PLATFORMS[short]
+    created = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    stamp = f"A{scene.start:%Y%j.%H%M}.002.{created:%Y%j%H%M%S}"
+    lines, pixels = scene.latitude.shape
+    common = {
+        "time_coverage_start": f"{scene.start:%Y-%m-%dT%H:%M:%S}.000Z",
+        "time_coverage_end": f"{scene.end:%Y-%m-%dT%H:%M:%S}.000Z",
+        "instrument": "VIIRS",
+        "platform": platform,
+        "DayNightFlag": "Day" if scene.simulated.any() else "Night",
+        "startDirection": "Ascending",
+        "endDirection": "Ascending",
+        "institution": "MT-HCCAR project (synthetic)",
+        "title": "VIIRS M-band Reflected Solar Band and Thermal Emissive Band Data (synthetic)",
+        "processing_version": "synthetic",
+        "product_name": "",
+        "Conventions": "CF-1.6",
+    }
+    paths = []
+    mu0 = np.cos(np.radians(np.minimum(scene.solar_zenith, 90.0)))
+    # --- VNP03MOD geolocation
+    geo_name = f"V{short}03MOD.{stamp}.nc"
+    tmp = _temporary(out, geo_name)
+    with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
+        nc.setncatts({**common, "OrbitNumber": np.int32(orbit), "product_name": geo_name})
+        nc.createDimension("number_of_scans", lines // ROWS_PER_SCAN)
+        nc.createDimension("number_of_lines", lines)
+        nc.createDimension("number_of_pixels", pixels)
+        group = nc.createGroup("geolocation_data")
+        for name, values, units, lo, hi in (
+            ("latitude", scene.latitude, "degrees_north", -90.0, 90.0),
+            ("longitude", scene.longitude, "degrees_east", -180.0, 180.0),
+        ):
+            var = group.createVariable(
+                name, "f4", ("number_of_lines", "number_of_pixels"), zlib=True, fill_value=np.float32(-999.9)
+            )
+            var.setncatts(
+                {
+                    "units": units,
+                    "valid_min": np.float32(lo),
+                    "valid_max": np.float32(hi),
+                    "long_name": name.capitalize(),
+                }
+            )
+            var[:] = values
+        for name, values in (
+            ("solar_zenith", scene.solar_zenith),
+            ("solar_azimuth", scene.solar_azimuth),
+            ("sensor_zenith", scene.sensor_zenith),
+            ("sensor_azimuth", scene.sensor_azimuth),
+        ):
+            var = group.createVariable(
+                name, "i2", ("number_of_lines", "number_of_pixels"), zlib=True, fill_value=np.int16(-32768)
+            )
+            var.set_auto_maskandscale(False)
+            signed = "azimuth" in name
+            var.setncatts(
+                {
+                    "units": "degrees",
+                    "scale_factor": np.float32(0.01),
+                    "add_offset": np.float32(0.0),
+                    "valid_min": np.int16(-18000 if signed else 0),
+                    "valid_max": np.int16(18000),
+                    "long_name": name.replace("_", " "),
+                }
+            )
+            var[:] = _angle_counts((values + 180) % 360 - 180 if signed else values)
+    os.replace(tmp, out / geo_name)
+    paths.append(out / geo_name)
+    # --- VNP02MOD radiances / reflectances
+    rad_name = f"V{short}02MOD.{stamp}.nc"
+    tmp = _temporary(out, rad_name)
+    with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
+        nc.setncatts({**common, "orbit_number": np.int32(orbit), "product_name": rad_name})
+        nc.createDimension("number_of_scans", lines // ROWS_PER_SCAN)
+        nc.createDimension("number_of_lines", lines)
+        nc.createDimension("number_of_pixels", pixels)
+        group = nc.createGroup("observation_data")
+        for k, band in enumerate(scene.bands):
+            var = group.createVariable(
+                band.name,
+                "u2",
+                ("number_of_lines", "number_of_pixels"),
+                zlib=True,
+                chunksizes=(min(lines, ROWS_PER_SCAN * 4), min(pixels, 512)),
+                fill_value=np.uint16(FILL_U16),
+            )
+            var.set_auto_maskandscale(False)
+            var.setncatts(
+                {
+                    "long_name": f"Earth View {band.name} Scaled Reflectance",
+                    "scale_factor": np.float32(REFLECTANCE_SCALE),
+                    "add_offset": np.float32(0.0),
+                    "valid_min": np.uint16(0),
+                    "valid_max": np.uint16(VALID_MAX_U16),
+                    "radiance_units": "Watts/meter^2/steradian/micrometer",
+                    "radiance_scale_factor": np.float32(0.01),
+                    "radiance_add_offset": np.float32(0.0),
+                }
+            )
+            var[:] = _reflectance_counts(scene.brf[..., k], mu0, np.isfinite(scene.latitude))
+            flags = group.createVariable(
+                f"{band.name}_quality_flags", "u2", ("number_of_lines", "number_of_pixels"), zlib=True
+            )
+            flags.setncatts({"units": "none", "long_name": f"{band.name} quality flags"})
+            flags[:] = np.zeros((lines, pixels), dtype=np.uint16)
+    os.replace(tmp, out / rad_name)
+    paths.append(out / rad_name)
+    return paths
+
+
+def _write_sdr(scene: SwathScene, out: Path, short: str, orbit: int) -> list[Path]:
+    import h5py
+
+    _, code = PLATFORMS[short]
+    created = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    start, end = scene.start, scene.end
+    stamp = (
+        f"{code}_d{start:%Y%m%d}_t{start:%H%M%S}{start.microsecond // 100000}_e{end:%H%M%S}"
+        f"{end.microsecond // 100000}_b{orbit:05d}_c{created:%Y%m%d%H%M%S%f}_synth_ops.h5"
+    )
+    lines, pixels = scene.latitude.shape
+    mu0 = np.cos(np.radians(np.minimum(scene.solar_zenith, 90.0)))
+
+    def date_attrs(group: h5py.Group, prefix: str) -> None:
+        def ascii_attr(name: str, value: str) -> None:
+            group.attrs.create(name, np.array([[value.encode()]]), dtype=h5py.string_dtype("ascii", len(value)))
+
+        ascii_attr(f"{prefix}BeginningDate", f"{start:%Y%m%d}")
+        ascii_attr(f"{prefix}BeginningTime", f"{start:%H%M%S}.{start.microsecond:06d}Z")
+        ascii_attr(f"{prefix}EndingDate", f"{end:%Y%m%d}")
+        ascii_attr(f"{prefix}EndingTime", f"{end:%H%M%S}.{end.microsecond:06d}Z")
+        group.attrs.create(f"{prefix}BeginningOrbitNumber", np.array([[orbit]], dtype=np.uint64))
+        group.attrs.create(f"{prefix}EndingOrbitNumber", np.array([[orbit]], dtype=np.uint64))
+
+    def skeleton(handle: h5py.File, dataset: str, all_group: str) -> h5py.Group:
+        handle.attrs.create(
+            "Platform_Short_Name",
+            np.array([[short.replace("NP", "NPP").replace("J1", "J01").replace("J2", "J02").encode()]]),
+        )
+        handle.attrs.create("Instrument_Short_Name", np.array([[b"VIIRS"]]))
+        product = handle.create_group(f"Data_Products/{dataset}")
+        product.attrs.create("Instrument_Short_Name", np.array([[b"VIIRS"]]))
+        aggregate = product.create_dataset(f"{dataset}_Aggr", data=np.zeros(1, dtype=np.uint32))
+        date_attrs(aggregate, "Aggregate")
+        aggregate.attrs.create("AggregateNumberGranules", np.array([[1]], dtype=np.uint64))
+        granule = product.create_dataset(f"{dataset}_Gran_0", data=np.zeros(1, dtype=np.uint32))
+        date_attrs(granule, "")
+        granule.attrs.create("N_Number_Of_Scans", np.array([[lines // ROWS_PER_SCAN]], dtype=np.int32))
+        granule.attrs.create("N_Reference_ID", np.array([[f"{dataset}:SYNTH:{orbit}".encode()]]))
+        granule.attrs.create(
+            "G-Ring_Latitude",
+            np.array(
+                [[scene.latitude[0, 0]], [scene.latitude[0, -1]], [scene.latitude[-1, -1]], [scene.latitude[-1, 0]]],
+                dtype=np.float32,
+            ),
+        )
+        granule.attrs.create(
+            "G-Ring_Longitude",
+            np.array(
+                [
+                    [scene.longitude[0, 0]],
+                    [scene.longitude[0, -1]],
+                    [scene.longitude[-1, -1]],
+                    [scene.longitude[-1, 0]],
+                ],
+                dtype=np.float32,
+            ),
+        )
+        return handle.create_group(f"All_Data/{all_group}")
+
+    paths = []
+    geo_name = f"GMTCO_{stamp}"
+    tmp = _temporary(out, geo_name)
+    with h5py.File(tmp, "w") as handle:
+        data = skeleton(handle, "VIIRS-MOD-GEO-TC", "VIIRS-MOD-GEO-TC_All")
+        data.create_dataset("Latitude", data=scene.latitude.astype(np.float32))
+        data.create_dataset("Longitude", data=scene.longitude.astype(np.float32))
+        data.create_dataset("Height", data=np.zeros((lines, pixels), dtype=np.float32))
+        data.create_dataset("SolarZenithAngle", data=scene.solar_zenith.astype(np.float32))
+        data.create_dataset("SolarAzimuthAngle", data=((scene.solar_azimuth + 180) % 360 - 180).astype(np.float32))
+        data.create_dataset("SatelliteZenithAngle", data=scene.sensor_zenith.astype(np.float32))
+        data.create_dataset("SatelliteAzimuthAngle", data=((scene.sensor_azimuth + 180) % 360 - 180).astype(np.float32))
+        data.create_dataset("QF1_SCAN_VIIRSSDRGEO", data=np.zeros(lines // ROWS_PER_SCAN, dtype=np.uint8))
+    os.replace(tmp, out / geo_name)
+    paths.append(out / geo_name)
+    for k, band in enumerate(scene.bands):
+        number = int(band.name[1:])
+        name = f"SVM{number:02d}_{stamp}"
+        tmp = _temporary(out, name)
+        with h5py.File(tmp, "w") as handle:
+            data = skeleton(handle, f"VIIRS-M{number}-SDR", f"VIIRS-M{number}-SDR_All")
+            data.create_dataset(
+                "Reflectance", data=_reflectance_counts(scene.brf[..., k], mu0, np.isfinite(scene.latitude))
+            )
+            data.create_dataset("ReflectanceFactors", data=np.array([REFLECTANCE_SCALE, 0.0], dtype=np.float32))
+            data.create_dataset("Radiance", data=np.zeros((lines, pixels), dtype=np.uint16))
+            data.create_dataset("RadianceFactors", data=np.array([0.01, 0.0], dtype=np.float32))
+            data.create_dataset("QF1_VIIRSMBANDSDR", data=np.zeros((lines, pixels), dtype=np.uint8))
+        os.replace(tmp, out / name)
+        paths.append(out / name)
+    return paths
+
+
+FORMATS = ("l1b", "sdr")
+
+
+def write_viirs_granule(
+    out_dir: str | Path,
+    start: dt.datetime,
+    platform: str = "NP",
+    file_format: str = "l1b",
+    lines: int = 3232,
+    pixels: int = 3200,
+    bands: Sequence[str] | None = None,
+    centre_lat: float = 35.0,
+    centre_lon: float | None = None,
+    seed: int = 0,
+    orbit: int = 41234,
+) -> list[Path]:
+    """Render one synthetic VIIRS M-band granule in L1B or SDR format, plus its truth file."""
+    if platform not in PLATFORMS:
+        raise ValueError(f"unknown VIIRS platform {platform!r}: expected one of {', '.join(PLATFORMS)}")
+    if file_format not in FORMATS:
+        raise ValueError(f"unknown VIIRS format {file_format!r}: expected l1b or sdr")
+    if lines % ROWS_PER_SCAN:
+        raise ValueError(f"VIIRS M-band granules hold whole scans of {ROWS_PER_SCAN} lines, not {lines}")
+    table = {b.name: b for b in VIIRS_M_BANDS}
+    names = list(bands) if bands else list(table)
+    unknown = [b for b in names if b not in table]
+    if unknown:
+        raise ValueError(f"VIIRS solar M bands are M01-M11; cannot synthesise {', '.join(unknown)}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    scene = render_swath(
+        start,
+        [table[b] for b in names],
+        lines,
+        pixels,
+        centre_lat,
+        centre_lon,
+        -12.0,
+        seed,
+        LINE_SPACING_KM,
+        MAX_SCAN_ANGLE,
+        ALTITUDE_KM,
+        dt.timedelta(minutes=GRANULE_MINUTES) * lines / 3232,
+    )
+    writer = _write_l1b_pair if file_format == "l1b" else _write_sdr
+    paths = writer(scene, out, platform, orbit)
+    truth = TruthWriter(
+        out,
+        f"VIIRS-{file_format.upper()}_{platform}_{scene.start:%Y%m%dT%H%M%S}",
+        scene.latitude.shape,
+        {"sensor": "viirs", "platform": platform, "time_coverage_start": scene.start.isoformat() + "Z", "seed": seed},
+    )
+    try:
+        truth.write(slice(0, lines), scene.simulated, scene.state)
+        paths.append(truth.finish())
+    except BaseException:
+        truth.abort()
+        raise
+    logger.info("wrote VIIRS %s %s granule at %s to %s", platform, file_format, scene.start, out)
+    return paths

@@ -1,0 +1,132 @@
+"""The supported imagers as data: satpy reader, band files, geolocation, reflectance convention.
+
+Adding a sensor, a reader or a band subset is a change to these tables, not new control flow.
+``band_keys`` says where a band lives among a granule's files: the satpy file type (ABI: one
+file per band) or the dataset group (VIIRS SDR: one file per band); ``None`` means every band is in
+the granule's main file (VIIRS L1B, OCI). ``geolocation`` lists alternatives of which one must be
+present.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+ReflectanceConvention = Literal["brf_times_mu0", "brf"]
+
+
+@dataclass(frozen=True)
+class ReaderSpec:
+    reader: str
+    sensor: str
+    description: str
+    group_keys: tuple[str, ...]  # file-name fields that identify one scan (after the start time)
+    band_keys: dict[str, str] | None  # project band -> file type / dataset group, or None (one file)
+    main_files: tuple[str, ...]  # file types (or groups) that must be present, beyond the bands
+    geolocation: tuple[str, ...] = ()  # any one of these companions is needed
+    reflectance: ReflectanceConvention = "brf_times_mu0"
+    angles: Literal["satpy", "datasets"] = "datasets"
+    band_by_wavelength: bool = False  # OCI: pick file bands by nearest central wavelength
+    target_resolution: Literal["coarsest", "native"] = "native"
+    chunk_align: int = 0  # on-disk chunk to align dask chunks with (pixels), 0 = reader default
+    platform_key: str = "platform_shortname"
+    sector_key: str | None = None
+    satpy_band_names: dict[str, str] = field(default_factory=dict)  # project name -> satpy name, if they differ
+
+
+ABI_BAND_FILES = {f"C{n:02d}": f"c{n:02d}" for n in range(1, 7)}
+VIIRS_M = [f"M{n:02d}" for n in range(1, 12)]
+
+READERS: dict[str, ReaderSpec] = {
+    "abi_l1b": ReaderSpec(
+        reader="abi_l1b",
+        sensor="abi",
+        description="GOES-R ABI L1b radiances (one file per band)",
+        group_keys=("platform_shortname", "scene_abbr"),
+        band_keys=ABI_BAND_FILES,
+        main_files=(),
+        reflectance="brf_times_mu0",
+        angles="satpy",
+        target_resolution="coarsest",
+        chunk_align=226,
+        sector_key="scene_abbr",
+    ),
+    "viirs_l1b": ReaderSpec(
+        reader="viirs_l1b",
+        sensor="viirs",
+        description="NASA VIIRS L1B (VNP02MOD/VJ102MOD + VNP03MOD/VJ103MOD)",
+        group_keys=("platform_shortname",),
+        band_keys=None,
+        main_files=("vl1bm",),
+        geolocation=("vgeom",),
+    ),
+    "viirs_sdr": ReaderSpec(
+        reader="viirs_sdr",
+        sensor="viirs",
+        description="NOAA VIIRS SDR (SVMnn + GMTCO/GMODO HDF5)",
+        group_keys=("platform_shortname",),
+        band_keys={b: f"SVM{b[1:]}" for b in VIIRS_M},
+        main_files=(),
+        geolocation=("GMTCO", "GMODO"),
+    ),
+    "pace_oci_l1b_nc": ReaderSpec(
+        reader="pace_oci_l1b_nc",
+        sensor="oci",
+        description="PACE OCI L1B (netCDF-4)",
+        group_keys=(),
+        band_keys=None,
+        main_files=("oci_l1b",),
+        reflectance="brf",
+        band_by_wavelength=True,
+        platform_key="",
+    ),
+}
+
+SENSOR_READERS: dict[str, tuple[str, ...]] = {
+    "abi": ("abi_l1b",),
+    "viirs": ("viirs_l1b", "viirs_sdr"),
+    "oci": ("pace_oci_l1b_nc",),
+}
+
+# ABI file names carry G16-G19; VIIRS NP/J1/J2 (L1B) or npp/j01/j02 (SDR); OCI is on PACE
+PLATFORM_NAMES = {
+    "G16": "GOES-16",
+    "G17": "GOES-17",
+    "G18": "GOES-18",
+    "G19": "GOES-19",
+    "NP": "Suomi-NPP",
+    "npp": "Suomi-NPP",
+    "J1": "NOAA-20",
+    "j01": "NOAA-20",
+    "J2": "NOAA-21",
+    "j02": "NOAA-21",
+    "PACE": "PACE",
+}
+PLATFORM_CODES = {
+    "GOES-16": "G16",
+    "GOES-17": "G17",
+    "GOES-18": "G18",
+    "GOES-19": "G19",
+    "Suomi-NPP": "NPP",
+    "NOAA-20": "N20",
+    "NOAA-21": "N21",
+    "PACE": "PACE",
+}
+INSTRUMENTS = {"abi": "ABI", "viirs": "VIIRS", "oci": "OCI"}
+
+OCI_WAVELENGTH_TOLERANCE_NM = 1.3  # half the 2.5 nm hyperspectral step
+OCI_SWIR_TOLERANCE_FRACTION = 0.2  # of the bandpass
+
+
+def reader_spec(reader: str) -> ReaderSpec:
+    try:
+        return READERS[reader]
+    except KeyError:
+        raise ValueError(f"unknown reader {reader!r}: supported are {', '.join(READERS)}") from None
+
+
+def readers_for(sensor: str) -> tuple[str, ...]:
+    try:
+        return SENSOR_READERS[sensor]
+    except KeyError:
+        raise ValueError(f"unknown sensor {sensor!r}: expected one of {', '.join(SENSOR_READERS)}") from None

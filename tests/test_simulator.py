@@ -1,0 +1,225 @@
+"""The offline radiative-transfer simulator: known values, physical behaviour, DISORT agreement."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.bands import ABI_BANDS, VIIRS_M_BANDS, Band
+from models.data import ReferenceDataset
+from models.simulate import disort
+from models.simulate.correction import shipped_correction
+from models.simulate.dataset import sample_state, simulate_bands, simulate_dataset
+from models.simulate.optics import GasTables, rayleigh_optical_depth
+from models.simulate.rt import Layer, toa_brf
+from models.simulate.simulator import AtmosphereState
+from models.simulate.surface import snow_albedo, surface_albedo
+
+
+def _band(name: str, centre: float, width: float = 0.02) -> Band:
+    return Band(name, centre - width / 2, centre, centre + width / 2)
+
+
+def _state(n: int, **overrides) -> AtmosphereState:
+    """``n`` copies of one mid-latitude ocean scene with a liquid cloud, fields overridable."""
+    base = {
+        "solar_zenith": 30.0,
+        "viewing_zenith": 20.0,
+        "relative_azimuth": 60.0,
+        "surface_pressure": 1013.0,
+        "h2o": 2.0,
+        "o3": 300.0,
+        "surface_class": 17,
+        "surface_brightness": 1.0,
+        "snow_grain": 100.0,
+        "cloudy": True,
+        "ice": False,
+        "log10_cot": 1.0,
+        "effective_radius": 12.0,
+        "cloud_top_pressure": 800.0,
+        "cloud_base_pressure": 900.0,
+    }
+    base.update(overrides)
+    return AtmosphereState(**{k: np.broadcast_to(np.asarray(v), (n,)).copy() for k, v in base.items()})
+
+
+def test_rayleigh_optical_depth_matches_bodhaine() -> None:
+    # values at 1013.25 hPa tabulated in the simulator notes (Bodhaine et al. 1999, eq. 30)
+    np.testing.assert_allclose(
+        rayleigh_optical_depth(np.array([0.47, 0.64, 0.865, 1.24])), [0.1848, 0.0524, 0.0155, 0.0037], rtol=0.02
+    )
+    assert rayleigh_optical_depth(0.64, 506.625) == pytest.approx(0.0524 / 2, rel=0.02)
+
+
+def test_gas_band_transmittances_match_spctral2() -> None:
+    gases = GasTables([VIIRS_M_BANDS[3], VIIRS_M_BANDS[8]])  # M04 (0.555) and M09 (1.378)
+    airmass = 1 / np.cos(np.radians(40)) + 1 / np.cos(np.radians(20))
+    water = gases.transmittance("h2o", np.array([[2.5 * airmass, 2.5 * airmass]]))[0]
+    ozone = gases.transmittance("o3", np.array([[0.3 * airmass, 0.3 * airmass]]))[0]
+    assert water[1] == pytest.approx(0.0055, abs=0.003)  # the cirrus band sees no lower troposphere
+    assert water[0] == pytest.approx(1.0, abs=0.002)
+    assert ozone[0] == pytest.approx(0.936, abs=0.01)
+
+
+def test_visible_reflectance_rises_monotonically_with_cot() -> None:
+    cot = np.linspace(-1.5, 2.5, 25)
+    brf = simulate_bands([ABI_BANDS[1]], _state(25, log10_cot=cot))[:, 0]
+    assert np.all(np.diff(brf) > 0)
+    assert brf[0] < 0.1 < 0.7 < brf[-1]
+
+
+def test_ice_is_darker_than_liquid_at_1p6_um() -> None:
+    bands = [ABI_BANDS[1], ABI_BANDS[4]]  # 0.64 and 1.61 um
+    same = {"effective_radius": 20.0, "log10_cot": 1.5, "cloud_top_pressure": 300, "cloud_base_pressure": 400}
+    liquid = simulate_bands(bands, _state(1, ice=False, **same))
+    ice = simulate_bands(bands, _state(1, ice=True, **same))
+    assert ice[0, 1] < 0.8 * liquid[0, 1]  # ice absorbs ~4x more at 1.6 um
+    assert ice[0, 0] > liquid[0, 0]  # and scatters more sideways/back (g 0.75 vs 0.87) in the visible
+
+
+def test_fresh_snow_is_bright_in_the_visible_and_dark_at_1p6_um() -> None:
+    albedo = snow_albedo(np.array([0.47, 0.64, 1.61, 2.25]), np.array([[100.0]]), np.array([[0.7]]))[0]
+    assert albedo[0] > 0.95
+    assert albedo[1] > 0.9
+    assert albedo[2] < 0.25
+    assert albedo[3] > albedo[2]  # the 2.25 um peak
+    brf = simulate_bands([ABI_BANDS[1], ABI_BANDS[4]], _state(1, cloudy=False, surface_class=19, snow_grain=100.0))
+    assert brf[0, 0] > 0.7
+    assert brf[0, 1] < 0.25
+
+
+def test_clear_ocean_is_dark_in_the_near_infrared() -> None:
+    brf = simulate_bands([ABI_BANDS[2], ABI_BANDS[4]], _state(1, cloudy=False, surface_class=17))
+    assert np.all(brf < 0.05)
+
+
+def test_reflectances_and_albedos_stay_in_range() -> None:
+    state = sample_state(3000, np.random.default_rng(4))
+    brf = simulate_bands(ABI_BANDS + VIIRS_M_BANDS, state)
+    assert np.all(np.isfinite(brf))
+    assert brf.min() >= 0.0
+    # BRF well above 1 is physical only in the forward-scattering peak at oblique sun and view
+    # (checked against DISORT: 2.0 at SZA 73, VZA 64, RAA 171 over snow under thick ice cloud)
+    assert brf.max() < 2.7
+    moderate = (state.relative_azimuth < 90) & (state.solar_zenith < 60) & (state.viewing_zenith < 60)
+    assert brf[moderate].max() < 1.1
+    albedo = surface_albedo(
+        state.surface_class,
+        np.array([b.central_um for b in ABI_BANDS]),
+        np.cos(np.radians(state.solar_zenith))[:, None],
+        state.surface_brightness[:, None],
+        state.snow_grain[:, None],
+    )
+    assert albedo.min() >= 0.0
+    assert albedo.max() <= 1.0
+
+
+def test_clear_sky_ignores_cloud_fields() -> None:
+    a = simulate_bands(ABI_BANDS, _state(1, cloudy=False, log10_cot=2.0, ice=True))
+    b = simulate_bands(ABI_BANDS, _state(1, cloudy=False, log10_cot=-1.0, ice=False))
+    np.testing.assert_array_equal(a, b)
+
+
+def _random_columns(rng: np.random.Generator, n: int, wavelengths: np.ndarray):
+    """Random layers (as in the notes' validation): geometry, pressure, cloud, albedo, gas.
+
+    ``phi`` is in the DISORT convention (0 = forward-scattering half-plane) for both models.
+    """
+    cases = []
+    for _ in range(n):
+        mu0 = rng.uniform(np.cos(np.radians(75)), 1.0)
+        mu = rng.uniform(np.cos(np.radians(65)), 1.0)
+        phi = rng.uniform(0, 180)
+        ps = rng.uniform(600, 1030)
+        top = rng.uniform(150, ps - 50)
+        thick = min(rng.uniform(20, 200), ps - top - 10)
+        tau_r = rayleigh_optical_depth(wavelengths, ps)
+        fa, fc = top / ps, thick / ps
+        tau_c = 0.0 if rng.random() < 0.2 else 10 ** rng.uniform(-1.5, 2.5)
+        b = len(wavelengths)
+        ssa_c = 1 - 10 ** rng.uniform(-7, -1.0, b)
+        g_c = rng.uniform(0.72, 0.88, b)
+        albedo = rng.uniform(0.01, 0.9, b)
+        gas = 10 ** rng.uniform(-4, 0, (3, b)) * np.array([[0.2], [0.3], [1.0]])
+        one = np.ones(b)
+        layers = [
+            {"tau_c": 0 * one, "ssa_c": one, "g_c": 0.85 * one, "tau_r": fa * tau_r, "tau_a": gas[0]},
+            {"tau_c": tau_c * one, "ssa_c": ssa_c, "g_c": g_c, "tau_r": fc * tau_r, "tau_a": gas[1]},
+            {"tau_c": 0 * one, "ssa_c": one, "g_c": 0.85 * one, "tau_r": (1 - fa - fc) * tau_r, "tau_a": gas[2]},
+        ]
+        cases.append((mu0, mu, phi, layers, albedo))
+    return cases
+
+
+@pytest.mark.skipif(not disort.available(), reason="nanodisort (the optional 'disort' extra) is not installed")
+def test_fast_model_agrees_with_disort_on_random_cases() -> None:
+    rng = np.random.default_rng(42)
+    wavelengths = np.array([0.41, 0.47, 0.55, 0.64, 0.86, 1.24, 1.38, 1.61, 2.13, 2.25])
+    errors, errors_uncorrected = [], []
+    for mu0, mu, phi, layers, albedo in _random_columns(rng, 60, wavelengths):
+        reference = disort.toa_brf(mu0, layers, albedo, [mu], [phi], nstr=16, nmom=64)[:, 0, 0]
+        stack = [Layer(d["tau_c"], d["ssa_c"], d["g_c"], d["tau_r"], d["tau_a"]) for d in layers]
+        for correction, sink in ((shipped_correction(), errors), (None, errors_uncorrected)):
+            fast = toa_brf(np.array(mu0), np.array(mu), np.array(np.cos(np.radians(phi))), *stack, albedo, correction)
+            sink.append(np.abs(fast - reference) / reference)
+    errors, errors_uncorrected = np.concatenate(errors), np.concatenate(errors_uncorrected)
+    assert np.median(errors) < 0.02
+    assert np.percentile(errors, 95) < 0.08
+    assert np.median(errors) < np.median(errors_uncorrected)  # the shipped table helps
+
+
+def test_simulated_dataset_follows_the_reference_schema(tmp_path: Path) -> None:
+    path = simulate_dataset(tmp_path / "sim.nc", "all", 600, seed=1, workers=1)
+    with (
+        ReferenceDataset(path, "abi") as abi,
+        ReferenceDataset(path, "oci") as oci,
+        ReferenceDataset(path, "viirs") as viirs,
+    ):
+        assert abi.npoints == oci.npoints == viirs.npoints == 600
+        assert abi.angle_factor == 1.0  # stored in degrees, with units
+        block = oci.read(0, 600)
+        assert block.features.shape == (600, 233)
+        assert 0.2 < 1 - block.cloudy.mean() < 0.4
+        assert abi.attributes["relative_azimuth_convention"].startswith("|sensor_azimuth - solar_azimuth|")
+        assert abi.attributes["simulator_version"]
+    import netCDF4
+
+    with netCDF4.Dataset(path) as nc:
+        assert nc["oci_reflectances"].shape == (223, 600)
+        assert nc["nbands_oci"][0] == pytest.approx(349.994, abs=1e-3)
+        assert nc["viirs_band_name"][:].tolist() == [
+            "M01",
+            "M02",
+            "M03",
+            "M04",
+            "M05",
+            "M07",
+            "M08",
+            "M09",
+            "M10",
+            "M11",
+        ]
+        clear = nc["scene_type"][:] == 1
+        assert np.all(np.isnan(nc["log10_cloud_optical_thickness"][:][clear]))
+        assert nc["solar_zenith_angle"].units == "degrees"
+
+
+def test_same_seed_same_data(tmp_path: Path) -> None:
+    a = simulate_dataset(tmp_path / "a.nc", "abi", 200, seed=3, workers=1)
+    b = simulate_dataset(tmp_path / "b.nc", "abi", 200, seed=3, workers=2)
+    import netCDF4
+
+    with netCDF4.Dataset(a) as x, netCDF4.Dataset(b) as y:
+        np.testing.assert_array_equal(x["abi_reflectances"][:], y["abi_reflectances"][:])
+
+
+def test_bad_simulation_requests_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="--samples must be positive"):
+        simulate_dataset(tmp_path / "x.nc", "abi", 0)
+    with pytest.raises(ValueError, match="unknown sensor 'goes'"):
+        simulate_dataset(tmp_path / "x.nc", "goes", 10)
+    with pytest.raises(ValueError, match="surface classes must be 1-20"):
+        simulate_bands(ABI_BANDS, replace(_state(1), surface_class=np.array([0])))
