@@ -13,7 +13,7 @@ TORCH_PIN ?= torch==2.13.0
 SHARED ?= $(abspath ../shared)
 export MTHCCAR_GRANULES ?= $(SHARED)/granules
 
-.PHONY: venv demo test test-slow test-all lint bench models clean
+.PHONY: venv demo test test-slow test-all lint bench models tables clean
 
 venv: $(STAMP)
 
@@ -45,8 +45,11 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.bench.run_all
 
 models: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[disort]"
-	$(BIN)/mthccar build-default-models
+	$(BIN)/mthccar build-default-models --work build/default-models
+
+tables: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[disort]" 2>&1 | $(QUIET_PIP)
+	$(BIN)/python -m models.simulate.build_tables all
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -15,8 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +27,7 @@ from typing import Any
 import torch
 
 from models import MODEL_NAME
+from models.fileio import atomic_output
 from models.spec import FeatureSpec, SpecError
 
 logger = logging.getLogger(__name__)
@@ -132,16 +131,8 @@ def write_artifact(
         "torch_version": torch.__version__,
         "notes": notes,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with torchscript():
-            torch.jit.save(scripted, tmp, _extra_files={METADATA_NAME: json.dumps(metadata, indent=1)})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp, torchscript():
+        torch.jit.save(scripted, str(tmp), _extra_files={METADATA_NAME: json.dumps(metadata, indent=1)})
     logger.info(
         "wrote %s (%s, %d features, weights sha256 %s)", path, spec.sensor, spec.size, metadata["weights_sha256"][:12]
     )

@@ -7,13 +7,12 @@ Checkpoints hold only tensors and plain Python values, so they load with
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from models.fileio import atomic_output
 from models.mthccar import MTHCCAR
 from models.spec import FeatureSpec
 
@@ -26,15 +25,8 @@ class CheckpointError(ValueError):
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """Save to a temporary name in the same directory, then rename: no half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(

@@ -289,5 +289,83 @@ def synth_granule(
         typer.echo(f"  {path.name}")
 
 
+@app.command("build-default-models")
+@friendly_errors
+def build_default_models(
+    work: Annotated[Path, typer.Option(help="Working directory for the simulated data and training runs.")] = Path(
+        "build/default-models"
+    ),
+    samples: Annotated[int, typer.Option(min=1000, help="Simulated samples.")] = 400_000,
+    epochs: Annotated[int, typer.Option(min=1)] = 80,
+    ablation: Annotated[bool, typer.Option(help="Also train the OCI attention ablation.")] = True,
+    only: Annotated[str | None, typer.Option(help="Comma-separated model names to (re)build.")] = None,
+) -> None:
+    """Rebuild the shipped default models (simulate, train, export, evaluate): what `make models` runs."""
+    from models.defaults import build_default_models as build
+
+    summary = build(work, samples=samples, epochs=epochs, ablation=ablation, only=tuple(_band_list(only) or ()))
+    typer.echo(f"default models rebuilt; summary in {summary}")
+
+
+def _ancillary_config(nwp: Path | None, land_cover: Path | None) -> Any:
+    from pipeline.ancillary import AncillaryConfig, GridSource
+
+    if nwp is not None:
+        return AncillaryConfig.from_nwp(str(nwp), str(land_cover) if land_cover else None)
+    return AncillaryConfig(land_cover=GridSource(str(land_cover), "land_cover") if land_cover else None)
+
+
+@app.command()
+@friendly_errors
+def process(
+    inputs: Annotated[list[str], typer.Argument(help="Granule files, directories, globs or fsspec URLs.")],
+    out: Annotated[Path, typer.Option(help="Directory for products and quicklooks.")],
+    model: Annotated[
+        Path | None, typer.Option(help="Model artifact (default: the shipped model for the sensor).")
+    ] = None,
+    sensor: Annotated[Sensor | None, typer.Option(help="Only granules of this sensor.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    chunk_size: Annotated[int, typer.Option(min=64, help="Pixels per chunk side.")] = 1356,
+    scheduler: Annotated[str | None, typer.Option(help="Address of a dask scheduler, e.g. tcp://host:8786.")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Run on a local cluster of N worker processes.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing different product of the same granule.")] = False,
+    nwp: Annotated[Path | None, typer.Option(help="NWP file (ERA5 tcwv/tco3/sp) instead of the climatology.")] = None,
+    land_cover: Annotated[Path | None, typer.Option(help="IGBP land-cover raster (variable land_cover).")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Retrieve cloud mask, phase and COT for every granule in INPUTS and write CF products."""
+    import contextlib
+
+    from pipeline.granules import find_granules
+    from pipeline.process import ProcessOptions, process_granule
+    from pipeline.runtime import dask_runtime
+
+    granules = find_granules(inputs, sensor.value if sensor else None)
+    config = _ancillary_config(nwp, land_cover)
+    failures = 0
+    with dask_runtime(scheduler, workers, device) as runtime:
+        logger.info("processing %d granule(s) on %s", len(granules), runtime.description)
+        options = ProcessOptions(
+            out, model, device, chunk_size, overwrite, config, runtime.torch_threads, runtime.resources
+        )
+        for granule in granules:
+            if runtime.client is None and progress:
+                from dask.diagnostics import ProgressBar
+
+                bar: Any = ProgressBar(minimum=1.0)
+            else:
+                bar = contextlib.nullcontext()
+            try:
+                with bar:
+                    result = process_granule(granule, options)
+            except _user_errors() as err:
+                failures += 1
+                typer.secho(f"error: {err}", err=True, fg=typer.colors.RED)
+                continue
+            typer.echo(result.summary())
+    if failures:
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -43,3 +44,49 @@ def trained_viirs(tmp_path_factory: pytest.TempPathFactory, toy_reference_file: 
     artifact = out / "viirs.pt"
     export_checkpoint(result.best_checkpoint, artifact)
     return result, artifact
+
+
+@pytest.fixture(scope="session")
+def tiny_artifacts(tmp_path_factory: pytest.TempPathFactory, toy_reference_file: Path) -> dict[str, Path]:
+    """Artifacts trained for one epoch on the toy file (their skill does not matter, their specs do)."""
+    from models.export import export_checkpoint
+    from models.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("tiny_artifacts")
+    variants = {
+        "abi": ("abi", None),
+        "abi_noc02": ("abi", ["C01", "C03", "C04", "C05", "C06"]),
+        "viirs": ("viirs", None),
+        "oci": ("oci", None),
+    }
+    paths = {}
+    for name, (sensor, bands) in variants.items():
+        result = train(
+            toy_reference_file, out / name, TrainConfig(sensor=sensor, bands=bands, epochs=1), progress=False
+        )
+        paths[name] = out / f"{name}.pt"
+        export_checkpoint(result.best_checkpoint, paths[name], name=f"tiny_{name}")
+    return paths
+
+
+@pytest.fixture(scope="session")
+def synthetic_granules(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Small synthetic granules in the real VIIRS L1B, VIIRS SDR and OCI L1B formats, and an ABI Meso scan."""
+    from models.simulate.l1b_abi import write_abi_scene
+    from models.simulate.l1b_oci import write_oci_granule
+    from models.simulate.l1b_viirs import write_viirs_granule
+
+    root = tmp_path_factory.mktemp("synthetic")
+    time = dt.datetime(2019, 10, 27, 20, 30)
+    write_viirs_granule(root / "viirs_l1b", time, lines=48, pixels=80, seed=1)
+    write_viirs_granule(root / "viirs_sdr", time, file_format="sdr", lines=48, pixels=80, seed=1)
+    write_oci_granule(root / "oci", dt.datetime(2024, 5, 1, 19, 0), lines=32, pixels=40, seed=2)
+    write_abi_scene(
+        root / "abi",
+        dt.datetime(2019, 10, 27, 20, 0, 27, 500000),
+        "M1",
+        "G17",
+        ["C01", "C03", "C04", "C05", "C06"],
+        seed=4,
+    )
+    return {"viirs_l1b": root / "viirs_l1b", "viirs_sdr": root / "viirs_sdr", "oci": root / "oci", "abi": root / "abi"}

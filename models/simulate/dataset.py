@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ import netCDF4
 import numpy as np
 
 from models.bands import Band, SensorBands, sensor_bands
+from models.fileio import atomic_output
 from models.simulate.simulator import SIMULATOR_VERSION, AtmosphereState, Simulator
 from models.spec import RELATIVE_AZIMUTH_CONVENTION
 
@@ -125,26 +125,18 @@ def simulate_dataset(
         (all_bands, correction, state.take(slice(s, s + CHUNK_SAMPLES)), seed, i)
         for i, s in enumerate(range(0, samples, CHUNK_SAMPLES))
     ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
-            variables = _create_schema(nc, tables, samples, sensor, seed, correction)
-            _write_state(nc, state)
-            offsets = np.cumsum([0] + [len(t.training_bands) for t in tables])
-            start = 0
-            with ProcessPoolExecutor(workers) as pool:
-                for reflectance in pool.map(_simulate_chunk, chunks):
-                    stop = start + len(reflectance)
-                    for k, var in enumerate(variables):
-                        var[:, start:stop] = reflectance[:, offsets[k] : offsets[k + 1]].T
-                    start = stop
-                    logger.debug("simulated %d / %d samples", stop, samples)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp, netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
+        variables = _create_schema(nc, tables, samples, sensor, seed, correction)
+        _write_state(nc, state)
+        offsets = np.cumsum([0] + [len(t.training_bands) for t in tables])
+        start = 0
+        with ProcessPoolExecutor(workers) as pool:
+            for reflectance in pool.map(_simulate_chunk, chunks):
+                stop = start + len(reflectance)
+                for k, var in enumerate(variables):
+                    var[:, start:stop] = reflectance[:, offsets[k] : offsets[k + 1]].T
+                start = stop
+                logger.debug("simulated %d / %d samples", stop, samples)
     logger.info("wrote %d simulated samples (%s) to %s", samples, ", ".join(sensors), path)
     return path
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import tempfile
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ import numpy as np
 from pyorbital.astronomy import sun_earth_distance_correction
 
 from models.bands import ABI_BANDS, Band
+from models.fileio import publish, temporary_path
 from models.simulate.geometry import GeostationaryGrid, geostationary_sensor_angles, sun_angles
 from models.simulate.scenes import SceneFields, scene_state
 from models.simulate.simulator import Simulator
@@ -124,9 +123,7 @@ class _BandFile:
         esd: float,
     ) -> None:
         self.final = directory / name
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-        os.close(fd)
-        self.tmp = Path(tmp)
+        self.tmp = temporary_path(self.final)
         self.abi = abi
         self.esd = esd
         self.max_count = 2**abi.bits - 2
@@ -343,8 +340,7 @@ class _BandFile:
             var = nc.createVariable(name, dtype, fill_value=np.int32(-1) if dtype == "i4" else np.float32(-999.0))
             var[...] = value
         nc.close()
-        os.replace(self.tmp, self.final)
-        return self.final
+        return publish(self.tmp, self.final)
 
     def abort(self) -> None:
         if self.nc.isopen():

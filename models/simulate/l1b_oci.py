@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import netCDF4
@@ -25,6 +23,7 @@ import numpy as np
 from pyorbital.astronomy import sun_earth_distance_correction
 
 from models.bands import Band
+from models.fileio import atomic_output
 from models.simulate.optics import read_table
 from models.simulate.polar import render_swath
 from models.simulate.truth import TruthWriter
@@ -91,83 +90,77 @@ def write_oci_granule(
         dt.timedelta(minutes=GRANULE_MINUTES) * lines / 1710,
     )
     name = f"PACE_OCI.{scene.start:%Y%m%dT%H%M%S}.L1B.V3.nc"
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
-    os.close(fd)
-    try:
-        with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
-            nc.setncatts(
+    with atomic_output(out / name) as tmp, netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
+        nc.setncatts(
+            {
+                "title": "PACE OCI Level-1B Data (synthetic)",
+                "instrument": "OCI",
+                "platform": "PACE",
+                "processing_level": "L1B",
+                "institution": "MT-HCCAR project (synthetic)",
+                "time_coverage_start": f"{scene.start:%Y-%m-%dT%H:%M:%S.%f}"[:-3] + "Z",
+                "time_coverage_end": f"{scene.end:%Y-%m-%dT%H:%M:%S.%f}"[:-3] + "Z",
+                "earth_sun_distance_correction": np.float32(sun_earth_distance_correction(scene.start) ** -2),
+                "day_night_flag": "Day" if scene.simulated.any() else "Night",
+            }
+        )
+        nc.createDimension("scans", lines)
+        nc.createDimension("pixels", pixels)
+        params = nc.createGroup("sensor_band_parameters")
+        observation = nc.createGroup("observation_data")
+        offset = 0
+        for group, bands in groups.items():
+            dim = f"{group.lower()}_bands" if group != "SWIR" else "SWIR_bands"
+            nc.createDimension(dim, len(bands))
+            wl = params.createVariable(f"{group}_wavelength", "f4", (dim,))
+            wl.units = "nm"
+            wl[:] = [b.central_um * 1e3 for b in bands]
+            irr = params.createVariable(f"{group}_solar_irradiance", "f4", (dim,))
+            irr.units = "W m^-2 um^-1"
+            irr[:] = _solar_irradiance(bands)
+            if group == "SWIR":
+                bandpass = params.createVariable("SWIR_bandpass", "f4", (dim,))
+                bandpass.units = "nm"
+                bandpass[:] = SWIR_BANDPASS_NM
+            rhot = observation.createVariable(
+                f"rhot_{group}",
+                "f4",
+                (dim, "scans", "pixels"),
+                zlib=True,
+                complevel=1,
+                fill_value=np.float32(-32767.0),
+                chunksizes=(min(len(bands), 16), min(lines, 256), min(pixels, 256)),
+            )
+            rhot.setncatts(
                 {
-                    "title": "PACE OCI Level-1B Data (synthetic)",
-                    "instrument": "OCI",
-                    "platform": "PACE",
-                    "processing_level": "L1B",
-                    "institution": "MT-HCCAR project (synthetic)",
-                    "time_coverage_start": f"{scene.start:%Y-%m-%dT%H:%M:%S.%f}"[:-3] + "Z",
-                    "time_coverage_end": f"{scene.end:%Y-%m-%dT%H:%M:%S.%f}"[:-3] + "Z",
-                    "earth_sun_distance_correction": np.float32(sun_earth_distance_correction(scene.start) ** -2),
-                    "day_night_flag": "Day" if scene.simulated.any() else "Night",
+                    "long_name": f"Top of Atmosphere {group} Band Reflectance",
+                    "units": "1",
+                    "valid_min": np.float32(0.0),
+                    "valid_max": np.float32(1.3),
                 }
             )
-            nc.createDimension("scans", lines)
-            nc.createDimension("pixels", pixels)
-            params = nc.createGroup("sensor_band_parameters")
-            observation = nc.createGroup("observation_data")
-            offset = 0
-            for group, bands in groups.items():
-                dim = f"{group.lower()}_bands" if group != "SWIR" else "SWIR_bands"
-                nc.createDimension(dim, len(bands))
-                wl = params.createVariable(f"{group}_wavelength", "f4", (dim,))
-                wl.units = "nm"
-                wl[:] = [b.central_um * 1e3 for b in bands]
-                irr = params.createVariable(f"{group}_solar_irradiance", "f4", (dim,))
-                irr.units = "W m^-2 um^-1"
-                irr[:] = _solar_irradiance(bands)
-                if group == "SWIR":
-                    bandpass = params.createVariable("SWIR_bandpass", "f4", (dim,))
-                    bandpass.units = "nm"
-                    bandpass[:] = SWIR_BANDPASS_NM
-                rhot = observation.createVariable(
-                    f"rhot_{group}",
-                    "f4",
-                    (dim, "scans", "pixels"),
-                    zlib=True,
-                    complevel=1,
-                    fill_value=np.float32(-32767.0),
-                    chunksizes=(min(len(bands), 16), min(lines, 256), min(pixels, 256)),
-                )
-                rhot.setncatts(
-                    {
-                        "long_name": f"Top of Atmosphere {group} Band Reflectance",
-                        "units": "1",
-                        "valid_min": np.float32(0.0),
-                        "valid_max": np.float32(1.3),
-                    }
-                )
-                data = np.moveaxis(scene.brf[..., offset : offset + len(bands)], -1, 0)
-                rhot[:] = np.where(np.isfinite(scene.latitude)[None], data, np.float32(-32767.0))
-                qual = observation.createVariable(f"qual_{group}", "u1", (dim, "scans", "pixels"), zlib=True)
-                qual[:] = np.zeros((len(bands), lines, pixels), dtype=np.uint8)
-                offset += len(bands)
-            geo = nc.createGroup("geolocation_data")
-            for var_name, values, units in (
-                ("latitude", scene.latitude, "degrees_north"),
-                ("longitude", scene.longitude, "degrees_east"),
-                ("solar_zenith", scene.solar_zenith, "degrees"),
-                ("solar_azimuth", (scene.solar_azimuth + 180) % 360 - 180, "degrees"),
-                ("sensor_zenith", scene.sensor_zenith, "degrees"),
-                ("sensor_azimuth", (scene.sensor_azimuth + 180) % 360 - 180, "degrees"),
-                ("height", np.zeros(scene.latitude.shape), "meters"),
-            ):
-                var = geo.createVariable(var_name, "f4", ("scans", "pixels"), zlib=True, fill_value=np.float32(-32767))
-                var.units = units
-                var[:] = values
-            for var_name in ("watermask", "quality_flag"):
-                var = geo.createVariable(var_name, "u1", ("scans", "pixels"), zlib=True)
-                var[:] = np.zeros(scene.latitude.shape, dtype=np.uint8)
-        os.replace(tmp, out / name)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+            data = np.moveaxis(scene.brf[..., offset : offset + len(bands)], -1, 0)
+            rhot[:] = np.where(np.isfinite(scene.latitude)[None], data, np.float32(-32767.0))
+            qual = observation.createVariable(f"qual_{group}", "u1", (dim, "scans", "pixels"), zlib=True)
+            qual[:] = np.zeros((len(bands), lines, pixels), dtype=np.uint8)
+            offset += len(bands)
+        geo = nc.createGroup("geolocation_data")
+        for var_name, values, units in (
+            ("latitude", scene.latitude, "degrees_north"),
+            ("longitude", scene.longitude, "degrees_east"),
+            ("solar_zenith", scene.solar_zenith, "degrees"),
+            ("solar_azimuth", (scene.solar_azimuth + 180) % 360 - 180, "degrees"),
+            ("sensor_zenith", scene.sensor_zenith, "degrees"),
+            ("sensor_azimuth", (scene.sensor_azimuth + 180) % 360 - 180, "degrees"),
+            ("height", np.zeros(scene.latitude.shape), "meters"),
+        ):
+            var = geo.createVariable(var_name, "f4", ("scans", "pixels"), zlib=True, fill_value=np.float32(-32767))
+            var.units = units
+            var.coordinates = "latitude longitude"  # as the operational file: lat/lon become coordinates
+            var[:] = values
+        for var_name in ("watermask", "quality_flag"):
+            var = geo.createVariable(var_name, "u1", ("scans", "pixels"), zlib=True)
+            var[:] = np.zeros(scene.latitude.shape, dtype=np.uint8)
     truth = TruthWriter(
         out,
         f"OCI_PACE_{scene.start:%Y%m%dT%H%M%S}",

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from models.bands import VIIRS_M_BANDS
+from models.fileio import atomic_output
 from models.simulate.polar import SwathScene, render_swath
 from models.simulate.truth import TruthWriter
 
@@ -47,12 +46,6 @@ PLATFORMS = {
     "J2": ("JPSS-2", "j02"),
 }
 GRANULE_MINUTES = 6
-
-
-def _temporary(directory: Path, name: str) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-    os.close(fd)
-    return Path(tmp)
 
 
 def _reflectance_counts(brf: np.ndarray, mu0: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -91,8 +84,7 @@ def _write_l1b_pair(scene: SwathScene, out: Path, short: str, orbit: int) -> lis
     mu0 = np.cos(np.radians(np.minimum(scene.solar_zenith, 90.0)))
     # --- VNP03MOD geolocation
     geo_name = f"V{short}03MOD.{stamp}.nc"
-    tmp = _temporary(out, geo_name)
-    with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
+    with atomic_output(out / geo_name) as tmp, netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
         nc.setncatts({**common, "OrbitNumber": np.int32(orbit), "product_name": geo_name})
         nc.createDimension("number_of_scans", lines // ROWS_PER_SCAN)
         nc.createDimension("number_of_lines", lines)
@@ -136,12 +128,10 @@ def _write_l1b_pair(scene: SwathScene, out: Path, short: str, orbit: int) -> lis
                 }
             )
             var[:] = _angle_counts((values + 180) % 360 - 180 if signed else values)
-    os.replace(tmp, out / geo_name)
     paths.append(out / geo_name)
     # --- VNP02MOD radiances / reflectances
     rad_name = f"V{short}02MOD.{stamp}.nc"
-    tmp = _temporary(out, rad_name)
-    with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
+    with atomic_output(out / rad_name) as tmp, netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
         nc.setncatts({**common, "orbit_number": np.int32(orbit), "product_name": rad_name})
         nc.createDimension("number_of_scans", lines // ROWS_PER_SCAN)
         nc.createDimension("number_of_lines", lines)
@@ -175,7 +165,6 @@ def _write_l1b_pair(scene: SwathScene, out: Path, short: str, orbit: int) -> lis
             )
             flags.setncatts({"units": "none", "long_name": f"{band.name} quality flags"})
             flags[:] = np.zeros((lines, pixels), dtype=np.uint16)
-    os.replace(tmp, out / rad_name)
     paths.append(out / rad_name)
     return paths
 
@@ -242,8 +231,7 @@ def _write_sdr(scene: SwathScene, out: Path, short: str, orbit: int) -> list[Pat
 
     paths = []
     geo_name = f"GMTCO_{stamp}"
-    tmp = _temporary(out, geo_name)
-    with h5py.File(tmp, "w") as handle:
+    with atomic_output(out / geo_name) as tmp, h5py.File(tmp, "w") as handle:
         data = skeleton(handle, "VIIRS-MOD-GEO-TC", "VIIRS-MOD-GEO-TC_All")
         data.create_dataset("Latitude", data=scene.latitude.astype(np.float32))
         data.create_dataset("Longitude", data=scene.longitude.astype(np.float32))
@@ -253,13 +241,11 @@ def _write_sdr(scene: SwathScene, out: Path, short: str, orbit: int) -> list[Pat
         data.create_dataset("SatelliteZenithAngle", data=scene.sensor_zenith.astype(np.float32))
         data.create_dataset("SatelliteAzimuthAngle", data=((scene.sensor_azimuth + 180) % 360 - 180).astype(np.float32))
         data.create_dataset("QF1_SCAN_VIIRSSDRGEO", data=np.zeros(lines // ROWS_PER_SCAN, dtype=np.uint8))
-    os.replace(tmp, out / geo_name)
     paths.append(out / geo_name)
     for k, band in enumerate(scene.bands):
         number = int(band.name[1:])
         name = f"SVM{number:02d}_{stamp}"
-        tmp = _temporary(out, name)
-        with h5py.File(tmp, "w") as handle:
+        with atomic_output(out / name) as tmp, h5py.File(tmp, "w") as handle:
             data = skeleton(handle, f"VIIRS-M{number}-SDR", f"VIIRS-M{number}-SDR_All")
             data.create_dataset(
                 "Reflectance", data=_reflectance_counts(scene.brf[..., k], mu0, np.isfinite(scene.latitude))
@@ -268,7 +254,6 @@ def _write_sdr(scene: SwathScene, out: Path, short: str, orbit: int) -> list[Pat
             data.create_dataset("Radiance", data=np.zeros((lines, pixels), dtype=np.uint16))
             data.create_dataset("RadianceFactors", data=np.array([0.01, 0.0], dtype=np.float32))
             data.create_dataset("QF1_VIIRSMBANDSDR", data=np.zeros((lines, pixels), dtype=np.uint8))
-        os.replace(tmp, out / name)
         paths.append(out / name)
     return paths
 

@@ -25,6 +25,7 @@ from models.bands import Band
 
 DATA = Path(__file__).parent / "data"
 REFERENCE_WAVELENGTH_UM = 0.55
+EDGE_UM = 0.05  # cloud optics are held constant this far beyond the tabulated wavelengths
 PHASES = ("liquid", "ice")
 
 
@@ -134,9 +135,11 @@ class CloudOptics:
         table = _cloud_table()
         self.wavelengths = np.asarray(wavelengths_um, dtype=np.float64)
         grid = table["wavelength_um"]
-        if self.wavelengths.min() < grid[0] or self.wavelengths.max() > grid[-1]:
+        # optics are nearly flat just outside the table (near-UV, 2.4 um): hold the edge values there
+        if self.wavelengths.min() < grid[0] - EDGE_UM or self.wavelengths.max() > grid[-1] + EDGE_UM:
             raise ValueError(
-                f"cloud optics cover {grid[0]}-{grid[-1]} um, not {self.wavelengths.min()}-{self.wavelengths.max()} um"
+                f"cloud optics cover {grid[0]:.2f}-{grid[-1]:.2f} um (+-{EDGE_UM} um), not "
+                f"{self.wavelengths.min():.3f}-{self.wavelengths.max():.3f} um"
             )
         self.radius: dict[str, np.ndarray] = {}
         self.qext_ratio: dict[str, np.ndarray] = {}

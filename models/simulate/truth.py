@@ -8,14 +8,13 @@ night). Written under a temporary name and renamed when complete.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import netCDF4
 import numpy as np
 
+from models.fileio import publish, temporary_path
 from models.simulate.simulator import AtmosphereState
 
 TRUTH_PREFIX = "MTHCCAR-TRUTH_"
@@ -30,9 +29,7 @@ class TruthWriter:
     def __init__(self, directory: Path, granule_id: str, shape: tuple[int, int], attrs: dict[str, Any]) -> None:
         name = truth_file_name(granule_id)
         self.final = directory / name
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-        os.close(fd)
-        self.tmp = Path(tmp)
+        self.tmp = temporary_path(self.final)
         nc = self.nc = netCDF4.Dataset(self.tmp, "w", format="NETCDF4")
         nc.createDimension("y", shape[0])
         nc.createDimension("x", shape[1])
@@ -74,8 +71,7 @@ class TruthWriter:
 
     def finish(self) -> Path:
         self.nc.close()
-        os.replace(self.tmp, self.final)
-        return self.final
+        return publish(self.tmp, self.final)
 
     def abort(self) -> None:
         if self.nc.isopen():

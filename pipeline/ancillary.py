@@ -1,0 +1,249 @@
+"""Per-pixel ancillary inputs: column water vapour, ozone, surface pressure and surface class.
+
+Offline defaults (nothing is downloaded):
+
+* **h2o** (cm) and **o3** (DU): a smooth zonal-monthly climatology. Water vapour peaks in the
+  tropics (~4.5 cm) with the ITCZ following the sun and summer maxima at mid-latitudes; ozone is
+  ~260 DU in the tropics, rises towards the poles with its spring maximum (~400+ DU in the north
+  in March-April), and has the austral spring ozone hole. The shapes follow the zonal means of
+  ERA-Interim total column water vapour and SBUV/TOMS total ozone; the numbers are approximate
+  (within ~20 %), which the network tolerates (they enter through weak absorption bands).
+* **surface pressure** (hPa): the US Standard Atmosphere 1976 over the altitude map that ships
+  with pvlib (1/12 degree, Mapzen/Tilezen terrain tiles, 28 m steps).
+* **surface class** (20-class IGBP): water or land from ``global-land-mask`` (1 km), land taken as
+  cropland (class 12, the model's "land" group); snow, ice and desert need a land-cover input.
+
+Real sources, chosen in ``AncillaryConfig``: an NWP file (netCDF, or GRIB through cfgrib) on a
+regular latitude/longitude grid for h2o/o3/pressure, and an IGBP land-cover raster. Both are
+sampled at the pixels' latitude/longitude (nearest grid cell, located with pyresample's area
+definition), lazily, chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LAND_CLASS = 12  # IGBP croplands: the model's "land" group
+WATER_CLASS = 17
+
+
+class AncillaryError(ValueError):
+    """An ancillary input file is missing, unreadable or does not cover the granule."""
+
+
+# ---- climatology ---------------------------------------------------------------------------------
+def _season(day_of_year: float, peak_day: float) -> float:
+    return float(np.cos(2 * np.pi * (day_of_year - peak_day) / 365.25))
+
+
+def water_vapour_climatology(lat: np.ndarray, day_of_year: float) -> np.ndarray:
+    """Zonal-monthly column water vapour, cm."""
+    itcz = 6.0 * _season(day_of_year, 200)  # the ITCZ sits north of the equator in July-August
+    tropics = 4.3 * np.exp(-(((lat - itcz) / 30.0) ** 2))
+    summer = _season(day_of_year, 200) * np.sign(lat)  # +1 in local summer
+    midlatitude = (1.0 + 0.45 * summer) * 1.3 * np.exp(-(((np.abs(lat) - 42.0) / 18.0) ** 2))
+    return np.clip(0.25 + tropics + midlatitude * (np.abs(lat) > 20), 0.1, 6.0)
+
+
+def ozone_climatology(lat: np.ndarray, day_of_year: float) -> np.ndarray:
+    """Zonal-monthly total column ozone, DU."""
+    north = np.clip(lat, 0, None) / 90.0
+    south = np.clip(-lat, 0, None) / 90.0
+    spring_north = 0.5 * (1 + _season(day_of_year, 95))  # March-April maximum
+    spring_south = 0.5 * (1 + _season(day_of_year, 280))  # September-October
+    o3 = 262.0 + north * (60.0 + 120.0 * spring_north) + south * (60.0 + 60.0 * spring_south)
+    hole = (lat < -62) * spring_south**2 * 200.0 * np.clip((-lat - 62) / 15.0, 0, 1)
+    return np.clip(o3 - hole, 150.0, 480.0)
+
+
+# ---- elevation and land ---------------------------------------------------------------------------
+@cache
+def _altitude_grid() -> np.ndarray:
+    import h5py
+    import pvlib
+
+    path = Path(pvlib.__file__).parent / "data" / "Altitude.h5"
+    with h5py.File(path, "r") as handle:
+        return np.asarray(handle["Altitude"][:])
+
+
+def altitude_m(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """Terrain height (m, >= 0) from pvlib's 1/12-degree map (255 = no data -> 0)."""
+    grid = _altitude_grid()
+    rows, cols = grid.shape
+    ok = np.isfinite(lat) & np.isfinite(lon)
+    i = np.clip(((90 - np.where(ok, lat, 0)) / 180 * rows).astype(np.int64), 0, rows - 1)
+    j = np.clip((((np.where(ok, lon, 0) + 180) % 360) / 360 * cols).astype(np.int64), 0, cols - 1)
+    code = grid[i, j].astype(np.float64)
+    # the map holds bathymetry-like negatives over water; surface pressure wants the surface
+    return np.where((code == 255) | ~ok, 0.0, np.maximum(code * 28.0 - 450.0, 0.0))
+
+
+def standard_pressure_hpa(altitude: np.ndarray) -> np.ndarray:
+    """US Standard Atmosphere 1976 pressure (troposphere) at an altitude in metres."""
+    return 1013.25 * (1 - 2.25577e-5 * np.maximum(altitude, -450.0)) ** 5.25588
+
+
+def land_water_class(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    from global_land_mask import globe
+
+    ok = np.isfinite(lat) & np.isfinite(lon)
+    land = np.zeros(lat.shape, dtype=bool)
+    land[ok] = globe.is_land(np.clip(lat[ok], -90, 90), (lon[ok] + 180) % 360 - 180)
+    return np.where(land, DEFAULT_LAND_CLASS, WATER_CLASS).astype(np.int16)
+
+
+# ---- gridded sources --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GridSource:
+    """One variable on a regular latitude/longitude grid, with a unit conversion to ours."""
+
+    path: str
+    variable: str
+    factor: float = 1.0
+    offset: float = 0.0
+
+    def open(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(latitudes, longitudes, values) of the first time step."""
+        engine = "cfgrib" if self.path.endswith((".grib", ".grib2", ".grb", ".grb2")) else None
+        try:
+            with xr.open_dataset(self.path, engine=engine) as ds:
+                if self.variable not in ds:
+                    raise AncillaryError(
+                        f"{Path(self.path).name} has no variable {self.variable!r} "
+                        f"(it has {', '.join(str(v) for v in list(ds.data_vars)[:8])})"
+                    )
+                var = ds[self.variable]
+                lat_name = next((n for n in ("latitude", "lat") if n in var.coords), None)
+                lon_name = next((n for n in ("longitude", "lon") if n in var.coords), None)
+                if lat_name is None or lon_name is None:
+                    raise AncillaryError(f"{Path(self.path).name}: {self.variable} is not on a latitude/longitude grid")
+                while var.ndim > 2:
+                    var = var.isel({var.dims[0]: 0})
+                var = var.transpose(lat_name, lon_name)
+                return (
+                    np.asarray(var[lat_name], dtype=np.float64),
+                    np.asarray(var[lon_name], dtype=np.float64),
+                    np.asarray(var.values, dtype=np.float64) * self.factor + self.offset,
+                )
+        except (OSError, ValueError) as err:
+            if isinstance(err, AncillaryError):
+                raise
+            raise AncillaryError(f"ancillary file {self.path} cannot be read ({err})") from None
+
+
+def _grid_lookup(
+    lat: np.ndarray, lon: np.ndarray, lats: np.ndarray, lons: np.ndarray, values: np.ndarray
+) -> np.ndarray:
+    """Nearest grid value at (lat, lon), through pyresample's area definition of the grid."""
+    from pyresample.geometry import AreaDefinition
+
+    dlat, dlon = abs(lats[1] - lats[0]), abs(lons[1] - lons[0])
+    flip = lats[0] < lats[-1]
+    table = values[::-1] if flip else values
+    north = max(lats[0], lats[-1]) + dlat / 2
+    lon0 = lons[0] - dlon / 2
+    wrap = lons.max() > 180
+    area = AreaDefinition(
+        "ancillary",
+        "ancillary grid",
+        "latlon",
+        "EPSG:4326",
+        len(lons),
+        len(lats),
+        (lon0, north - dlat * len(lats), lon0 + dlon * len(lons), north),
+    )
+    ok = np.isfinite(lat) & np.isfinite(lon)
+    query_lon = np.where(ok, lon, 0.0)
+    if wrap:
+        query_lon = query_lon % 360
+    cols, rows = area.get_array_indices_from_lonlat(query_lon, np.where(ok, lat, 0.0))
+    rows = np.clip(np.ma.filled(rows, -1), -1, len(lats) - 1)
+    cols = np.clip(np.ma.filled(cols, -1), -1, len(lons) - 1)
+    inside = ok & (rows >= 0) & (cols >= 0)
+    return np.where(inside, table[np.maximum(rows, 0), np.maximum(cols, 0)], np.nan)
+
+
+@dataclass(frozen=True)
+class AncillaryConfig:
+    """Where ancillary inputs come from; ``None`` means the offline default."""
+
+    h2o: GridSource | None = None  # to cm
+    o3: GridSource | None = None  # to DU
+    surface_pressure: GridSource | None = None  # to hPa
+    land_cover: GridSource | None = None  # IGBP 1-20
+    notes: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_nwp(cls, path: str, land_cover: str | None = None, names: dict[str, str] | None = None) -> AncillaryConfig:
+        """An ERA5-style file: tcwv (kg m-2), tco3 (kg m-2), sp (Pa); GRIB/GFS names via ``names``."""
+        names = {"h2o": "tcwv", "o3": "tco3", "surface_pressure": "sp", **(names or {})}
+        return cls(
+            h2o=GridSource(path, names["h2o"], 0.1),  # kg m-2 = mm -> cm
+            o3=GridSource(path, names["o3"], 1 / 2.1415e-5),  # kg m-2 -> DU
+            surface_pressure=GridSource(path, names["surface_pressure"], 0.01),  # Pa -> hPa
+            land_cover=GridSource(land_cover, "land_cover") if land_cover else None,
+        )
+
+    def describe(self) -> dict[str, str]:
+        def name(source: GridSource | None, default: str) -> str:
+            return f"{Path(source.path).name}:{source.variable}" if source else default
+
+        return {
+            "h2o": name(self.h2o, "zonal-monthly climatology"),
+            "o3": name(self.o3, "zonal-monthly climatology"),
+            "surface_pressure": name(self.surface_pressure, "US Standard Atmosphere over pvlib altitude map"),
+            "surface_class": name(self.land_cover, "global-land-mask land/water (land as IGBP 12)"),
+        }
+
+
+def _blockwise(function: Any, lat: da.Array, lon: da.Array, dtype: Any, *args: Any) -> da.Array:
+    return da.map_blocks(
+        lambda a, b: function(a, b, *args).astype(dtype), lat, lon, dtype=dtype, meta=np.array((), dtype=dtype)
+    )
+
+
+def add_ancillary(scene: xr.Dataset, config: AncillaryConfig | None = None) -> xr.Dataset:
+    """The scene plus ``h2o``, ``o3``, ``spress`` and ``albedo_type``, lazily."""
+    config = config or AncillaryConfig()
+    lat, lon = scene["latitude"].data, scene["longitude"].data
+    start = scene.attrs["start_time"]
+    doy = (start.timetuple().tm_yday if isinstance(start, dt.datetime) else 180) + 0.5
+
+    def from_source(source: GridSource | None, default: Any, dtype: Any = np.float32) -> da.Array:
+        if source is None:
+            return _blockwise(lambda a, b: default(a, b), lat, lon, dtype)
+        grid_lat, grid_lon, values = source.open()
+        return _blockwise(_grid_lookup, lat, lon, dtype, grid_lat, grid_lon, values)
+
+    h2o = from_source(config.h2o, lambda a, b: water_vapour_climatology(a, doy))
+    o3 = from_source(config.o3, lambda a, b: ozone_climatology(a, doy))
+    spress = from_source(config.surface_pressure, lambda a, b: standard_pressure_hpa(altitude_m(a, b)))
+    if config.land_cover is None:
+        surface = _blockwise(land_water_class, lat, lon, np.int16)
+    else:
+        surface = from_source(config.land_cover, None, np.float32)
+        surface = da.where(da.isnan(surface), -1, surface).astype(np.int16)
+    out = scene.assign(
+        h2o=(("y", "x"), h2o, {"units": "cm", "source": config.describe()["h2o"]}),
+        o3=(("y", "x"), o3, {"units": "DU", "source": config.describe()["o3"]}),
+        spress=(("y", "x"), spress, {"units": "hPa", "source": config.describe()["surface_pressure"]}),
+        albedo_type=(
+            ("y", "x"),
+            surface,
+            {"units": "1", "long_name": "IGBP surface class 1-20", "source": config.describe()["surface_class"]},
+        ),
+    )
+    out.attrs["ancillary"] = config.describe()
+    return out

@@ -1,0 +1,120 @@
+"""The model's inputs from a scene: the artifact's feature spec applied lazily, plus quality codes.
+
+``features`` is a ``(y, x, feature)`` float32 dask array in the artifact's order and scaling.
+``retrieval_quality`` says, per pixel, whether it is retrieved and why not:
+
+====  =============================  ==================================================
+code  meaning                        when
+====  =============================  ==================================================
+0     good                           retrieved
+1     degraded                       retrieved, but solar zenith 70-80 deg or sensor
+                                     zenith > 65 deg
+2     not retrieved: night           solar zenith >= 80 deg (night and twilight)
+3     not retrieved: no valid input  off the Earth / no geolocation, a band is fill,
+                                     saturated or out of range
+4     not retrieved: no ancillary    h2o, o3, pressure or surface class missing
+====  =============================  ==================================================
+
+Only pixels with code 0 or 1 are ever sent to the model.
+"""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from models.spec import FeatureSpec
+from pipeline.ingest import FLAG_FILL, FLAG_NO_GEOLOCATION, FLAG_SATURATED
+
+SOLAR_ZENITH_LIMIT = 80.0
+DEGRADED_SOLAR_ZENITH = 70.0
+DEGRADED_SENSOR_ZENITH = 65.0
+QUALITY_MEANINGS = (
+    "good",
+    "degraded",
+    "not_retrieved_night",
+    "not_retrieved_no_valid_input",
+    "not_retrieved_no_ancillary",
+)
+GOOD, DEGRADED, NIGHT, NO_INPUT, NO_ANCILLARY = range(5)
+RETRIEVED_MAX = DEGRADED
+
+# scene variable for each feature-spec source that is not a band
+SOURCE_VARIABLES = {
+    "h2o": "h2o",
+    "o3": "o3",
+    "spress": "spress",
+    "albedo_type": "albedo_type",
+    "solar_zenith_angle": "solar_zenith_angle",
+    "viewing_zenith_angle": "sensor_zenith_angle",
+    "relative_azimuth_angle": "relative_azimuth_angle",
+}
+
+
+class FeatureError(ValueError):
+    """A scene cannot provide the inputs a model declares."""
+
+
+def _variable(scene: xr.Dataset, source: str) -> da.Array:
+    name = SOURCE_VARIABLES.get(source, f"reflectance_{source}")
+    if name not in scene:
+        what = f"band {source}" if name.startswith("reflectance_") else source
+        raise FeatureError(
+            f"the model needs {what}, which granule {scene.attrs.get('granule_id', '?')} does not provide"
+        )
+    return scene[name].data
+
+
+def retrieval_quality(scene: xr.Dataset) -> da.Array:
+    """Per-pixel quality code (see the module table), lazily."""
+    flags = scene["input_flags"].data
+    sza = scene["solar_zenith_angle"].data
+    vza = scene["sensor_zenith_angle"].data
+    ancillary = [scene[name].data for name in ("h2o", "o3", "spress")]
+    missing_ancillary = da.zeros_like(sza, dtype=bool)
+    for values in ancillary:
+        missing_ancillary = missing_ancillary | ~da.isfinite(values)
+    missing_ancillary = missing_ancillary | (scene["albedo_type"].data < 1) | (scene["albedo_type"].data > 20)
+    no_geolocation = (flags & FLAG_NO_GEOLOCATION) > 0
+    bad_input = (flags & (FLAG_FILL | FLAG_SATURATED)) > 0
+    night = ~(sza < SOLAR_ZENITH_LIMIT)  # NaN solar zenith counts as night
+    degraded = (sza >= DEGRADED_SOLAR_ZENITH) | (vza > DEGRADED_SENSOR_ZENITH)
+    quality = da.where(
+        no_geolocation,
+        NO_INPUT,
+        da.where(
+            night,
+            NIGHT,
+            da.where(
+                bad_input, NO_INPUT, da.where(missing_ancillary, NO_ANCILLARY, da.where(degraded, DEGRADED, GOOD))
+            ),
+        ),
+    )
+    return quality.astype(np.uint8)
+
+
+def build_features(scene: xr.Dataset, spec: FeatureSpec) -> xr.Dataset:
+    """``features`` (y, x, feature) scaled as the spec says, and ``retrieval_quality`` (y, x)."""
+    if not spec.scaling_fitted:
+        raise FeatureError(f"the {spec.sensor} model carries no fitted feature scaling; it cannot be applied")
+    if scene.attrs.get("sensor") not in (None, spec.sensor):
+        raise FeatureError(
+            f"a {spec.sensor} model cannot process {scene.attrs['sensor']} granule {scene.attrs.get('granule_id', '')}"
+        )
+    variables = {source: _variable(scene, source) for source in spec.sources}
+    features = spec.scale(spec.raw_features(variables))
+    y_chunks, x_chunks = scene["latitude"].data.chunks
+    features = features.rechunk((y_chunks, x_chunks, spec.size))
+    return xr.Dataset(
+        {
+            "features": (("y", "x", "feature"), features),
+            "retrieval_quality": (
+                ("y", "x"),
+                retrieval_quality(scene),
+                {"flag_values": list(range(len(QUALITY_MEANINGS))), "flag_meanings": " ".join(QUALITY_MEANINGS)},
+            ),
+        },
+        coords={"feature": spec.names},
+        attrs={"granule_id": scene.attrs.get("granule_id", ""), "sensor": spec.sensor},
+    )

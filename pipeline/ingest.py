@@ -1,0 +1,288 @@
+"""Granule -> ``xarray.Dataset`` "scene" on one grid, lazily, through satpy's readers.
+
+The scene holds, all dask-backed with dims ``(y, x)``:
+
+* ``reflectance_<band>``: BRF = pi L / (mu0 E0), unitless. satpy gives ABI and VIIRS reflectance in
+  percent and *not* divided by cos(SZA) (pi L d^2 / E0); OCI's ``rhot`` already is a BRF.
+* ``solar_zenith_angle``, ``sensor_zenith_angle``, ``relative_azimuth_angle`` (degrees; relative
+  azimuth in the feature-spec convention, 0 = backscatter): from the geolocation files for VIIRS
+  and OCI, from satpy/pyorbital for ABI;
+* ``latitude``, ``longitude``;
+* ``input_flags``: bit 1 no geolocation (space), bit 2 a band is fill, bit 4 a band is saturated
+  or out of range (ABI ``DQF`` >= 2).
+
+ABI bands are aggregated (mean) to the coarsest band's grid (2 km for C01-C06) with satpy's
+native resampler; VIIRS M bands stay at 750 m, OCI at its native grid. Dask chunks are aligned
+with the files' on-disk chunks (ABI: multiples of the 226-pixel file chunk, as Polar2Grid does).
+Nothing is computed here.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from models.bands import sensor_bands
+from models.spec import relative_azimuth
+from pipeline.granules import Granule
+from pipeline.sensors import INSTRUMENTS, OCI_SWIR_TOLERANCE_FRACTION, OCI_WAVELENGTH_TOLERANCE_NM, ReaderSpec
+
+logger = logging.getLogger(__name__)
+
+FLAG_NO_GEOLOCATION = 1
+FLAG_FILL = 2
+FLAG_SATURATED = 4
+DEFAULT_CHUNK = 1356  # ABI 2 km: 6 x 226, one full-disk row of 4 chunks per 5424 pixels
+MU0_FLOOR = 0.01  # below this (SZA > 89.4 deg) no BRF is formed
+
+# what each reader's files must contain, checked before satpy opens them (one clear error per file)
+REQUIRED_CONTENT: dict[str, tuple[str, ...]] = {
+    "abi_l1b": ("Rad", "goes_imager_projection", "x", "y"),
+    "viirs_l1b": ("observation_data", "geolocation_data"),  # either group, by file type
+    "viirs_sdr": ("All_Data", "Data_Products"),
+    "pace_oci_l1b_nc": ("observation_data", "geolocation_data", "sensor_band_parameters"),
+}
+
+
+class IngestError(ValueError):
+    """A granule cannot be read into a scene."""
+
+
+def _check_file(path: str, reader: str) -> None:
+    """Open the file's header; a clear error when it is truncated, foreign or the wrong product."""
+    import h5py
+
+    name = Path(path).name
+    if "://" in path:
+        return  # remote files are checked by satpy when opened
+    try:
+        with h5py.File(path, "r") as handle:
+            keys = set(handle.keys())
+    except FileNotFoundError:
+        raise IngestError(f"file {path} does not exist") from None
+    except OSError as err:
+        reason = "truncated or corrupt" if Path(path).stat().st_size > 0 else "empty"
+        raise IngestError(
+            f"{name} is {reason}: it is not a readable netCDF-4/HDF5 file ({err.__class__.__name__})"
+        ) from None
+    expected = REQUIRED_CONTENT[reader]
+    if reader == "viirs_l1b":
+        present = [e for e in expected if e in keys]
+        if not present:
+            raise IngestError(f"{name} is not a VIIRS L1B file: it has neither observation_data nor geolocation_data")
+        return
+    missing = [e for e in expected if e not in keys]
+    if missing:
+        raise IngestError(f"{name} is not a {reader} file: it lacks {', '.join(missing)}")
+
+
+@contextmanager
+def _chunking(spec: ReaderSpec, chunk_size: int) -> Any:
+    """Steer satpy's resolution-based chunking so the target grid gets ``chunk_size`` chunks."""
+    if spec.reader == "abi_l1b":
+        # satpy aligns 500 m chunks to 4 x 226 on-disk pixels; the 2 km grid gets a quarter of that
+        high_res = max(1, round(chunk_size * 4 / (4 * 226))) * 4 * 226
+        with dask.config.set({"array.chunk-size": high_res**2 * 4}):
+            yield
+    else:
+        with dask.config.set({"array.chunk-size": chunk_size**2 * 4}):
+            yield
+
+
+def _oci_names(scene: Any, bands: Sequence[str]) -> dict[str, str]:
+    """satpy dataset name for each project OCI band, by nearest central wavelength."""
+    table = sensor_bands("oci")
+    candidates = [
+        (str(i["name"]), float(i["wavelength"].central) * 1e3)
+        for i in scene.available_dataset_ids()
+        if i.get("calibration") and i["calibration"].name == "reflectance" and str(i["name"]).startswith("chan_")
+    ]
+    if not candidates:
+        raise IngestError("the OCI granule offers no reflectance bands")
+    names = np.array([c[0] for c in candidates])
+    centres = np.array([c[1] for c in candidates])
+    out = {}
+    for band in bands:
+        spec_band = table.band(band)
+        centre = spec_band.central_um * 1e3
+        width = (spec_band.max_um - spec_band.min_um) * 1e3
+        tolerance = max(OCI_WAVELENGTH_TOLERANCE_NM, OCI_SWIR_TOLERANCE_FRACTION * width if centre > 900 else 0)
+        nearest = int(np.argmin(np.abs(centres - centre)))
+        if abs(centres[nearest] - centre) > tolerance:
+            raise IngestError(
+                f"the OCI granule has no band within {tolerance:.1f} nm of {centre:.1f} nm ({band}); "
+                f"nearest is {centres[nearest]:.1f} nm"
+            )
+        out[band] = str(names[nearest])
+    return out
+
+
+def _quiet_satpy() -> Any:
+    catcher = warnings.catch_warnings()
+    catcher.__enter__()
+    for message in (
+        "invalid value encountered",
+        "divide by zero",
+        "All-NaN slice",
+        "Mean of empty slice",
+        "overflow encountered",
+    ):
+        warnings.filterwarnings("ignore", message=message)
+    warnings.filterwarnings("ignore", category=UserWarning, module="pyproj")
+    warnings.filterwarnings("ignore", category=FutureWarning, module="satpy")
+    return catcher
+
+
+def _abi_dqf_flags(granule: Granule, bands: Sequence[str], target_shape: tuple[int, int], chunks: Any) -> Any:
+    """FLAG_SATURATED where any band's DQF >= 2 (out of range / no value), at the target grid."""
+    flags = None
+    spec = granule.spec
+    for band in bands:
+        file_type = spec.band_keys[band] if spec.band_keys else band
+        path = next(f.path for f in granule.files if f.file_type == file_type)
+        with xr.open_dataset(path, chunks={}, mask_and_scale=False, decode_times=False) as handle:
+            dqf = handle["DQF"].data.astype(np.uint8)  # _Unsigned int8: fill -1 reads as 255
+        factor = dqf.shape[0] // target_shape[0]
+        bad = (dqf >= 2) & (dqf != 255)
+        if factor > 1:
+            bad = da.coarsen(np.any, bad, {0: factor, 1: factor}, trim_excess=True)
+        bad = bad.rechunk(chunks)
+        flags = bad if flags is None else flags | bad
+    return da.where(flags, FLAG_SATURATED, 0).astype(np.uint8)
+
+
+def _angles_from_satpy(reference: xr.DataArray) -> tuple[Any, Any, Any]:
+    from satpy.modifiers.angles import get_angles
+
+    sat_az, sat_zen, sun_az, sun_zen = get_angles(reference)
+    return sun_zen.data, sat_zen.data, relative_azimuth(sat_az.data, sun_az.data)
+
+
+def _angles_from_files(scene: Any) -> tuple[Any, Any, Any]:
+    scene.load(["solar_zenith_angle", "solar_azimuth_angle", "satellite_zenith_angle", "satellite_azimuth_angle"])
+    return (
+        scene["solar_zenith_angle"].data,
+        scene["satellite_zenith_angle"].data,
+        relative_azimuth(scene["satellite_azimuth_angle"].data, scene["solar_azimuth_angle"].data),
+    )
+
+
+def ingest(granule: Granule, bands: Sequence[str], chunk_size: int = DEFAULT_CHUNK) -> xr.Dataset:
+    """The lazy scene of ``granule`` for the given project band names."""
+    from satpy import Scene
+
+    spec = granule.spec
+    granule.require(bands)
+    for path in granule.paths:
+        _check_file(path, spec.reader)
+    catcher = _quiet_satpy()
+    try:
+        with _chunking(spec, chunk_size):
+            try:
+                scene = Scene(reader=spec.reader, filenames=granule.paths)
+            except (OSError, ValueError, KeyError) as err:
+                raise IngestError(f"satpy's {spec.reader} reader cannot open granule {granule.id}: {err}") from None
+            satpy_names = _oci_names(scene, bands) if spec.band_by_wavelength else {b: b for b in bands}
+            available = set(scene.available_dataset_names())
+            absent = [b for b, name in satpy_names.items() if name not in available]
+            if absent:
+                raise IngestError(f"granule {granule.id} has no readable {', '.join(absent)}")
+            try:
+                scene.load(list(satpy_names.values()), calibration="reflectance")
+            except (OSError, KeyError, ValueError) as err:
+                raise IngestError(f"cannot read the bands of granule {granule.id}: {err}") from None
+            if spec.target_resolution == "coarsest":
+                scene = scene.resample(scene.coarsest_area(), resampler="native")
+            reference = scene[satpy_names[bands[0]]]
+            area = reference.attrs["area"]
+            shape = reference.shape
+            if spec.angles == "satpy":
+                sun_zen, sat_zen, rel_az = _angles_from_satpy(reference)
+            else:
+                sun_zen, sat_zen, rel_az = _angles_from_files(scene)
+            chunks = reference.data.chunks
+            if spec.target_resolution == "native":
+                rows = max(16, chunk_size // 16 * 16)
+                chunks = (rows, chunk_size)
+            lons, lats = area.get_lonlats(chunks=chunks) if hasattr(area, "get_lonlats") else (None, None)
+    finally:
+        catcher.__exit__(None, None, None)
+
+    def grid(array: Any) -> Any:
+        return da.asarray(array).rechunk(chunks)
+
+    lats, lons = grid(lats), grid(lons)
+    lats = da.where(da.fabs(lats) <= 90, lats, np.nan)
+    lons = da.where(da.fabs(lons) <= 360, lons, np.nan)
+    sun_zen, sat_zen, rel_az = grid(sun_zen), grid(sat_zen), grid(rel_az)
+    mu0 = da.cos(da.deg2rad(sun_zen))
+    data_vars: dict[str, Any] = {}
+    fill = da.zeros(shape, chunks=chunks, dtype=bool)
+    for band, name in satpy_names.items():
+        values = grid(scene[name].data).astype(np.float32) / np.float32(100.0)
+        if spec.reflectance == "brf_times_mu0":
+            values = da.where(mu0 > MU0_FLOOR, values / da.maximum(mu0, MU0_FLOOR), np.nan).astype(np.float32)
+        data_vars[f"reflectance_{band}"] = (("y", "x"), values, {"units": "1", "long_name": f"{band} BRF"})
+        fill = fill | da.isnan(values)
+    no_geo = da.isnan(lats) | da.isnan(lons)
+    flags = da.where(no_geo, FLAG_NO_GEOLOCATION, 0) | da.where(fill & ~no_geo, FLAG_FILL, 0)
+    if spec.reader == "abi_l1b":
+        flags = flags | _abi_dqf_flags(granule, bands, shape, chunks)
+    data_vars.update(
+        {
+            "solar_zenith_angle": (("y", "x"), sun_zen.astype(np.float32), {"units": "degree"}),
+            "sensor_zenith_angle": (("y", "x"), sat_zen.astype(np.float32), {"units": "degree"}),
+            "relative_azimuth_angle": (("y", "x"), rel_az.astype(np.float32), {"units": "degree"}),
+            "latitude": (("y", "x"), lats.astype(np.float32), {"units": "degrees_north"}),
+            "longitude": (("y", "x"), lons.astype(np.float32), {"units": "degrees_east"}),
+            "input_flags": (
+                ("y", "x"),
+                flags.astype(np.uint8),
+                {"flag_masks": [1, 2, 4], "flag_meanings": "no_geolocation fill saturated"},
+            ),
+        }
+    )
+    coords: dict[str, Any] = {}
+    if spec.reader == "abi_l1b":
+        x, y = area.get_proj_vectors()
+        height = float(reference.attrs["orbital_parameters"]["projection_altitude"])
+        coords = {"x": ("x", (x / height).astype(np.float64)), "y": ("y", (y / height).astype(np.float64))}
+    ds = xr.Dataset(data_vars, coords=coords)
+    ds.attrs.update(
+        {
+            "sensor": granule.sensor,
+            "instrument": INSTRUMENTS[granule.sensor],
+            "reader": spec.reader,
+            "platform": granule.platform,
+            "platform_name": granule.platform_name,
+            "sector": granule.sector or "",
+            "granule_id": granule.id,
+            "start_time": reference.attrs.get("start_time", granule.start_time),
+            "end_time": reference.attrs.get("end_time", granule.end_time),
+            "source_files": [Path(p).name for p in granule.paths],
+            "bands": list(bands),
+            "area": area,
+        }
+    )
+    logger.debug("ingested %s: %s pixels, chunks %s", granule.id, shape, chunks)
+    return ds
+
+
+def chunk_pixels(ds: xr.Dataset) -> int:
+    """Pixels in the largest chunk of a scene."""
+    chunks = ds["latitude"].data.chunks
+    return int(max(chunks[0]) * max(chunks[1]))
+
+
+def rows_per_chunk(total_rows: int, requested: int, multiple: int = 1) -> int:
+    return max(multiple, min(total_rows, math.ceil(requested / multiple) * multiple))

@@ -1,0 +1,155 @@
+"""One granule end to end: choose the model, ingest, ancillary, features, inference, product, quicklook.
+
+This is the library entry point the CLI and the Prefect flows call; it never imports Prefect.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from models.artifact import Artifact, ArtifactError, load_artifact, read_metadata
+from models.defaults import default_artifacts
+from pipeline.ancillary import AncillaryConfig, add_ancillary
+from pipeline.features import build_features
+from pipeline.granules import Granule
+from pipeline.inference import run_inference
+from pipeline.ingest import DEFAULT_CHUNK, ingest
+from pipeline.product import build_product, existing_products, same_product, write_product
+from pipeline.quicklook import quicklook_path, write_quicklook
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ProcessOptions:
+    out_dir: Path
+    model: Path | None = None
+    device: str = "auto"
+    chunk_size: int = DEFAULT_CHUNK
+    overwrite: bool = False
+    ancillary: AncillaryConfig = field(default_factory=AncillaryConfig)
+    torch_threads: int = 1
+    resources: dict[str, float] | None = None
+    batch_size: int = 0
+    quicklook: bool = True
+
+
+@dataclass
+class ProcessResult:
+    granule_id: str
+    product: Path
+    quicklook: Path | None
+    skipped: bool
+    model: str
+    seconds: float
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        if self.skipped:
+            return f"{self.granule_id}: already processed ({self.product.name}), skipped"
+        s = self.stats
+        retrieved = int(s.get("retrieved", 0))
+        if not retrieved:
+            return (
+                f"{self.granule_id}: 0 of {s.get('pixels', 0)} pixels retrieved (night or no valid input); "
+                f"{self.product.name} written in {self.seconds:.1f} s"
+            )
+        cloudy = int(s["cloudy"])
+        return (
+            f"{self.granule_id}: {retrieved} pixels retrieved, cloud fraction {cloudy / retrieved:.3f}, "
+            f"liquid {int(s['liquid']) / max(cloudy, 1):.2f} / ice {int(s['ice']) / max(cloudy, 1):.2f}, "
+            f"{self.seconds:.1f} s with {self.model} -> {self.product.name}"
+        )
+
+
+def choose_artifact(granule: Granule, model: Path | None, device: str = "cpu") -> Artifact:
+    """The given artifact (checked against the granule), or the default model with the most bands it has."""
+    if model is not None:
+        artifact = load_artifact(model, expect_sensor=granule.sensor)
+        missing = granule.missing(artifact.spec.bands)
+        if missing:
+            raise ArtifactError(
+                f"model {artifact.path.name} needs {' and '.join(missing)}, which granule {granule.id} lacks"
+            )
+        return artifact
+    candidates = []
+    for path in default_artifacts():
+        meta = read_metadata(path)
+        if meta["sensor"] == granule.sensor:
+            bands = [f["source"] for f in meta["feature_spec"]["features"] if f["kind"] == "reflectance"]
+            candidates.append((len(bands), path, bands))
+    if not candidates:
+        raise ArtifactError(f"no default model for {granule.sensor} is installed; pass --model")
+    for _, path, bands in sorted(candidates, key=lambda c: -c[0]):
+        if not granule.missing(bands):
+            logger.info("%s: using default model %s", granule.id, path.name)
+            return load_artifact(path, expect_sensor=granule.sensor)
+    needs = "; ".join(f"{p.name} needs {' and '.join(granule.missing(b))}" for _, p, b in candidates)
+    raise ArtifactError(f"no default {granule.sensor} model fits granule {granule.id}: {needs}")
+
+
+def already_done(granule: Granule, artifact: Artifact, out_dir: Path) -> Path | None:
+    """The existing product of this granule made from the same inputs with the same model, if any."""
+    attrs = {
+        "platform": granule.platform,
+        "platform_name": granule.platform_name,
+        "sensor": granule.sensor,
+        "sector": granule.sector or "",
+        "start_time": granule.start_time,
+        "end_time": granule.end_time,
+    }
+    sources = [Path(p).name for p in granule.paths]
+    for path in existing_products(out_dir, attrs, artifact.version):
+        if same_product(path, sources, artifact.sha256):
+            return path
+    return None
+
+
+def process_granule(granule: Granule, options: ProcessOptions) -> ProcessResult:
+    """Retrieve cloud mask, phase and COT for one granule and write its product (and quicklook)."""
+    started = time.perf_counter()
+    artifact = choose_artifact(granule, options.model)
+    scene = ingest(granule, artifact.spec.bands, options.chunk_size)
+    scene = add_ancillary(scene, options.ancillary)
+    features = build_features(scene, artifact.spec)
+    outputs = run_inference(
+        features, artifact, options.device, options.batch_size, options.torch_threads, options.resources
+    )
+    product = build_product(scene, features["retrieval_quality"], outputs, artifact)
+    written = write_product(product, scene.attrs, options.out_dir, options.overwrite)
+    quicklook = None
+    if options.quicklook:
+        existing = quicklook_path(written.path)
+        quicklook = existing if written.skipped and existing.exists() else write_quicklook(written.path)
+    return ProcessResult(
+        granule.id,
+        written.path,
+        quicklook,
+        written.skipped,
+        artifact.name,
+        time.perf_counter() - started,
+        written.stats,
+    )
+
+
+def granule_features(
+    inputs: list[str] | list[Path],
+    model: Path | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+    ancillary: AncillaryConfig | None = None,
+) -> tuple[Any, Artifact]:
+    """The lazy features and quality codes of the one granule in ``inputs``, and the model they fit.
+
+    The one call a user needs from a directory of L1b files (and optionally an artifact) to the
+    ``(y, x, feature)`` dask array and the per-pixel retrieval quality (reason codes).
+    """
+    from pipeline.granules import single_granule
+
+    granule = single_granule(inputs)
+    artifact = choose_artifact(granule, model)
+    scene = add_ancillary(ingest(granule, artifact.spec.bands, chunk_size), ancillary)
+    return build_features(scene, artifact.spec), artifact

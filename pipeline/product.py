@@ -1,0 +1,485 @@
+"""CF-1.10 / ACDD-1.3 cloud products: one NetCDF-4 file per granule, written atomically.
+
+The format is ``shared/docs/product-conventions.md``: cloud mask, mask probability, phase, phase
+probability, COT (linear), COT class, retrieval quality with reason codes, the geostationary grid
+mapping (ABI) or swath latitude/longitude (VIIRS, OCI), time and provenance. Files go to a temporary
+name in the destination directory, are fsynced and renamed, so no half-written product is ever
+visible; an existing product of the same granule is replaced only when asked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dask
+import dask.array as da
+import netCDF4
+import numpy as np
+import xarray as xr
+
+from models import MODEL_NAME
+from models.artifact import Artifact
+from models.fileio import publish, temporary_path
+from pipeline.features import GOOD, QUALITY_MEANINGS, RETRIEVED_MAX
+from pipeline.sensors import PLATFORM_CODES
+
+logger = logging.getLogger(__name__)
+
+PRODUCT_VERSION = "1.0"
+PRODUCT_PREFIX = "MTHCCAR-L2-CLD"
+FILL_U1 = np.uint8(255)
+FILL_F4 = np.float32(-999.0)
+COT_MAX = 400.0
+STANDARD_NAME_VOCABULARY = "CF Standard Name Table v85"
+TIME_UNITS = "seconds since 1970-01-01 00:00:00"
+
+
+class ProductExistsError(FileExistsError):
+    """A different product of the same granule is already there."""
+
+
+def product_name(attrs: dict[str, Any], model_version: str, created: dt.datetime) -> str:
+    """The product file name from the granule's own metadata (never from user strings)."""
+    platform = PLATFORM_CODES.get(attrs["platform_name"], attrs["platform"])
+    sector = attrs.get("sector") or "SWATH"
+    return (
+        f"{PRODUCT_PREFIX}_{platform}_{attrs['sensor']}_{sector}_s{attrs['start_time']:%Y%m%dT%H%M%S}"
+        f"_e{attrs['end_time']:%Y%m%dT%H%M%S}_c{created:%Y%m%dT%H%M%S}_v{model_version}.nc"
+    )
+
+
+def product_pattern(attrs: dict[str, Any], model_version: str) -> str:
+    """Glob matching any product of the same granule and model version, whatever its creation time."""
+    name = product_name(attrs, model_version, dt.datetime(2000, 1, 1))
+    return name.replace("_c20000101T000000_", "_c*_")
+
+
+def _flag_attrs(values: list[int], meanings: str) -> dict[str, Any]:
+    return {"flag_values": np.array(values, dtype=np.uint8), "flag_meanings": meanings}
+
+
+def build_product(scene: xr.Dataset, quality: xr.DataArray, outputs: xr.Dataset, artifact: Artifact) -> xr.Dataset:
+    """The product dataset (lazy) from the scene, quality codes and model outputs."""
+    swath = "x" not in scene.coords
+    q = quality.data
+    retrieved = q <= RETRIEVED_MAX
+    p_cloudy = outputs["cloud_mask_probability"].data
+    cloudy = retrieved & (p_cloudy >= 0.5)
+    p_ice = outputs["cloud_phase_probability"].data
+    cot_class = da.argmax(
+        da.stack([outputs[f"cot_probability_{k}"].data for k in ("thin", "moderate", "thick")], axis=-1), axis=-1
+    )
+    cot = da.clip(10.0 ** outputs["log10_cot"].data, 0, COT_MAX)
+    common: dict[str, Any] = {"coordinates": "latitude longitude altitude"}
+    if not swath:
+        common["grid_mapping"] = "goes_imager_projection"
+
+    def field_(values: Any, attrs: dict[str, Any]) -> tuple[tuple[str, str], Any, dict[str, Any]]:
+        return ("y", "x"), values, {**attrs, **common}
+
+    data_vars: dict[str, Any] = {
+        "cloud_mask": field_(
+            da.where(retrieved, cloudy.astype(np.uint8), FILL_U1).astype(np.uint8),
+            {
+                "long_name": "cloud mask",
+                "standard_name": "cloud_binary_mask",
+                "units": "1",
+                "coverage_content_type": "thematicClassification",
+                **_flag_attrs([0, 1], "clear cloudy"),
+                "ancillary_variables": "cloud_mask_probability retrieval_quality",
+            },
+        ),
+        "cloud_mask_probability": field_(
+            da.where(retrieved, p_cloudy, np.nan).astype(np.float32),
+            {
+                "long_name": "probability that the pixel is cloudy (C_Mask head)",
+                "standard_name": "cloud_area_fraction",
+                "units": "1",
+                "valid_range": np.array([0.0, 1.0], dtype=np.float32),
+                "coverage_content_type": "modelResult",
+                "comment": "P(cloudy) from the network, read as the expected cloud area fraction of the pixel",
+            },
+        ),
+        "cloud_phase": field_(
+            da.where(retrieved, da.where(cloudy, da.where(p_ice > 0.5, 2, 1), 0), FILL_U1).astype(np.uint8),
+            {
+                "long_name": "cloud top thermodynamic phase",
+                "standard_name": "thermodynamic_phase_of_cloud_water_particles_at_cloud_top",
+                "units": "1",
+                "coverage_content_type": "thematicClassification",
+                **_flag_attrs([0, 1, 2], "clear_sky liquid ice"),
+                "ancillary_variables": "cloud_phase_probability retrieval_quality",
+            },
+        ),
+        "cloud_phase_probability": field_(
+            da.where(cloudy, p_ice, np.nan).astype(np.float32),
+            {
+                "long_name": "probability of ice given cloudy (C_Phase head)",
+                "standard_name": "ice_cloud_area_fraction",
+                "units": "1",
+                "valid_range": np.array([0.0, 1.0], dtype=np.float32),
+                "coverage_content_type": "modelResult",
+                "comment": "P(ice | cloudy): the ice share of the pixel's cloud; the standard name is the closest CF "
+                "has (the pixel's ice cloud area fraction is cloud_area_fraction x this)",
+            },
+        ),
+        "cloud_optical_thickness": field_(
+            da.where(cloudy, cot, np.nan).astype(np.float32),
+            {
+                "long_name": "cloud optical thickness at 0.55 um",
+                "standard_name": "atmosphere_optical_thickness_due_to_cloud",
+                "units": "1",
+                "valid_range": np.array([0.0, COT_MAX], dtype=np.float32),
+                "coverage_content_type": "modelResult",
+                "ancillary_variables": "cloud_optical_thickness_class retrieval_quality",
+            },
+        ),
+        "cloud_optical_thickness_class": field_(
+            da.where(cloudy, cot_class, FILL_U1).astype(np.uint8),
+            {
+                "long_name": "coarse cloud optical thickness class (C_Aux head): thin < 1, moderate 1-10, thick >= 10",
+                "units": "1",
+                **_flag_attrs([0, 1, 2], "thin moderate thick"),
+                "coverage_content_type": "thematicClassification",
+            },
+        ),
+        "retrieval_quality": field_(
+            q.astype(np.uint8),
+            {
+                "long_name": "retrieval quality and reason for no retrieval",
+                "standard_name": "status_flag",
+                "units": "1",
+                "coverage_content_type": "qualityInformation",
+                **_flag_attrs(list(range(len(QUALITY_MEANINGS))), " ".join(QUALITY_MEANINGS)),
+                "comment": "degraded: solar zenith 70-80 deg or sensor zenith > 65 deg; night: solar zenith >= 80 deg; "
+                "no valid input: off disk, fill, saturated or out of range",
+            },
+        ),
+        "solar_zenith_angle": field_(
+            scene["solar_zenith_angle"].data.astype(np.float32),
+            {
+                "long_name": "solar zenith angle",
+                "standard_name": "solar_zenith_angle",
+                "units": "degree",
+                "coverage_content_type": "auxiliaryInformation",
+            },
+        ),
+        "sensor_zenith_angle": field_(
+            scene["sensor_zenith_angle"].data.astype(np.float32),
+            {
+                "long_name": "sensor zenith angle",
+                "standard_name": "sensor_zenith_angle",
+                "units": "degree",
+                "coverage_content_type": "auxiliaryInformation",
+            },
+        ),
+    }
+    start, end = scene.attrs["start_time"], scene.attrs["end_time"]
+    epoch = dt.datetime(1970, 1, 1)
+    seconds = [(start - epoch).total_seconds(), (end - epoch).total_seconds()]
+    coords: dict[str, Any] = {
+        "time": (
+            ("time",),
+            [seconds[0]],
+            {
+                "standard_name": "time",
+                "long_name": "time",
+                "units": TIME_UNITS,
+                "axis": "T",
+                "bounds": "time_bounds",
+                "calendar": "standard",
+                "comment": "granule start time; time_bounds holds start and end",
+            },
+        ),
+        "latitude": (
+            ("y", "x"),
+            scene["latitude"].data.astype(np.float32),
+            {
+                "standard_name": "latitude",
+                "long_name": "latitude",
+                "units": "degrees_north",
+                "coverage_content_type": "coordinate",
+            },
+        ),
+        "longitude": (
+            ("y", "x"),
+            scene["longitude"].data.astype(np.float32),
+            {
+                "standard_name": "longitude",
+                "long_name": "longitude",
+                "units": "degrees_east",
+                "coverage_content_type": "coordinate",
+            },
+        ),
+    }
+    coords["altitude"] = (
+        (),
+        0.0,
+        {
+            "standard_name": "altitude",
+            "long_name": "altitude of the geolocation",
+            "units": "m",
+            "positive": "up",
+            "axis": "Z",
+            "coverage_content_type": "coordinate",
+            "comment": "pixels are geolocated on the Earth's surface; the retrieved quantities describe the "
+            "column above",
+        },
+    )
+    data_vars["time_bounds"] = (("time", "nv"), np.array([seconds]), {"units": TIME_UNITS, "calendar": "standard"})
+    if not swath:
+        height = _geostationary_mapping(scene)["perspective_point_height"]
+        for axis in ("x", "y"):
+            coords[axis] = (
+                axis,
+                scene[axis].values * height,
+                {
+                    "standard_name": f"projection_{axis}_coordinate",
+                    "units": "m",
+                    "axis": axis.upper(),
+                    "long_name": f"GOES fixed grid projection {axis}-coordinate",
+                    "comment": "scan angle of the ABI L1b fixed grid (rad) times perspective_point_height",
+                    "coverage_content_type": "coordinate",
+                },
+            )
+        data_vars["goes_imager_projection"] = ((), np.int32(0), _geostationary_mapping(scene))
+    product = xr.Dataset(data_vars, coords=coords)
+    product.attrs = _global_attributes(scene, artifact)
+    return product
+
+
+def _geostationary_mapping(scene: xr.Dataset) -> dict[str, Any]:
+    area = scene.attrs["area"]
+    params = area.crs.to_cf()
+    return {
+        "long_name": "GOES-R ABI fixed grid projection",
+        "grid_mapping_name": "geostationary",
+        "perspective_point_height": float(params["perspective_point_height"]),
+        "semi_major_axis": float(params["semi_major_axis"]),
+        "semi_minor_axis": float(params["semi_minor_axis"]),
+        "inverse_flattening": float(params.get("inverse_flattening", 298.257222101)),
+        "latitude_of_projection_origin": 0.0,
+        "longitude_of_projection_origin": float(params["longitude_of_projection_origin"]),
+        "sweep_angle_axis": str(params.get("sweep_angle_axis", "x")),
+    }
+
+
+def _global_attributes(scene: xr.Dataset, artifact: Artifact) -> dict[str, Any]:
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    start, end = scene.attrs["start_time"], scene.attrs["end_time"]
+    iso = "%Y-%m-%dT%H:%M:%SZ"
+    instrument = scene.attrs["instrument"]
+    return {
+        "Conventions": "CF-1.10, ACDD-1.3",
+        "title": f"MT-HCCAR cloud mask, phase and optical thickness from {scene.attrs['platform_name']} {instrument}",
+        "summary": (
+            "Level-2 cloud mask, cloud top phase and cloud optical thickness retrieved per pixel from "
+            f"{instrument} solar-reflective bands with MT-HCCAR, a multi-task network with hierarchical "
+            "classification (mask, then phase) and classification-assisted attention regression (COT)."
+        ),
+        "keywords": (
+            "EARTH SCIENCE > ATMOSPHERE > CLOUDS > CLOUD MICROPHYSICS > CLOUD OPTICAL DEPTH/THICKNESS, "
+            "EARTH SCIENCE > ATMOSPHERE > CLOUDS > CLOUD MICROPHYSICS > CLOUD LIQUID WATER/ICE"
+        ),
+        "keywords_vocabulary": "GCMD Science Keywords",
+        "id": str(uuid.uuid4()),
+        "uuid": "",
+        "naming_authority": "mthccar.pipeline",
+        "institution": "MT-HCCAR operational cloud retrieval pipeline",
+        "project": "MT-HCCAR cloud retrieval",
+        "program": "satellite cloud retrievals",
+        "source": " ".join(scene.attrs["source_files"]),
+        "history": f"{now.strftime(iso)} created by mthccar from {len(scene.attrs['source_files'])} input files",
+        "comment": "Retrievals only in daylight (solar zenith < 80 deg); see retrieval_quality.",
+        "references": "Li et al., MT-HCCAR, ECML-PKDD 2024, doi:10.1007/978-3-031-70381-2_1",
+        "acknowledgement": "MT-HCCAR network design by Li, Sayer, Carroll, Huang and Wang (UMBC, NASA GSFC).",
+        "license": "Freely available; cite the MT-HCCAR reference.",
+        "standard_name_vocabulary": STANDARD_NAME_VOCABULARY,
+        "date_created": now.strftime(iso),
+        "date_modified": now.strftime(iso),
+        "date_issued": now.strftime(iso),
+        "date_metadata_modified": now.strftime(iso),
+        "creator_name": "MT-HCCAR pipeline",
+        "creator_type": "institution",
+        "creator_email": "mthccar@example.org",
+        "creator_url": "https://example.org/mthccar",
+        "creator_institution": "MT-HCCAR operational cloud retrieval pipeline",
+        "publisher_name": "MT-HCCAR pipeline",
+        "publisher_type": "institution",
+        "publisher_email": "mthccar@example.org",
+        "publisher_url": "https://example.org/mthccar",
+        "publisher_institution": "MT-HCCAR operational cloud retrieval pipeline",
+        "contributor_name": "MT-HCCAR pipeline",
+        "contributor_role": "processor",
+        "product_version": PRODUCT_VERSION,
+        "processing_level": "L2",
+        "cdm_data_type": "Grid" if "x" in scene.coords else "Swath",
+        "platform": scene.attrs["platform_name"],
+        "platform_vocabulary": "WMO OSCAR satellite names",
+        "instrument": instrument,
+        "instrument_vocabulary": "WMO OSCAR instrument names",
+        "model_name": MODEL_NAME,
+        "model_version": artifact.version,
+        "model_artifact": artifact.name,
+        "model_sha256": artifact.sha256,
+        "model_attention": str(artifact.metadata.get("attention", "")),
+        "ancillary_sources": "; ".join(f"{k}: {v}" for k, v in scene.attrs.get("ancillary", {}).items()),
+        "time_coverage_start": start.strftime(iso),
+        "time_coverage_end": end.strftime(iso),
+        "time_coverage_duration": f"PT{max((end - start).total_seconds(), 0):.0f}S",
+        "time_coverage_resolution": f"PT{max((end - start).total_seconds(), 0):.0f}S",
+        "granule_id": scene.attrs["granule_id"],
+        "metadata_link": "https://example.org/mthccar/product-conventions",
+        # geolocated on the surface: see the scalar altitude coordinate
+        "geospatial_vertical_min": 0.0,
+        "geospatial_vertical_max": 0.0,
+        "geospatial_vertical_units": "m",
+        "geospatial_vertical_positive": "up",
+        "geospatial_vertical_resolution": "point",
+        "geospatial_bounds_vertical_crs": "EPSG:5829",
+    }
+
+
+@dataclass
+class WriteResult:
+    path: Path
+    skipped: bool = False
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def _summary(product: xr.Dataset) -> dict[str, Any]:
+    """Lazy reductions for the run summary and the geospatial attributes."""
+    mask = product["cloud_mask"].data
+    phase = product["cloud_phase"].data
+    quality = product["retrieval_quality"].data
+    retrieved = quality <= RETRIEVED_MAX
+    stats: dict[str, Any] = {
+        "pixels": np.int64(quality.size),
+        "retrieved": retrieved.sum(),
+        "good": (quality == GOOD).sum(),
+        "cloudy": (mask == 1).sum(),
+        "liquid": (phase == 1).sum(),
+        "ice": (phase == 2).sum(),
+        "quality_counts": da.bincount(quality.ravel(), minlength=len(QUALITY_MEANINGS)),
+    }
+    lat, lon = product["latitude"].data, product["longitude"].data
+    stats.update(lat_min=da.nanmin(lat), lat_max=da.nanmax(lat), lon_min=da.nanmin(lon), lon_max=da.nanmax(lon))
+    return stats
+
+
+def existing_products(out_dir: Path, attrs: dict[str, Any], model_version: str) -> list[Path]:
+    return sorted(out_dir.glob(product_pattern(attrs, model_version)))
+
+
+def same_product(path: Path, sources: list[str], sha256: str) -> bool:
+    """Whether an existing product was made from the same inputs with the same model."""
+    try:
+        with netCDF4.Dataset(path) as nc:
+            return bool(nc.getncattr("model_sha256") == sha256 and nc.getncattr("source") == " ".join(sources))
+    except (OSError, AttributeError):
+        return False
+
+
+def write_product(
+    product: xr.Dataset,
+    scene_attrs: dict[str, Any],
+    out_dir: str | Path,
+    overwrite: bool = False,
+) -> WriteResult:
+    """Write atomically (temporary name, fsync, rename); refuse to replace a different product silently."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    version = str(product.attrs["model_version"])
+    sources = list(scene_attrs["source_files"])
+    previous = existing_products(out, scene_attrs, version)
+    if previous and not overwrite:
+        if all(same_product(p, sources, product.attrs["model_sha256"]) for p in previous):
+            logger.info("%s already exists for the same inputs and model; skipping", previous[0].name)
+            return WriteResult(previous[0], skipped=True)
+        raise ProductExistsError(
+            f"{previous[0]} is a different product of the same granule "
+            "(other inputs or model); pass --overwrite to replace it"
+        )
+    created = dt.datetime.strptime(product.attrs["date_created"], "%Y-%m-%dT%H:%M:%SZ")
+    final = out / product_name(scene_attrs, version, created)
+    tmp = temporary_path(final, ".nc.tmp")
+    chunks = product["cloud_mask"].data.chunksize
+    encoding: dict[str, dict[str, Any]] = {}
+    for name, var in product.data_vars.items():
+        if var.ndim == 2:
+            enc: dict[str, Any] = {
+                "zlib": True,
+                "complevel": 4,
+                "shuffle": True,
+                "chunksizes": tuple(min(c, s) for c, s in zip(chunks, var.shape, strict=True)),
+            }
+            enc["_FillValue"] = FILL_U1 if var.dtype == np.uint8 else FILL_F4
+            encoding[str(name)] = enc
+        else:
+            encoding[str(name)] = {"_FillValue": None}
+    encoding["time_bounds"] = {"_FillValue": None, "dtype": "float64"}
+    for name in ("latitude", "longitude"):
+        encoding[name] = {
+            "zlib": True,
+            "complevel": 4,
+            "shuffle": True,
+            "_FillValue": FILL_F4,
+            "chunksizes": tuple(min(c, s) for c, s in zip(chunks, product[name].shape, strict=True)),
+        }
+    for name in ("time", "x", "y", "altitude"):
+        if name in product.coords:
+            encoding[name] = {"_FillValue": None, "dtype": "float64"}
+    try:
+        delayed = product.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding, compute=False)
+        _, stats = dask.compute(delayed, _summary(product))
+        stats = {
+            k: (v.tolist() if isinstance(v, np.ndarray) else v.item() if hasattr(v, "item") else v)
+            for k, v in stats.items()
+        }
+        _finish_attributes(tmp, stats)
+        publish(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    for old in previous:
+        if old != final:
+            old.unlink(missing_ok=True)
+    logger.info("wrote %s", final)
+    return WriteResult(final, stats=stats)
+
+
+def _finish_attributes(path: Path, stats: dict[str, Any]) -> None:
+    """Geospatial bounds and retrieval counts, known only once the data are computed."""
+    with netCDF4.Dataset(path, "a") as nc:
+        if stats.get("lat_min") is not None and np.isfinite(stats["lat_min"]):
+            lat_min, lat_max = float(stats["lat_min"]), float(stats["lat_max"])
+            lon_min, lon_max = float(stats["lon_min"]), float(stats["lon_max"])
+            nc.setncatts(
+                {
+                    "geospatial_lat_min": lat_min,
+                    "geospatial_lat_max": lat_max,
+                    "geospatial_lat_units": "degrees_north",
+                    "geospatial_lon_min": lon_min,
+                    "geospatial_lon_max": lon_max,
+                    "geospatial_lon_units": "degrees_east",
+                    "geospatial_bounds": f"POLYGON(({lat_min:.4f} {lon_min:.4f}, {lat_min:.4f} {lon_max:.4f}, "
+                    f"{lat_max:.4f} {lon_max:.4f}, {lat_max:.4f} {lon_min:.4f}, "
+                    f"{lat_min:.4f} {lon_min:.4f}))",
+                    "geospatial_bounds_crs": "EPSG:4326",
+                    "geospatial_lat_resolution": "native instrument resolution",
+                    "geospatial_lon_resolution": "native instrument resolution",
+                }
+            )
+        retrieved = int(stats["retrieved"])
+        nc.setncatts(
+            {
+                "retrieved_pixels": retrieved,
+                "cloud_fraction": float(stats["cloudy"]) / retrieved if retrieved else -1.0,
+                "liquid_fraction_of_cloudy": float(stats["liquid"]) / max(int(stats["cloudy"]), 1),
+            }
+        )

@@ -1,0 +1,74 @@
+"""Quicklook PNG beside each product: cloud mask, phase and optical thickness, with colour bars."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from models.fileio import atomic_output
+
+NOT_RETRIEVED = "#b0b0b0"
+
+
+def quicklook_path(product: Path) -> Path:
+    return product.with_name(product.stem + "_quicklook.png")
+
+
+def _thin(array: np.ndarray, max_pixels: int = 1200) -> np.ndarray:
+    step = max(1, int(np.ceil(max(array.shape) / max_pixels)))
+    return array[::step, ::step]
+
+
+def write_quicklook(product: Path, max_pixels: int = 1200) -> Path:
+    """Three panels (mask, phase, COT) of a product, written atomically next to it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm
+
+    with xr.open_dataset(product, mask_and_scale=True) as ds:
+        mask = _thin(ds["cloud_mask"].values, max_pixels)
+        phase = _thin(ds["cloud_phase"].values, max_pixels)
+        cot = _thin(ds["cloud_optical_thickness"].values, max_pixels)
+        title = f"{ds.attrs['platform']} {ds.attrs['instrument']} {ds.attrs['time_coverage_start']}"
+        retrieved = int(ds.attrs.get("retrieved_pixels", 0))
+        fraction = float(ds.attrs.get("cloud_fraction", -1))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5.2), constrained_layout=True)
+    panels = [
+        (mask, ["#1f3b73", "#f2f2f2"], ["clear", "cloudy"], "cloud mask"),
+        (phase, ["#1f3b73", "#3fa7d6", "#f4d35e"], ["clear", "liquid", "ice"], "cloud phase"),
+    ]
+    for ax, (values, colours, labels, name) in zip(axes[:2], panels, strict=False):
+        classes = ListedColormap(colours)
+        classes.set_bad(NOT_RETRIEVED)
+        norm = BoundaryNorm(np.arange(len(colours) + 1) - 0.5, len(colours))
+        image = ax.imshow(np.ma.masked_invalid(values), cmap=classes, norm=norm, interpolation="nearest")
+        bar = fig.colorbar(image, ax=ax, ticks=range(len(colours)), shrink=0.8)
+        bar.ax.set_yticklabels(labels)
+        ax.set_title(name)
+    cmap = plt.get_cmap("viridis").copy()
+    cmap.set_bad(NOT_RETRIEVED)
+    finite = cot[np.isfinite(cot) & (cot > 0)]
+    image = axes[2].imshow(
+        np.ma.masked_invalid(np.where(cot > 0, cot, np.nan)),
+        cmap=cmap,
+        norm=LogNorm(vmin=0.1, vmax=max(100.0, float(finite.max()) if finite.size else 100.0)),
+        interpolation="nearest",
+    )
+    fig.colorbar(image, ax=axes[2], shrink=0.8, label="COT")
+    axes[2].set_title("cloud optical thickness")
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    summary = f"cloud fraction {fraction:.2f}" if retrieved else "no retrieved pixels (night or no valid input)"
+    fig.suptitle(f"MT-HCCAR {title} - {summary} (grey: not retrieved)")
+    target = quicklook_path(product)
+    try:
+        with atomic_output(target) as tmp:
+            fig.savefig(tmp, dpi=80, format="png")
+    finally:
+        plt.close(fig)
+    return target

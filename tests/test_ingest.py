@@ -1,0 +1,329 @@
+"""Granule ingest on the real ABI granules and on synthetic VIIRS/OCI files in their real formats."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import dask
+import netCDF4
+import numpy as np
+import pytest
+
+from models.artifact import ArtifactError
+from models.bands import sensor_bands
+from pipeline.ancillary import AncillaryConfig, GridSource, add_ancillary, ozone_climatology, water_vapour_climatology
+from pipeline.features import DEGRADED, GOOD, NIGHT, NO_INPUT, build_features
+from pipeline.granules import GranuleError, find_granules, single_granule
+from pipeline.ingest import IngestError, ingest
+from pipeline.process import choose_artifact, granule_features
+from tests.support.dask_counting import CountingScheduler
+
+NO_C02 = ["C01", "C03", "C04", "C05", "C06"]
+
+
+@pytest.fixture(scope="module")
+def day(granules: Path) -> Path:
+    return granules / "abi" / "g17_meso1_20191027T2000_day"
+
+
+@pytest.fixture(scope="module")
+def night(granules: Path) -> Path:
+    return granules / "abi" / "g17_meso1_20191201T1027_night"
+
+
+def _compute(ds):
+    with dask.config.set(scheduler="threads"):
+        return ds.compute()
+
+
+def test_day_granule_loads_on_the_2km_grid_with_plausible_values(day: Path) -> None:
+    granule = single_granule([day])
+    assert granule.reader == "abi_l1b"
+    assert granule.platform == "G17"
+    assert granule.sector == "M1"
+    assert granule.missing(NO_C02) == []
+    scene = ingest(granule, NO_C02)
+    assert scene["reflectance_C01"].shape == (500, 500)
+    values = _compute(scene)
+    # satpy reports C01 at 19 % on average (pi L d^2 / E0); BRF divides by cos(SZA) ~ 0.64
+    c01 = values["reflectance_C01"].values
+    assert 0.25 < np.nanmean(c01) < 0.35
+    assert np.nanmin(c01) > 0.1
+    assert np.nanmax(c01) < 1.3
+    assert 0.15 < np.nanmean(values["reflectance_C06"]) < 0.3
+    sza = values["solar_zenith_angle"].values
+    assert 40 < sza.min() < sza.max() < 60  # 20:00 UTC = local noon over California in late October
+    assert 35 < np.nanmean(values["sensor_zenith_angle"]) < 60  # GOES-West at 137 W
+    lat, lon = values["latitude"].values, values["longitude"].values
+    assert lat.min() > 30
+    assert lat.max() < 44.5
+    assert lon.min() > -128
+    assert lon.max() < -110
+    assert int(values["input_flags"].max()) == 0
+
+
+def test_ingest_is_lazy_and_chunked_on_the_file_chunks(
+    synthetic_granules: dict[str, Path], tiny_artifacts: dict[str, Path]
+) -> None:
+    # the synthetic scan is chunked on disk like operational full-disk files: 226 pixels
+    counter = CountingScheduler(max_computes=0)
+    with dask.config.set(scheduler=counter):
+        features, artifact = granule_features([synthetic_granules["abi"]], tiny_artifacts["abi_noc02"], chunk_size=226)
+    assert counter.calls == 0
+    assert features["features"].data.chunks[:2] == ((226, 226, 48), (226, 226, 48))
+    assert features["features"].shape == (500, 500, 15)
+    assert artifact.name == "tiny_abi_noc02"
+
+
+def test_features_follow_the_artifact_spec(day: Path, tiny_artifacts: dict[str, Path]) -> None:
+    features, artifact = granule_features([day], tiny_artifacts["abi_noc02"])
+    values = _compute(features)
+    granule = single_granule([day])
+    scene = _compute(add_ancillary(ingest(granule, NO_C02)))
+    spec = artifact.spec
+    raw = np.stack([scene[f"reflectance_{b}"].values for b in spec.bands], axis=-1)
+    expected = (raw - spec.offsets[:5]) / spec.scales[:5]
+    np.testing.assert_allclose(values["features"].values[..., :5], expected, rtol=1e-5, atol=1e-6)
+    cos_sza = (np.cos(np.radians(scene["solar_zenith_angle"].values)) - spec.offsets[12]) / spec.scales[12]
+    np.testing.assert_allclose(values["features"].values[..., 12], cos_sza, rtol=1e-4, atol=1e-5)
+    assert set(np.unique(values["retrieval_quality"])) <= {GOOD, DEGRADED}
+
+
+def test_night_granule_is_flagged_night_everywhere(night: Path, tiny_artifacts: dict[str, Path]) -> None:
+    features, _ = granule_features([night], tiny_artifacts["abi"])
+    quality = _compute(features["retrieval_quality"]).values
+    assert quality.shape == (500, 500)
+    assert np.all(quality == NIGHT)
+
+
+def test_night_granule_loads_every_band_at_mixed_resolutions(night: Path) -> None:
+    granule = single_granule([night])
+    assert granule.missing(["C01", "C02", "C03", "C04", "C05", "C06"]) == []
+    scene = ingest(granule, ["C01", "C02", "C03", "C04", "C05", "C06"])
+    assert scene["reflectance_C02"].shape == (500, 500)  # 0.5 km aggregated to 2 km
+
+
+def test_model_needing_c02_is_refused_on_the_day_granule(day: Path, tiny_artifacts: dict[str, Path]) -> None:
+    granule = single_granule([day])
+    with pytest.raises(ArtifactError, match=r"abi\.pt needs band C02, which granule abi_G17_M1_20191027T200027 lacks"):
+        choose_artifact(granule, tiny_artifacts["abi"])
+    assert choose_artifact(granule, tiny_artifacts["abi_noc02"]).spec.bands == NO_C02
+    with pytest.raises(GranuleError, match="lacks band C02"):
+        ingest(granule, ["C01", "C02"])
+
+
+def test_viirs_model_is_refused_for_an_abi_granule(day: Path, tiny_artifacts: dict[str, Path]) -> None:
+    with pytest.raises(ArtifactError, match=r"viirs\.pt is a model for viirs, not for abi"):
+        choose_artifact(single_granule([day]), tiny_artifacts["viirs"])
+
+
+@pytest.mark.parametrize("kind", ["viirs_l1b", "viirs_sdr"])
+def test_synthetic_viirs_ingests_to_the_simulated_brf(kind: str, synthetic_granules: dict[str, Path]) -> None:
+    granule = single_granule([synthetic_granules[kind]])
+    assert granule.reader == kind
+    bands = [b.name for b in sensor_bands("viirs").training_bands]
+    values = _compute(ingest(granule, bands, chunk_size=32))
+    assert values["reflectance_M05"].shape == (48, 80)
+    assert values["reflectance_M05"].data.dtype == np.float32
+    truth = netCDF4.Dataset(next(synthetic_granules[kind].glob("MTHCCAR-TRUTH_*.nc")))
+    clear_ocean = (truth["cloud_mask"][:] == 0) & (truth["surface_class"][:] == 17)
+    truth.close()
+    m07 = values["reflectance_M07"].values
+    if clear_ocean.any():
+        assert np.nanmedian(m07[clear_ocean]) < 0.08  # dark ocean in the near-IR
+    assert np.nanmax(values["reflectance_M04"]) > 0.3  # clouds are bright
+    assert values["relative_azimuth_angle"].min() >= 0
+    assert values["relative_azimuth_angle"].max() <= 180
+    assert values["sensor_zenith_angle"].max() > 50  # the swath edges
+
+
+def test_l1b_and_sdr_of_the_same_scene_agree(synthetic_granules: dict[str, Path]) -> None:
+    bands = ["M05", "M10"]
+    l1b = _compute(ingest(single_granule([synthetic_granules["viirs_l1b"]]), bands))
+    sdr = _compute(ingest(single_granule([synthetic_granules["viirs_sdr"]]), bands))
+    np.testing.assert_allclose(l1b["reflectance_M05"], sdr["reflectance_M05"], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(l1b["solar_zenith_angle"], sdr["solar_zenith_angle"], atol=0.02)
+
+
+def test_synthetic_oci_selects_bands_by_wavelength(synthetic_granules: dict[str, Path]) -> None:
+    granule = single_granule([synthetic_granules["oci"]])
+    bands = [b.name for b in sensor_bands("oci").training_bands]
+    scene = ingest(granule, bands, chunk_size=64)
+    assert len([v for v in scene.data_vars if v.startswith("reflectance_")]) == 223
+    values = _compute(scene[["reflectance_oci_350", "reflectance_oci_2261", "solar_zenith_angle"]])
+    assert values["reflectance_oci_350"].shape == (32, 40)
+    assert np.nanmean(values["reflectance_oci_350"]) > np.nanmean(values["reflectance_oci_2261"])
+
+
+def test_granules_are_grouped_per_scan(day: Path, night: Path) -> None:
+    granules = find_granules([day, night], sensor="abi")
+    assert [g.id for g in granules] == ["abi_G17_M1_20191027T200027", "abi_G17_M1_20191201T102727"]
+    with pytest.raises(GranuleError, match=r"the input files mix 2 scans \(2019-10-27 20:00:27, 2019-12-01 10:27:27\)"):
+        single_granule([day, night])
+
+
+def test_mixed_scan_files_are_refused(day: Path, night: Path, tmp_path: Path) -> None:
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for path in [*day.glob("*C01_*"), *night.glob("*C03_*")]:
+        (mixed / path.name).symlink_to(path)
+    with pytest.raises(GranuleError, match="mix 2 scans"):
+        single_granule([mixed])
+    granules = find_granules([mixed])
+    with pytest.raises(GranuleError, match=r"lacks bands C03, C04, C05, C06"):
+        granules[0].require(NO_C02)
+
+
+def test_missing_band_is_named(day: Path, tmp_path: Path) -> None:
+    partial = tmp_path / "no_c05"
+    partial.mkdir()
+    for path in day.glob("*.nc"):
+        if "C05_" not in path.name:
+            (partial / path.name).symlink_to(path)
+    with pytest.raises(GranuleError, match=r"granule abi_G17_M1_20191027T200027 \(.*\) lacks band C05"):
+        ingest(single_granule([partial]), NO_C02)
+
+
+def test_missing_geolocation_companion_is_named(synthetic_granules: dict[str, Path], tmp_path: Path) -> None:
+    for path in synthetic_granules["viirs_l1b"].glob("VNP02MOD*"):
+        shutil.copy(path, tmp_path / path.name)
+    granule = single_granule([tmp_path])
+    with pytest.raises(GranuleError, match=r"lacks the geolocation companion \(vgeom\)"):
+        ingest(granule, ["M05"])
+    sdr_only = tmp_path / "sdr"
+    sdr_only.mkdir()
+    for path in synthetic_granules["viirs_sdr"].glob("SVM0*"):
+        shutil.copy(path, sdr_only / path.name)
+    with pytest.raises(GranuleError, match=r"lacks the geolocation companion \(GMTCO or GMODO\)"):
+        single_granule([sdr_only]).require(["M05"])
+
+
+def test_truncated_file_is_named(day: Path, tmp_path: Path) -> None:
+    for path in day.glob("*.nc"):
+        target = tmp_path / path.name
+        if "C03_" in path.name:
+            target.write_bytes(path.read_bytes()[:4000])
+        else:
+            target.symlink_to(path)
+    with pytest.raises(IngestError, match=r"OR_ABI-L1b-RadM1-M6C03_G17_.*\.nc is truncated or corrupt"):
+        ingest(single_granule([tmp_path]), NO_C02)
+
+
+def test_not_a_netcdf_file_is_named(day: Path, tmp_path: Path) -> None:
+    for path in day.glob("*.nc"):
+        target = tmp_path / path.name
+        if "C04_" in path.name:
+            target.write_text("GIF89a not a netCDF file at all\n" * 20)
+        else:
+            target.symlink_to(path)
+    with pytest.raises(
+        IngestError,
+        match=r"OR_ABI-L1b-RadM1-M6C04_G17_.*\.nc is truncated or corrupt: it is not a "
+        r"readable netCDF-4/HDF5 file",
+    ):
+        ingest(single_granule([tmp_path]), NO_C02)
+
+
+def test_wrong_product_is_named(day: Path, granules: Path, tmp_path: Path) -> None:
+    fire = next((granules / "abi" / "g17_conus_20191027T2001_l2fire").glob("*.nc"))
+    for path in day.glob("*.nc"):
+        target = tmp_path / path.name
+        if "C06_" in path.name:
+            shutil.copy(fire, target)  # an L2 fire product under an L1b name
+        else:
+            target.symlink_to(path)
+    with pytest.raises(IngestError, match=r"OR_ABI-L1b-RadM1-M6C06_G17_.*\.nc is not a abi_l1b file: it lacks Rad"):
+        ingest(single_granule([tmp_path]), NO_C02)
+
+
+def test_unrecognised_inputs_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(GranuleError, match=r"none of the 1 input files \(notes\.txt\) is a L1b file"):
+        find_granules([tmp_path])
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        find_granules([tmp_path / "absent"])
+
+
+def test_climatology_is_physical() -> None:
+    lat = np.array([-80.0, -45.0, 0.0, 45.0, 80.0])
+    july = water_vapour_climatology(lat, 196)
+    january = water_vapour_climatology(lat, 15)
+    assert july[2] > 3.5
+    assert july[4] < 1.5
+    assert july[3] > january[3]
+    ozone_march = ozone_climatology(lat, 80)
+    ozone_october = ozone_climatology(lat, 280)
+    assert 240 < ozone_march[2] < 290
+    assert ozone_march[4] > 400
+    assert ozone_october[0] < 220  # the ozone hole
+
+
+def test_nwp_and_land_cover_files_replace_the_defaults(day: Path, tmp_path: Path) -> None:
+    import xarray as xr
+
+    lat = np.arange(50.0, 20.0, -0.25)
+    lon = np.arange(-135.0, -100.0, 0.25)
+    shape = (len(lat), len(lon))
+    xr.Dataset(
+        {
+            "tcwv": (("latitude", "longitude"), np.full(shape, 25.0)),  # kg m-2 -> 2.5 cm
+            "tco3": (("latitude", "longitude"), np.full(shape, 300 * 2.1415e-5)),  # kg m-2 -> 300 DU
+            "sp": (("latitude", "longitude"), np.full(shape, 95000.0)),
+        },  # Pa -> 950 hPa
+        coords={"latitude": lat, "longitude": lon},
+    ).to_netcdf(tmp_path / "era5.nc")
+    land = np.full(shape, 16, dtype=np.int16)  # all desert
+    xr.Dataset({"land_cover": (("lat", "lon"), land)}, coords={"lat": lat, "lon": lon}).to_netcdf(tmp_path / "igbp.nc")
+    config = AncillaryConfig.from_nwp(str(tmp_path / "era5.nc"), str(tmp_path / "igbp.nc"))
+    scene = _compute(
+        add_ancillary(ingest(single_granule([day]), NO_C02), config)[["h2o", "o3", "spress", "albedo_type"]]
+    )
+    np.testing.assert_allclose(scene["h2o"], 2.5, rtol=1e-5)
+    np.testing.assert_allclose(scene["o3"], 300.0, rtol=1e-4)
+    np.testing.assert_allclose(scene["spress"], 950.0, rtol=1e-5)
+    assert np.all(scene["albedo_type"] == 16)
+    assert scene.attrs["ancillary"]["h2o"] == "era5.nc:tcwv"
+
+
+def test_default_ancillary_marks_land_and_water(day: Path) -> None:
+    scene = _compute(add_ancillary(ingest(single_granule([day]), NO_C02))[["albedo_type", "spress", "h2o"]])
+    classes = set(np.unique(scene["albedo_type"]).tolist())
+    assert classes == {12, 17}  # California coast: land and Pacific
+    water = scene["albedo_type"].values == 17
+    at_sea_level = np.isclose(scene["spress"].values[water], 1013.25)
+    assert at_sea_level.mean() > 0.95  # the ocean; mountain lakes (Tahoe, 1.9 km) are water too
+    assert scene["spress"].values[~water].min() < 800  # the Sierra Nevada
+
+
+def test_missing_nwp_variable_is_named(day: Path, tmp_path: Path) -> None:
+    import xarray as xr
+
+    xr.Dataset(
+        {"t2m": (("latitude", "longitude"), np.zeros((3, 3)))},
+        coords={"latitude": [40.0, 35.0, 30.0], "longitude": [-125.0, -120.0, -115.0]},
+    ).to_netcdf(tmp_path / "bad.nc")
+    config = AncillaryConfig(h2o=GridSource(str(tmp_path / "bad.nc"), "tcwv", 0.1))
+    with pytest.raises(ValueError, match=r"bad\.nc has no variable 'tcwv' \(it has t2m\)"):
+        add_ancillary(ingest(single_granule([day]), NO_C02), config)
+
+
+def test_features_refuse_a_spec_without_scaling(day: Path) -> None:
+    from models.spec import FeatureSpec
+
+    scene = add_ancillary(ingest(single_granule([day]), NO_C02))
+    with pytest.raises(ValueError, match="carries no fitted feature scaling"):
+        build_features(scene, FeatureSpec.for_sensor("abi", NO_C02))
+
+
+def test_fill_and_space_pixels_are_not_retrieved(day: Path, tiny_artifacts: dict[str, Path]) -> None:
+    granule = single_granule([day])
+    artifact = choose_artifact(granule, tiny_artifacts["abi_noc02"])
+    scene = add_ancillary(ingest(granule, NO_C02))
+    holes = scene["reflectance_C05"].copy()
+    holes[:10, :10] = np.nan
+    scene["reflectance_C05"] = holes
+    scene["input_flags"] = scene["input_flags"].where(~np.isnan(holes), 2).astype(np.uint8)
+    quality = _compute(build_features(scene, artifact.spec)["retrieval_quality"]).values
+    assert np.all(quality[:10, :10] == NO_INPUT)
+    assert np.all(quality[10:, 10:] <= DEGRADED)
