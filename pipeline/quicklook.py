@@ -42,15 +42,13 @@ def write_quicklook(product: Path, max_pixels: int = 1200) -> Path:
         (phase, ["#1f3b73", "#3fa7d6", "#f4d35e"], ["clear", "liquid", "ice"], "cloud phase"),
     ]
     for ax, (values, colours, labels, name) in zip(axes[:2], panels, strict=False):
-        classes = ListedColormap(colours)
-        classes.set_bad(NOT_RETRIEVED)
+        classes = ListedColormap(colours).with_extremes(bad=NOT_RETRIEVED)
         norm = BoundaryNorm(np.arange(len(colours) + 1) - 0.5, len(colours))
         image = ax.imshow(np.ma.masked_invalid(values), cmap=classes, norm=norm, interpolation="nearest")
         bar = fig.colorbar(image, ax=ax, ticks=range(len(colours)), shrink=0.8)
         bar.ax.set_yticklabels(labels)
         ax.set_title(name)
-    cmap = plt.get_cmap("viridis").copy()
-    cmap.set_bad(NOT_RETRIEVED)
+    cmap = plt.get_cmap("viridis").with_extremes(bad=NOT_RETRIEVED)
     finite = cot[np.isfinite(cot) & (cot > 0)]
     image = axes[2].imshow(
         np.ma.masked_invalid(np.where(cot > 0, cot, np.nan)),

@@ -1,0 +1,247 @@
+"""Inference and products: real ABI granules, synthetic scenes with truth, schedulers, atomic writes."""
+
+from __future__ import annotations
+
+import glob
+import warnings
+from pathlib import Path
+
+import dask
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from typer.testing import CliRunner
+
+from models.defaults import ARTIFACTS
+from pipeline import inference
+from pipeline.cli import app
+from pipeline.features import NIGHT
+from pipeline.granules import single_granule
+from pipeline.process import ProcessOptions, granule_features, process_granule
+from pipeline.product import ProductExistsError
+from pipeline.runtime import dask_runtime
+from tests.support.compliance import compliance_issues
+
+NO_C02_MODEL = ARTIFACTS / "mthccar_abi_noc02.pt"
+
+
+@pytest.fixture(scope="module")
+def day(granules: Path) -> Path:
+    return granules / "abi" / "g17_meso1_20191027T2000_day"
+
+
+@pytest.fixture(scope="module")
+def day_product(day: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The real daytime granule through the shipped no-C02 model, as the CLI would pick it."""
+    out = tmp_path_factory.mktemp("day_product")
+    result = process_granule(single_granule([day], sensor="abi"), ProcessOptions(out_dir=out))
+    return result
+
+
+def test_day_product_uses_the_no_c02_model_and_finds_cloud_and_clear(day_product) -> None:
+    assert day_product.model == "mthccar_abi_noc02"
+    assert day_product.product.name.startswith("MTHCCAR-L2-CLD_G17_abi_M1_s20191027T200027_e20191027T200033_c")
+    assert day_product.product.name.endswith("_v1.0.0.nc")
+    stats = day_product.stats
+    assert stats["retrieved"] == 250_000
+    fraction = stats["cloudy"] / stats["retrieved"]
+    assert 0.05 < fraction < 0.95  # marine stratocumulus and clear land are both in the scene
+    assert day_product.quicklook.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_day_product_passes_the_compliance_checker(day_product) -> None:
+    issues = compliance_issues(day_product.product)
+    assert issues["high"] == []
+    assert issues["medium"] == []
+
+
+def test_day_product_opens_in_xarray_cf_xarray_and_satpy(day_product) -> None:
+    import cf_xarray  # noqa: F401  (registers the .cf accessor)
+
+    with xr.open_dataset(day_product.product) as ds:
+        assert ds["cloud_mask"].shape == (500, 500)
+        assert ds.attrs["Conventions"] == "CF-1.10, ACDD-1.3"
+        liquid = int((ds["cloud_phase"].cf == "liquid").sum())
+        ice = int((ds["cloud_phase"].cf == "ice").sum())
+        cloudy = int((ds["cloud_mask"].cf == "cloudy").sum())
+        assert liquid + ice == cloudy > 0
+        cot = ds["cloud_optical_thickness"].values
+        assert np.all(np.isnan(cot[ds["cloud_mask"].values == 0]))
+        assert np.nanmin(cot) >= 0
+        assert np.nanmax(cot) <= 400
+    from satpy import Scene
+
+    from pipeline.satpy_config import register
+
+    register()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        scene = Scene(reader="satpy_cf_nc", filenames=[str(day_product.product)])
+        scene.load(["cloud_mask", "cloud_optical_thickness"])
+    area = scene["cloud_mask"].attrs["area"]
+    assert area.shape == (500, 500)
+    np.testing.assert_allclose(area.area_extent, (881767.6067, 3126266.9693, 1883776.2507, 4128275.6133), atol=1)
+
+
+def test_product_records_provenance(day_product, day: Path) -> None:
+    with xr.open_dataset(day_product.product) as ds:
+        assert ds.attrs["source"].split() == sorted(p.name for p in day.glob("*.nc"))
+        assert len(ds.attrs["model_sha256"]) == 64
+        assert ds.attrs["model_version"] == "1.0.0"
+        assert ds.attrs["platform"] == "GOES-17"
+        assert ds.attrs["instrument"] == "ABI"
+        assert ds.attrs["time_coverage_start"] == "2019-10-27T20:00:27Z"
+        assert ds["goes_imager_projection"].attrs["longitude_of_projection_origin"] == -137.0
+        encoding = ds["cloud_mask"].encoding
+        assert encoding["zlib"]
+        assert encoding["shuffle"]
+        assert encoding["complevel"] == 4
+
+
+def test_night_granule_gives_an_all_night_product(granules: Path, tmp_path: Path) -> None:
+    night = granules / "abi" / "g17_meso1_20191201T1027_night"
+    result = process_granule(single_granule([night]), ProcessOptions(out_dir=tmp_path))
+    assert result.stats["retrieved"] == 0
+    with xr.open_dataset(result.product, mask_and_scale=False) as ds:
+        assert np.all(ds["retrieval_quality"].values == NIGHT)
+        assert np.all(ds["cloud_mask"].values == 255)
+    assert "0 of 250000 pixels retrieved" in result.summary()
+    assert compliance_issues(result.product)["high"] == []
+
+
+def test_synthetic_scene_is_retrieved_against_its_truth(synthetic_granules: dict[str, Path], tmp_path: Path) -> None:
+    """End-to-end score on a synthetic Meso scan; thresholds from measurement (mask 0.85, RMSE 0.23)."""
+    source = synthetic_granules["abi"]
+    result = process_granule(single_granule([source]), ProcessOptions(out_dir=tmp_path))
+    truth = xr.open_dataset(next(source.glob("MTHCCAR-TRUTH_*.nc")), mask_and_scale=False)
+    with xr.open_dataset(result.product, mask_and_scale=False) as product:
+        retrieved = (product["retrieval_quality"].values <= 1) & (truth["cloud_mask"].values != 255)
+        mask, true_mask = product["cloud_mask"].values, truth["cloud_mask"].values
+        accuracy = float((mask[retrieved] == true_mask[retrieved]).mean())
+        both = retrieved & (mask == 1) & (true_mask == 1)
+        phase_accuracy = float((product["cloud_phase"].values[both] == truth["cloud_phase"].values[both]).mean())
+        error = np.log10(product["cloud_optical_thickness"].values[both]) - np.log10(
+            truth["cloud_optical_thickness"].values[both]
+        )
+    assert retrieved.mean() > 0.99
+    assert accuracy > 0.80
+    assert phase_accuracy > 0.95
+    assert float(np.sqrt(np.mean(error**2))) < 0.30
+    assert abs(float(np.mean(error))) < 0.1
+
+
+def _features(synthetic_granules: dict[str, Path], model: Path):
+    return granule_features([synthetic_granules["abi"]], model, chunk_size=226)
+
+
+def test_inference_runs_once_per_chunk_and_only_on_valid_pixels(synthetic_granules: dict[str, Path]) -> None:
+    features, artifact = _features(synthetic_granules, NO_C02_MODEL)
+    outputs = inference.run_inference(features, artifact, device="cpu")
+    before = inference.CALLS["blocks"]
+    with dask.config.set(scheduler="threads"):
+        values = dask.compute(*[outputs[name].data for name in inference.OUTPUTS])
+    assert inference.CALLS["blocks"] - before == 9  # 3 x 3 chunks, each inferred once for all outputs
+    assert all(v.shape == (500, 500) for v in values)
+    assert np.all((values[0] >= 0) & (values[0] <= 1))
+    np.testing.assert_allclose(values[2] + values[3] + values[4], 1.0, atol=1e-5)
+
+
+def test_small_batches_give_the_same_outputs(synthetic_granules: dict[str, Path]) -> None:
+    features, artifact = _features(synthetic_granules, NO_C02_MODEL)
+    with dask.config.set(scheduler="threads"):
+        big = inference.run_inference(features, artifact, device="cpu").compute()
+        small = inference.run_inference(features, artifact, device="cpu", batch_size=1000).compute()
+    for name in inference.OUTPUTS:  # matmul blocking differs with the batch: equal to float32 rounding
+        np.testing.assert_allclose(big[name].values, small[name].values, rtol=1e-5, atol=1e-6)
+
+
+def test_local_cluster_equals_threaded_run_bit_for_bit(synthetic_granules: dict[str, Path], tmp_path: Path) -> None:
+    granule = single_granule([synthetic_granules["abi"]])
+    threaded = process_granule(granule, ProcessOptions(out_dir=tmp_path / "threads", chunk_size=226, quicklook=False))
+    with dask_runtime(workers=2) as runtime:
+        assert runtime.client is not None
+        assert runtime.torch_threads >= 1
+        clustered = process_granule(
+            granule,
+            ProcessOptions(
+                out_dir=tmp_path / "cluster", chunk_size=226, quicklook=False, torch_threads=runtime.torch_threads
+            ),
+        )
+    with xr.open_dataset(threaded.product) as a, xr.open_dataset(clustered.product) as b:
+        for name in (
+            "cloud_mask",
+            "cloud_mask_probability",
+            "cloud_phase",
+            "cloud_phase_probability",
+            "cloud_optical_thickness",
+            "cloud_optical_thickness_class",
+            "retrieval_quality",
+        ):
+            np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+
+
+def test_cuda_without_a_gpu_is_a_clear_error(synthetic_granules: dict[str, Path]) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ValueError, match="device 'cuda' was requested but this worker has no CUDA device"):
+        inference.resolve_device("cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_and_cpu_inference_agree(synthetic_granules: dict[str, Path]) -> None:
+    features, artifact = _features(synthetic_granules, NO_C02_MODEL)
+    with dask.config.set(scheduler="threads"):
+        cpu = inference.run_inference(features, artifact, device="cpu").compute()
+        gpu = inference.run_inference(features, artifact, device="cuda").compute()
+    for name in inference.OUTPUTS:
+        np.testing.assert_allclose(cpu[name].values, gpu[name].values, atol=1e-4)
+
+
+def test_failure_while_writing_leaves_nothing_behind(
+    synthetic_granules: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(inference, "infer_block", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        process_granule(single_granule([synthetic_granules["abi"]]), ProcessOptions(out_dir=tmp_path))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_product_is_skipped_or_protected(
+    synthetic_granules: dict[str, Path], tmp_path: Path, tiny_artifacts: dict[str, Path]
+) -> None:
+    granule = single_granule([synthetic_granules["abi"]])
+    first = process_granule(granule, ProcessOptions(out_dir=tmp_path, quicklook=False))
+    again = process_granule(granule, ProcessOptions(out_dir=tmp_path, quicklook=False))
+    assert again.skipped
+    assert again.product == first.product
+    other = tiny_artifacts["abi_noc02"]  # same model version, other weights: a different product
+    with pytest.raises(ProductExistsError, match="is a different product of the same granule"):
+        process_granule(granule, ProcessOptions(out_dir=tmp_path, model=other, quicklook=False))
+    replaced = process_granule(granule, ProcessOptions(out_dir=tmp_path, model=other, overwrite=True, quicklook=False))
+    products = sorted(glob.glob(str(tmp_path / "MTHCCAR-L2-CLD_*.nc")))
+    assert products == [str(replaced.product)]
+
+
+def test_cli_process_picks_the_no_c02_model_and_summarises(day: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["process", str(day), "--sensor", "abi", "--out", str(tmp_path), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "pixels retrieved, cloud fraction" in result.output
+    assert "mthccar_abi_noc02" in result.output
+    assert len(list(tmp_path.glob("MTHCCAR-L2-CLD_*.nc"))) == 1
+    assert len(list(tmp_path.glob("*_quicklook.png"))) == 1
+
+
+def test_cli_process_reports_a_bad_model_in_one_sentence(
+    day: Path, tmp_path: Path, tiny_artifacts: dict[str, Path]
+) -> None:
+    result = CliRunner().invoke(
+        app, ["process", str(day), "--out", str(tmp_path), "--model", str(tiny_artifacts["abi"]), "--no-progress"]
+    )
+    assert result.exit_code == 1
+    assert "needs band C02, which granule abi_G17_M1_20191027T200027 lacks" in result.output
+    assert list(tmp_path.glob("*.nc")) == []
