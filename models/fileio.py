@@ -7,16 +7,25 @@ file. Published files get the usual permissions (0666 less the umask), not mkste
 from __future__ import annotations
 
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+_OWNER = re.compile(r"\.pid(\d+)@(\w+)\.")
+
+
+def _host() -> str:
+    return re.sub(r"\W", "_", socket.gethostname().split(".")[0]) or "host"
+
 
 def temporary_path(final: Path, suffix: str = ".tmp") -> Path:
     """A fresh, hidden temporary file in the target's directory."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix, dir=final.parent)
+    owner = f"pid{os.getpid()}@{_host()}"  # lets a later run remove what a killed process left
+    fd, name = tempfile.mkstemp(prefix=f".{final.name}.{owner}.", suffix=suffix, dir=final.parent)
     os.close(fd)
     return Path(name)
 
@@ -54,3 +63,26 @@ def atomic_output(final: Path, suffix: str = ".tmp") -> Iterator[Path]:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(directory: Path) -> list[Path]:
+    """Remove temporary files left by dead processes of this host (after a kill or a crash)."""
+    removed = []
+    for path in directory.glob(".*.tmp"):
+        owner = _OWNER.search(path.name)
+        if owner is None or owner.group(2) != _host():
+            continue
+        if not _alive(int(owner.group(1))):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed

@@ -58,7 +58,7 @@ class IngestError(ValueError):
     """A granule cannot be read into a scene."""
 
 
-def _check_file(path: str, reader: str) -> None:
+def check_file(path: str, reader: str) -> None:
     """Open the file's header; a clear error when it is truncated, foreign or the wrong product."""
     import h5py
 
@@ -184,7 +184,7 @@ def ingest(granule: Granule, bands: Sequence[str], chunk_size: int = DEFAULT_CHU
     spec = granule.spec
     granule.require(bands)
     for path in granule.paths:
-        _check_file(path, spec.reader)
+        check_file(path, spec.reader)
     catcher = _quiet_satpy()
     try:
         with _chunking(spec, chunk_size):

@@ -18,7 +18,7 @@ from pipeline.features import build_features
 from pipeline.granules import Granule
 from pipeline.inference import run_inference
 from pipeline.ingest import DEFAULT_CHUNK, ingest
-from pipeline.product import build_product, existing_products, same_product, write_product
+from pipeline.product import ProductExistsError, build_product, existing_products, same_product, write_product
 from pipeline.quicklook import quicklook_path, write_quicklook
 
 logger = logging.getLogger(__name__)
@@ -66,7 +66,28 @@ class ProcessResult:
         )
 
 
-def choose_artifact(granule: Granule, model: Path | None, device: str = "cpu") -> Artifact:
+def _default_candidates(sensor: str) -> list[tuple[list[str], Path]]:
+    """(bands, path) of the shipped models for a sensor, most bands first."""
+    candidates = []
+    for path in default_artifacts():
+        meta = read_metadata(path)
+        if meta["sensor"] == sensor:
+            bands = [f["source"] for f in meta["feature_spec"]["features"] if f["kind"] == "reflectance"]
+            candidates.append((bands, path))
+    return sorted(candidates, key=lambda c: -len(c[0]))
+
+
+def best_bands(sensor: str, model: Path | None = None) -> list[str]:
+    """The bands a complete scan offers the given model, or the sensor's richest default model."""
+    if model is not None:
+        return load_artifact(model, expect_sensor=sensor).spec.bands
+    candidates = _default_candidates(sensor)
+    if not candidates:
+        raise ArtifactError(f"no default model for {sensor} is installed; pass --model")
+    return candidates[0][0]
+
+
+def choose_artifact(granule: Granule, model: Path | None) -> Artifact:
     """The given artifact (checked against the granule), or the default model with the most bands it has."""
     if model is not None:
         artifact = load_artifact(model, expect_sensor=granule.sensor)
@@ -76,24 +97,22 @@ def choose_artifact(granule: Granule, model: Path | None, device: str = "cpu") -
                 f"model {artifact.path.name} needs {' and '.join(missing)}, which granule {granule.id} lacks"
             )
         return artifact
-    candidates = []
-    for path in default_artifacts():
-        meta = read_metadata(path)
-        if meta["sensor"] == granule.sensor:
-            bands = [f["source"] for f in meta["feature_spec"]["features"] if f["kind"] == "reflectance"]
-            candidates.append((len(bands), path, bands))
+    candidates = _default_candidates(granule.sensor)
     if not candidates:
         raise ArtifactError(f"no default model for {granule.sensor} is installed; pass --model")
-    for _, path, bands in sorted(candidates, key=lambda c: -c[0]):
+    for bands, path in candidates:
         if not granule.missing(bands):
             logger.info("%s: using default model %s", granule.id, path.name)
             return load_artifact(path, expect_sensor=granule.sensor)
-    needs = "; ".join(f"{p.name} needs {' and '.join(granule.missing(b))}" for _, p, b in candidates)
+    needs = "; ".join(f"{p.name} needs {' and '.join(granule.missing(b))}" for b, p in candidates)
     raise ArtifactError(f"no default {granule.sensor} model fits granule {granule.id}: {needs}")
 
 
-def already_done(granule: Granule, artifact: Artifact, out_dir: Path) -> Path | None:
-    """The existing product of this granule made from the same inputs with the same model, if any."""
+def already_done(granule: Granule, artifact: Artifact, out_dir: Path, overwrite: bool = False) -> Path | None:
+    """The existing product of this granule made from the same inputs with the same model, if any.
+
+    A different product of the same granule (other inputs or weights) is an error unless ``overwrite``.
+    """
     attrs = {
         "platform": granule.platform,
         "platform_name": granule.platform_name,
@@ -103,24 +122,34 @@ def already_done(granule: Granule, artifact: Artifact, out_dir: Path) -> Path | 
         "end_time": granule.end_time,
     }
     sources = [Path(p).name for p in granule.paths]
-    for path in existing_products(out_dir, attrs, artifact.version):
-        if same_product(path, sources, artifact.sha256):
-            return path
-    return None
+    previous = existing_products(out_dir, attrs, artifact.version)
+    if overwrite or not previous:
+        return None
+    if all(same_product(path, sources, artifact.sha256) for path in previous):
+        return previous[0]
+    raise ProductExistsError(
+        f"{previous[0]} is a different product of the same granule "
+        "(other inputs or model); pass --overwrite to replace it"
+    )
 
 
-def process_granule(granule: Granule, options: ProcessOptions) -> ProcessResult:
-    """Retrieve cloud mask, phase and COT for one granule and write its product (and quicklook)."""
-    started = time.perf_counter()
-    artifact = choose_artifact(granule, options.model)
+def build_granule_product(granule: Granule, artifact: Artifact, options: ProcessOptions) -> tuple[Any, dict[str, Any]]:
+    """The lazy product dataset of a granule and the scene's attributes; nothing is computed."""
     scene = ingest(granule, artifact.spec.bands, options.chunk_size)
     scene = add_ancillary(scene, options.ancillary)
     features = build_features(scene, artifact.spec)
     outputs = run_inference(
         features, artifact, options.device, options.batch_size, options.torch_threads, options.resources
     )
-    product = build_product(scene, features["retrieval_quality"], outputs, artifact)
-    written = write_product(product, scene.attrs, options.out_dir, options.overwrite)
+    return build_product(scene, features["retrieval_quality"], outputs, artifact), dict(scene.attrs)
+
+
+def process_granule(granule: Granule, options: ProcessOptions) -> ProcessResult:
+    """Retrieve cloud mask, phase and COT for one granule and write its product (and quicklook)."""
+    started = time.perf_counter()
+    artifact = choose_artifact(granule, options.model)
+    product, attrs = build_granule_product(granule, artifact, options)
+    written = write_product(product, attrs, options.out_dir, options.overwrite)
     quicklook = None
     if options.quicklook:
         existing = quicklook_path(written.path)

@@ -385,6 +385,94 @@ def same_product(path: Path, sources: list[str], sha256: str) -> bool:
         return False
 
 
+@dataclass
+class StagedProduct:
+    """A computed product under its temporary name, ready to be published (small: paths and counts)."""
+
+    staging: Path
+    final: Path
+    replaces: list[Path]
+    stats: dict[str, Any]
+
+
+def check_existing(
+    product_attrs: dict[str, Any], scene_attrs: dict[str, Any], out_dir: Path, overwrite: bool
+) -> tuple[Path | None, list[Path]]:
+    """(identical existing product, products to replace); refuses a different one without ``overwrite``."""
+    version = str(product_attrs["model_version"])
+    previous = existing_products(out_dir, scene_attrs, version)
+    if previous and not overwrite:
+        sources = list(scene_attrs["source_files"])
+        if all(same_product(p, sources, product_attrs["model_sha256"]) for p in previous):
+            return previous[0], []
+        raise ProductExistsError(
+            f"{previous[0]} is a different product of the same granule "
+            "(other inputs or model); pass --overwrite to replace it"
+        )
+    return None, previous
+
+
+def _encoding(product: xr.Dataset) -> dict[str, dict[str, Any]]:
+    chunks = product["cloud_mask"].data.chunksize
+    compressed = {"zlib": True, "complevel": 4, "shuffle": True}
+    encoding: dict[str, dict[str, Any]] = {}
+    for name, var in product.data_vars.items():
+        if var.ndim == 2:
+            encoding[str(name)] = {
+                **compressed,
+                "chunksizes": tuple(min(c, s) for c, s in zip(chunks, var.shape, strict=True)),
+                "_FillValue": FILL_U1 if var.dtype == np.uint8 else FILL_F4,
+            }
+        else:
+            encoding[str(name)] = {"_FillValue": None}
+    encoding["time_bounds"] = {"_FillValue": None, "dtype": "float64"}
+    for name in ("latitude", "longitude"):
+        encoding[name] = {
+            **compressed,
+            "_FillValue": FILL_F4,
+            "chunksizes": tuple(min(c, s) for c, s in zip(chunks, product[name].shape, strict=True)),
+        }
+    for name in ("time", "x", "y", "altitude"):
+        if name in product.coords:
+            encoding[name] = {"_FillValue": None, "dtype": "float64"}
+    return encoding
+
+
+def stage_product(
+    product: xr.Dataset, scene_attrs: dict[str, Any], out_dir: str | Path, replaces: list[Path] | None = None
+) -> StagedProduct:
+    """Compute the product into a temporary file beside its final name (one pass over the data)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    created = dt.datetime.strptime(product.attrs["date_created"], "%Y-%m-%dT%H:%M:%SZ")
+    final = out / product_name(scene_attrs, str(product.attrs["model_version"]), created)
+    tmp = temporary_path(final, ".nc.tmp")
+    try:
+        delayed = product.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(product), compute=False)
+        _, stats = dask.compute(delayed, _summary(product))
+        stats = {
+            k: (v.tolist() if isinstance(v, np.ndarray) else v.item() if hasattr(v, "item") else v)
+            for k, v in stats.items()
+        }
+        _finish_attributes(tmp, stats)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return StagedProduct(tmp, final, list(replaces or []), stats)
+
+
+def publish_product(staged: StagedProduct) -> Path:
+    """fsync and rename the staged file into place, then remove the products it replaces."""
+    if not staged.staging.exists():
+        raise FileNotFoundError(f"staged product {staged.staging} is gone; process the granule again")
+    publish(staged.staging, staged.final)
+    for old in staged.replaces:
+        if old != staged.final:
+            old.unlink(missing_ok=True)
+    logger.info("wrote %s", staged.final)
+    return staged.final
+
+
 def write_product(
     product: xr.Dataset,
     scene_attrs: dict[str, Any],
@@ -393,64 +481,12 @@ def write_product(
 ) -> WriteResult:
     """Write atomically (temporary name, fsync, rename); refuse to replace a different product silently."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    version = str(product.attrs["model_version"])
-    sources = list(scene_attrs["source_files"])
-    previous = existing_products(out, scene_attrs, version)
-    if previous and not overwrite:
-        if all(same_product(p, sources, product.attrs["model_sha256"]) for p in previous):
-            logger.info("%s already exists for the same inputs and model; skipping", previous[0].name)
-            return WriteResult(previous[0], skipped=True)
-        raise ProductExistsError(
-            f"{previous[0]} is a different product of the same granule "
-            "(other inputs or model); pass --overwrite to replace it"
-        )
-    created = dt.datetime.strptime(product.attrs["date_created"], "%Y-%m-%dT%H:%M:%SZ")
-    final = out / product_name(scene_attrs, version, created)
-    tmp = temporary_path(final, ".nc.tmp")
-    chunks = product["cloud_mask"].data.chunksize
-    encoding: dict[str, dict[str, Any]] = {}
-    for name, var in product.data_vars.items():
-        if var.ndim == 2:
-            enc: dict[str, Any] = {
-                "zlib": True,
-                "complevel": 4,
-                "shuffle": True,
-                "chunksizes": tuple(min(c, s) for c, s in zip(chunks, var.shape, strict=True)),
-            }
-            enc["_FillValue"] = FILL_U1 if var.dtype == np.uint8 else FILL_F4
-            encoding[str(name)] = enc
-        else:
-            encoding[str(name)] = {"_FillValue": None}
-    encoding["time_bounds"] = {"_FillValue": None, "dtype": "float64"}
-    for name in ("latitude", "longitude"):
-        encoding[name] = {
-            "zlib": True,
-            "complevel": 4,
-            "shuffle": True,
-            "_FillValue": FILL_F4,
-            "chunksizes": tuple(min(c, s) for c, s in zip(chunks, product[name].shape, strict=True)),
-        }
-    for name in ("time", "x", "y", "altitude"):
-        if name in product.coords:
-            encoding[name] = {"_FillValue": None, "dtype": "float64"}
-    try:
-        delayed = product.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding, compute=False)
-        _, stats = dask.compute(delayed, _summary(product))
-        stats = {
-            k: (v.tolist() if isinstance(v, np.ndarray) else v.item() if hasattr(v, "item") else v)
-            for k, v in stats.items()
-        }
-        _finish_attributes(tmp, stats)
-        publish(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    for old in previous:
-        if old != final:
-            old.unlink(missing_ok=True)
-    logger.info("wrote %s", final)
-    return WriteResult(final, stats=stats)
+    identical, replaces = check_existing(product.attrs, scene_attrs, out, overwrite)
+    if identical is not None:
+        logger.info("%s already exists for the same inputs and model; skipping", identical.name)
+        return WriteResult(identical, skipped=True)
+    staged = stage_product(product, scene_attrs, out, replaces)
+    return WriteResult(publish_product(staged), stats=staged.stats)
 
 
 def _finish_attributes(path: Path, stats: dict[str, Any]) -> None:

@@ -29,7 +29,7 @@ from models.bands import ABI_BANDS, Band
 from models.fileio import publish, temporary_path
 from models.simulate.geometry import GeostationaryGrid, geostationary_sensor_angles, sun_angles
 from models.simulate.scenes import SceneFields, scene_state
-from models.simulate.simulator import Simulator
+from models.simulate.simulator import QuickLookRenderer, Simulator
 from models.simulate.truth import TruthWriter
 from models.spec import relative_azimuth
 
@@ -357,8 +357,13 @@ def write_abi_scene(
     seed: int = 0,
     block_rows: int = ON_DISK_CHUNK,
     cloud_fraction: float = 0.6,
+    quick: bool = False,
 ) -> list[Path]:
-    """Render one ABI scan of synthetic scene into band files plus a truth file; returns their paths."""
+    """Render one ABI scan of synthetic scene into band files plus a truth file; returns their paths.
+
+    ``quick`` swaps the RT model for ``QuickLookRenderer`` (benchmark granules: format and size real,
+    radiances only plausible).
+    """
     if sector not in SECTORS:
         raise ValueError(f"unknown ABI sector {sector!r}: expected one of {', '.join(SECTORS)}")
     if platform not in PLATFORMS:
@@ -377,7 +382,8 @@ def write_abi_scene(
     grid = GeostationaryGrid(lon0, sec.x0, sec.y0, STEP_2KM, sec.shape_2km)
     esd = float(sun_earth_distance_correction(start))
     abi_bands = [ABI_BAND_CONSTANTS[b] for b in names]
-    simulator = Simulator([a.band for a in abi_bands])
+    bands_ = [a.band for a in abi_bands]
+    renderer: Simulator | QuickLookRenderer = QuickLookRenderer(bands_) if quick else Simulator(bands_)
     fields = SceneFields.generate(seed, cloud_fraction)
     rng = np.random.default_rng([seed, 0xAB1])
     writers = [
@@ -429,7 +435,7 @@ def write_abi_scene(
                 fields, v[day], u[day], lat[day], lon[day], sza[day], vza[day], relative_azimuth(vaz[day], saz[day])
             )
             if len(state):
-                clean = simulator.reflectance(state)
+                clean = renderer.reflectance(state)
                 brf[day] = clean * rng.normal(1.0, 0.005, clean.shape).astype(np.float32)
             mu0 = np.cos(np.radians(np.minimum(sza, 90.0)))
             for k, writer in enumerate(writers):

@@ -1,0 +1,61 @@
+"""Deployments of the three flows, served by ``mthccar serve`` against the configured Prefect server.
+
+* ``mthccar-process-granule/on-demand``: started from the UI (a form of ``ProcessRequest``);
+* ``mthccar-operational/operational``: on a cron or interval schedule, one run at a time;
+* ``mthccar-backfill/backfill``: on demand, one run at a time (its granules fan out inside), so
+  a backfill never takes more than its own slot beside the operational schedule.
+
+Every deployment enforces its parameter schema: the server refuses bad UI values before a run is
+even created. With a work pool (docker compose, ``prefect.yaml``) the same deployments go to
+queues of different priority instead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from flows.backfill import backfill
+from flows.operational import operational
+from flows.process import process_granule
+
+
+def build_deployments(
+    incoming: str, out_dir: str, interval_minutes: float | None = 5.0, cron: str | None = None
+) -> list[Any]:
+    if cron and interval_minutes:
+        interval_minutes = None
+    schedule: dict[str, Any] = {"cron": cron} if cron else {"interval": dt.timedelta(minutes=interval_minutes or 5)}
+    return [
+        process_granule.to_deployment(
+            name="on-demand",
+            tags=["mthccar", "on-demand"],
+            enforce_parameter_schema=True,
+            description="Process the granules of the given files now.",
+        ),
+        operational.to_deployment(
+            name="operational",
+            tags=["mthccar", "operational"],
+            enforce_parameter_schema=True,
+            concurrency_limit=1,
+            parameters={"request": {"incoming": incoming, "out_dir": out_dir}},
+            description="Scan the incoming location and process new complete scans.",
+            **schedule,
+        ),
+        backfill.to_deployment(
+            name="backfill",
+            tags=["mthccar", "backfill"],
+            enforce_parameter_schema=True,
+            concurrency_limit=1,
+            description="Reprocess an archive over a time range.",
+        ),
+    ]
+
+
+def serve(
+    incoming: str, out_dir: str, interval_minutes: float | None = 5.0, cron: str | None = None, limit: int = 4
+) -> None:
+    """Register the deployments and run them from this process until interrupted."""
+    from prefect import serve as prefect_serve
+
+    prefect_serve(*build_deployments(incoming, out_dir, interval_minutes, cron), limit=limit)

@@ -1,0 +1,170 @@
+"""Typed flow parameters: what the Prefect UI renders as forms, validated before any work starts.
+
+Every bad value gets one sentence naming the field and the value. The server also checks a
+deployment run's parameters against these models' JSON schema when the run is created
+(``enforce_parameter_schema``), so a wrong type never even makes a flow run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+DEFAULT_OUT = "products"
+
+
+class SensorName(StrEnum):
+    abi = "abi"
+    viirs = "viirs"
+    oci = "oci"
+
+
+class DeviceName(StrEnum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Where(StrEnum):
+    """Where the dask computation runs (see ``flows.runners``)."""
+
+    threads = "threads"
+    local_cluster = "local_cluster"
+    scheduler = "scheduler"
+    cuda_cluster = "cuda_cluster"
+
+
+class ArchiveLayout(StrEnum):
+    goes = "goes"  # NOAA's GOES archive: {product}/YYYY/DDD/HH/ (e.g. ABI-L1b-RadF/2019/300/20/)
+    daily = "daily"  # YYYY/DDD/
+    flat = "flat"  # every file in one directory
+
+
+def _is_url(value: str) -> bool:
+    return "://" in value and not value.startswith("file://")
+
+
+def _existing(value: str, what: str) -> str:
+    if not value.strip():
+        raise ValueError(f"{what} is empty")
+    if not _is_url(value) and not Path(value.removeprefix("file://")).exists():
+        raise ValueError(f"{what} {value!r} does not exist")
+    return value
+
+
+class RunSettings(BaseModel):
+    """How to run: model, device, chunking, where the dask work goes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: Annotated[str | None, Field(description="Model artifact path; empty: the shipped model for the sensor")] = (
+        None
+    )
+    device: Annotated[DeviceName, Field(description="auto picks CUDA when a worker has one")] = DeviceName.auto
+    chunk_size: Annotated[int, Field(ge=64, le=16384, description="Pixels per chunk side")] = 1356
+    where: Annotated[Where, Field(description="threads, a local cluster, a remote scheduler, or local GPUs")] = (
+        Where.threads
+    )
+    workers: Annotated[int, Field(ge=1, le=256, description="Workers of a local cluster")] = 2
+    scheduler_address: Annotated[str | None, Field(description="tcp://host:8786 when where=scheduler")] = None
+
+    @field_validator("model")
+    @classmethod
+    def _model_exists(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        assert value is not None
+        if not Path(value).is_file():
+            raise ValueError(f"model artifact {value!r} does not exist")
+        return value
+
+    @model_validator(mode="after")
+    def _scheduler_needs_address(self) -> RunSettings:
+        if self.where == Where.scheduler and not self.scheduler_address:
+            raise ValueError("where=scheduler needs a scheduler_address such as tcp://host:8786")
+        if self.scheduler_address and not self.scheduler_address.startswith(("tcp://", "tls://", "ws://", "wss://")):
+            raise ValueError(f"scheduler_address {self.scheduler_address!r} is not a tcp:// or tls:// address")
+        return self
+
+
+class ProcessRequest(BaseModel):
+    """One granule (or a few) on demand."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    inputs: Annotated[list[str], Field(min_length=1, description="Granule files, directories or fsspec URLs")]
+    out_dir: Annotated[str, Field(description="Where products and quicklooks go")] = DEFAULT_OUT
+    sensor: Annotated[SensorName | None, Field(description="Only granules of this sensor")] = None
+    force: Annotated[bool, Field(description="Reprocess even if the same product exists")] = False
+    settings: RunSettings = RunSettings()
+
+    @field_validator("inputs")
+    @classmethod
+    def _inputs_exist(cls, values: list[str]) -> list[str]:
+        return [_existing(v, "input") for v in values]
+
+    @field_validator("out_dir")
+    @classmethod
+    def _out_dir_usable(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("out_dir is empty")
+        path = Path(value)
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"out_dir {value!r} is a file, not a directory")
+        return value
+
+
+class OperationalRequest(BaseModel):
+    """A scan of an incoming location for new complete granules."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    incoming: Annotated[str, Field(description="Directory or fsspec URL where granules arrive")]
+    out_dir: str = DEFAULT_OUT
+    sensor: SensorName | None = None
+    settle_minutes: Annotated[float, Field(ge=0, le=1440, description="Wait this long for a scan's last files")] = 5.0
+    give_up_minutes: Annotated[float, Field(ge=0, le=10080, description="Then record an incomplete scan")] = 120.0
+    max_granules: Annotated[int, Field(ge=1, le=10000, description="Granules per scan of the location")] = 50
+    state_file: Annotated[str | None, Field(description="Progress record (default: in out_dir)")] = None
+    settings: RunSettings = RunSettings()
+
+    @field_validator("incoming")
+    @classmethod
+    def _incoming_exists(cls, value: str) -> str:
+        return _existing(value, "incoming location")
+
+
+class BackfillRequest(BaseModel):
+    """Reprocess an archive over a time range."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    archive: Annotated[str, Field(description="Archive root: directory or fsspec URL")]
+    start: Annotated[dt.datetime, Field(description="First scan time (UTC)")]
+    end: Annotated[dt.datetime, Field(description="Last scan time (UTC)")]
+    sensors: Annotated[list[SensorName], Field(min_length=1)] = [SensorName.abi]
+    layout: ArchiveLayout = ArchiveLayout.goes
+    product: Annotated[str, Field(description="First level of the GOES layout, e.g. ABI-L1b-RadF")] = "ABI-L1b-RadF"
+    out_dir: str = DEFAULT_OUT
+    max_concurrency: Annotated[int, Field(ge=1, le=64, description="Granules processed at once")] = 2
+    report_file: Annotated[str | None, Field(description="JSON report (default: in out_dir)")] = None
+    settings: RunSettings = RunSettings()
+
+    @field_validator("archive")
+    @classmethod
+    def _archive_exists(cls, value: str) -> str:
+        return _existing(value, "archive")
+
+    @model_validator(mode="after")
+    def _time_range(self) -> BackfillRequest:
+        start, end = self.start.replace(tzinfo=None), self.end.replace(tzinfo=None)
+        if end < start:
+            raise ValueError(f"end {self.end.isoformat()} is before start {self.start.isoformat()}")
+        if end - start > dt.timedelta(days=366):
+            raise ValueError("a backfill spans at most 366 days; split longer ranges")
+        self.start, self.end = start, end
+        return self

@@ -1,0 +1,14 @@
+"""Every benchmark, one after the other (``make bench``)."""
+
+from __future__ import annotations
+
+import sys
+
+from tests.bench import bench_pipeline, bench_simulator
+
+if __name__ == "__main__":
+    print("== simulator ==")
+    bench_simulator.main()
+    print("== pipeline (full-disk ABI) ==")
+    sys.argv = sys.argv[:1]
+    sys.exit(bench_pipeline.main())
