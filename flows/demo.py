@@ -44,9 +44,12 @@ def run_demo(out: Path = Path("demo-output"), seed: int = 7) -> dict[str, Any]:
     print("starting a temporary Prefect server (SQLite) ...", flush=True)
     with temporary_server() as api, using_server(api):
         print(f"Prefect API at {api} (UI at {api.removesuffix('/api')} while the demo runs)", flush=True)
-        runs["synthetic"] = process_granule(ProcessRequest(inputs=[str(synthetic)], out_dir=str(products)))
+        # the synthetic scan copies the real one's time and sector: keep their products apart
+        runs["synthetic"] = process_granule(
+            ProcessRequest(inputs=[str(synthetic)], out_dir=str(products / "synthetic"))
+        )
         if real is not None:
-            runs["real"] = process_granule(ProcessRequest(inputs=[str(real)], out_dir=str(products)))
+            runs["real"] = process_granule(ProcessRequest(inputs=[str(real)], out_dir=str(products / "real")))
     truth = next(synthetic.glob("MTHCCAR-TRUTH_*.nc"))
     score = score_against_truth(Path(runs["synthetic"][0]["product"]), truth)
     (out / "score.json").write_text(json.dumps(score, indent=1))

@@ -83,7 +83,11 @@ def temporary_server(ui: bool = True) -> Iterator[str]:
 @contextmanager
 def using_server(url: str) -> Iterator[None]:
     """Point this process's Prefect client at ``url``."""
+    from prefect.logging.handlers import APILogWorker
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings({PREFECT_API_URL: url}):
-        yield
+        try:
+            yield
+        finally:
+            APILogWorker.drain_all(timeout=5)  # send buffered run logs while the server is still there

@@ -118,7 +118,9 @@ def infer_task(ref: dict[str, Any], checked: dict[str, Any], options: ProcessOpt
 
     artifact = load_artifact(checked["model"], expect_sensor=granule.sensor)
     product, attrs = build_granule_product(granule, artifact, options)
-    _, replaces = check_existing(product.attrs, attrs, options.out_dir, overwrite=True)
+    # check_task decided; this only guards against a product that appeared since (never a silent replace)
+    identical, replaces = check_existing(product.attrs, attrs, options.out_dir, options.overwrite)
+    replaces = replaces or ([identical] if identical else [])
     staged = stage_product(product, attrs, options.out_dir, replaces)
     return {
         "staging": str(staged.staging),

@@ -72,7 +72,7 @@ def build_default_models(
     work: Path,
     out: Path = ARTIFACTS,
     samples: int = TRAINING_SAMPLES,
-    epochs: int = 80,
+    epochs: int = 150,
     ablation: bool = True,
     only: tuple[str, ...] = (),
 ) -> Path:
@@ -84,7 +84,7 @@ def build_default_models(
     data = work / f"simulated_{samples}_seed{TRAINING_SEED}.nc"
     if not data.exists():
         simulate_dataset(data, "all", samples, seed=TRAINING_SEED)
-    base = TrainConfig(sensor="abi", epochs=epochs, patience=10, seed=TRAINING_SEED, split_seed=TRAINING_SEED)
+    base = TrainConfig(sensor="abi", epochs=epochs, seed=TRAINING_SEED, split_seed=TRAINING_SEED)
     results: dict[str, dict[str, Any]] = {}
     for model in DEFAULT_MODELS:
         if only and model.name not in only:

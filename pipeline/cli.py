@@ -68,6 +68,8 @@ def main(
 ) -> None:
     level = logging.DEBUG if verbose else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for chatty in ("httpx", "httpcore", "distributed", "numba", "matplotlib", "fsspec"):
+        logging.getLogger(chatty).setLevel(max(level, logging.WARNING))
 
 
 def _band_list(bands: str | None) -> list[str] | None:
@@ -98,12 +100,16 @@ def train(
     out: Annotated[Path, typer.Option(help="Output directory for checkpoints and metrics.")],
     bands: Annotated[str | None, typer.Option(help="Comma-separated band subset, e.g. C01,C03,C04,C05,C06.")] = None,
     attention: Annotated[Attention, typer.Option(help="Attention mode.")] = Attention.attending,
-    epochs: Annotated[int, typer.Option(min=1)] = 60,
-    batch_size: Annotated[int, typer.Option(min=1)] = 1024,
-    lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")] = 2e-3,
-    cls_weight: Annotated[float, typer.Option(min=0.0, max=1.0, help="w in w*cls + (1-w)*COT.")] = 0.6,
-    l1_weight: Annotated[float, typer.Option(min=0.0, help="Weight of the L1 parameter penalty.")] = 1e-4,
-    patience: Annotated[int, typer.Option(min=1, help="Early stopping: epochs without improvement.")] = 8,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Most epochs [TrainConfig: 150].")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="[TrainConfig: 1024]")] = None,
+    lr: Annotated[float | None, typer.Option(min=0.0, help="Adam learning rate [TrainConfig: 2e-3].")] = None,
+    cls_weight: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="w in w*cls + (1-w)*COT [TrainConfig].")
+    ] = None,
+    l1_weight: Annotated[
+        float | None, typer.Option(min=0.0, help="L1 parameter penalty (reference: 1e-4) [TrainConfig].")
+    ] = None,
+    patience: Annotated[int | None, typer.Option(min=1, help="Early stopping: epochs without improvement.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for weights and shuffling.")] = 0,
     split_seed: Annotated[int, typer.Option(help="Seed of the train/validation/test split.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
@@ -118,19 +124,22 @@ def train(
     from models.train import TrainConfig, cross_validate
     from models.train import train as run_training
 
+    given = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "learning_rate": lr,
+        "cls_weight": cls_weight,
+        "l1_weight": l1_weight,
+        "patience": patience,
+    }
     cfg = TrainConfig(
         sensor=sensor.value,
         bands=_band_list(bands),
         attention=attention.value,
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=lr,
-        cls_weight=cls_weight,
-        l1_weight=l1_weight,
-        patience=patience,
         seed=seed,
         split_seed=split_seed,
         device=device,
+        **{k: v for k, v in given.items() if v is not None},  # the rest: TrainConfig's defaults
     )
     if kfold:
         search = _parse_grid(grid or [])
@@ -296,7 +305,7 @@ def build_default_models(
         "build/default-models"
     ),
     samples: Annotated[int, typer.Option(min=1000, help="Simulated samples.")] = 400_000,
-    epochs: Annotated[int, typer.Option(min=1)] = 80,
+    epochs: Annotated[int, typer.Option(min=1)] = 150,
     ablation: Annotated[bool, typer.Option(help="Also train the OCI attention ablation.")] = True,
     only: Annotated[str | None, typer.Option(help="Comma-separated model names to (re)build.")] = None,
 ) -> None:

@@ -267,8 +267,9 @@ def ingest(granule: Granule, bands: Sequence[str], chunk_size: int = DEFAULT_CHU
             "platform_name": granule.platform_name,
             "sector": granule.sector or "",
             "granule_id": granule.id,
-            "start_time": reference.attrs.get("start_time", granule.start_time),
-            "end_time": reference.attrs.get("end_time", granule.end_time),
+            # the granule's own span (earliest start, latest end of its files) names the product
+            "start_time": granule.start_time,
+            "end_time": granule.end_time,
             "source_files": [Path(p).name for p in granule.paths],
             "bands": list(bands),
             "area": area,

@@ -59,7 +59,9 @@ def _copy(files: list[Path], target: Path) -> None:
         shutil.copy(path, target / path.name)
 
 
-def test_on_demand_flow_processes_then_skips_then_forces(quick_scans: list[Path], tmp_path: Path) -> None:
+def test_on_demand_flow_processes_then_skips_then_forces(
+    quick_scans: list[Path], tmp_path: Path, tiny_artifacts: dict[str, Path]
+) -> None:
     request = ProcessRequest(inputs=[str(quick_scans[0])], out_dir=str(tmp_path))
     first = process_granule(request)
     assert [o["status"] for o in first] == ["processed"]
@@ -73,6 +75,10 @@ def test_on_demand_flow_processes_then_skips_then_forces(quick_scans: list[Path]
     forced = process_granule(request.model_copy(update={"force": True}))
     assert forced[0]["status"] == "processed"
     assert sorted(p.name for p in tmp_path.glob("MTHCCAR-L2-CLD_*.nc")) == [Path(forced[0]["product"]).name]
+    other_model = request.model_copy(update={"settings": RunSettings(model=str(tiny_artifacts["abi_noc02"]))})
+    with pytest.raises(process_module.GranuleFailuresError, match="is a different product of the same granule"):
+        process_granule(other_model)
+    assert [p.name for p in tmp_path.glob("MTHCCAR-L2-CLD_*.nc")] == [Path(forced[0]["product"]).name]
 
 
 def test_run_report_is_a_markdown_artifact(quick_scans: list[Path], tmp_path: Path) -> None:

@@ -41,7 +41,8 @@ def day_product(day: Path, tmp_path_factory: pytest.TempPathFactory):
 
 def test_day_product_uses_the_no_c02_model_and_finds_cloud_and_clear(day_product) -> None:
     assert day_product.model == "mthccar_abi_noc02"
-    assert day_product.product.name.startswith("MTHCCAR-L2-CLD_G17_abi_M1_s20191027T200027_e20191027T200033_c")
+    # start of the earliest file, end of the latest (C06 ends at 20:00:34.4)
+    assert day_product.product.name.startswith("MTHCCAR-L2-CLD_G17_abi_M1_s20191027T200027_e20191027T200034_c")
     assert day_product.product.name.endswith("_v1.0.0.nc")
     stats = day_product.stats
     assert stats["retrieved"] == 250_000

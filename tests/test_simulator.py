@@ -35,6 +35,7 @@ def _state(n: int, **overrides) -> AtmosphereState:
         "surface_class": 17,
         "surface_brightness": 1.0,
         "snow_grain": 100.0,
+        "surface_dryness": 0.0,
         "cloudy": True,
         "ice": False,
         "log10_cot": 1.0,
@@ -91,6 +92,17 @@ def test_fresh_snow_is_bright_in_the_visible_and_dark_at_1p6_um() -> None:
     assert brf[0, 1] < 0.25
 
 
+def test_dry_grassland_browns_towards_soil() -> None:
+    wavelengths = np.array([0.64, 0.86, 1.61])
+    ones = np.ones((2, 1))
+    green, dry = surface_albedo(np.array([10, 10]), wavelengths, ones, ones, ones * 100, np.array([[0.0], [1.0]]))
+    assert green[0] < 0.1
+    assert dry[0] > 0.3
+    assert dry[2] > green[2]
+    forest = surface_albedo(np.array([1, 1]), wavelengths, ones, ones, ones * 100, np.array([[0.0], [1.0]]))
+    np.testing.assert_array_equal(forest[0], forest[1])  # forests do not dry out here
+
+
 def test_clear_ocean_is_dark_in_the_near_infrared() -> None:
     brf = simulate_bands([ABI_BANDS[2], ABI_BANDS[4]], _state(1, cloudy=False, surface_class=17))
     assert np.all(brf < 0.05)
@@ -112,6 +124,7 @@ def test_reflectances_and_albedos_stay_in_range() -> None:
         np.cos(np.radians(state.solar_zenith))[:, None],
         state.surface_brightness[:, None],
         state.snow_grain[:, None],
+        state.surface_dryness[:, None],
     )
     assert albedo.min() >= 0.0
     assert albedo.max() <= 1.0

@@ -6,7 +6,7 @@ Sampling priors (rt-simulator-notes section 7, adapted):
   deg (0 = backscatter);
 * surface: IGBP class drawn as 30 % water, 45 % land classes 1-14 and 18, 10 % desert, 15 %
   snow/ice (classes 15, 19, 20); brightness factor U(0.7, 1.3) (U(0.9, 1.0) for snow), snow grain
-  log-U(50, 1000) um;
+  log-U(50, 1000) um, dryness of open vegetation U(0, 1);
 * surface pressure U(500, 1040) hPa (water: U(980, 1040)); h2o U(0.1, 6) cm (snow: U(0.1, 1.5));
   o3 U(220, 450) DU;
 * 30 % clear, 70 % cloudy; phase 50/50; log10 COT U(-1.5, 2.5) at 0.55 um; effective radius
@@ -72,6 +72,7 @@ def sample_state(n: int, rng: np.random.Generator, clear_fraction: float = 0.3) 
         surface_class=surface,
         surface_brightness=np.where(snow, rng.uniform(0.9, 1.0, n), rng.uniform(0.7, 1.3, n)),
         snow_grain=np.exp(rng.uniform(np.log(50), np.log(1000), n)),
+        surface_dryness=rng.uniform(0.0, 1.0, n),
         cloudy=cloudy,
         ice=ice,
         log10_cot=np.where(cloudy, rng.uniform(-1.5, 2.5, n), np.nan),

@@ -432,7 +432,15 @@ def write_abi_scene(
             u = np.ones((rows.stop - rows.start, 1)) * (np.arange(cols) / max(cols - 1, 1))[None, :]
             brf = np.zeros((*lat.shape, len(abi_bands)), dtype=np.float32)
             state = scene_state(
-                fields, v[day], u[day], lat[day], lon[day], sza[day], vza[day], relative_azimuth(vaz[day], saz[day])
+                fields,
+                v[day],
+                u[day],
+                lat[day],
+                lon[day],
+                sza[day],
+                vza[day],
+                relative_azimuth(vaz[day], saz[day]),
+                start.timetuple().tm_yday,
             )
             if len(state):
                 clean = renderer.reflectance(state)

@@ -66,6 +66,7 @@ def render_swath(
         sza[day],
         geo.sensor_zenith[day],
         relative_azimuth(geo.sensor_azimuth[day], saz[day]),
+        start.timetuple().tm_yday,
     )
     brf = np.zeros((lines, pixels, len(bands)), dtype=np.float32)
     if len(state):

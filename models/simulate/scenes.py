@@ -13,8 +13,9 @@ From the fields, per pixel:
 * ice where the phase field is high, with higher and colder tops and larger particles;
 * the surface from a land mask (``global-land-mask``) and latitude: forest, shrub, grass,
   cropland or tundra by climate zone, deserts in the subtropics, snow at high latitudes or
-  high ground, sea ice in polar water; surface pressure lower over high ground;
-* column water vapour and ozone as smooth functions of latitude (a zonal climatology proxy).
+  high ground, sea ice in polar water;
+* surface pressure from the terrain height, water vapour and ozone from the zonal-monthly
+  climatology, each with small smooth departures (``models.earth``, shared with the pipeline).
 """
 
 from __future__ import annotations
@@ -25,6 +26,14 @@ import numpy as np
 from scipy.ndimage import map_coordinates
 from scipy.special import ndtri
 
+from models.earth import (
+    WATER_CLASS,
+    altitude_m,
+    land_water_class,
+    ozone_climatology,
+    standard_pressure_hpa,
+    water_vapour_climatology,
+)
 from models.simulate.simulator import AtmosphereState
 
 COARSE, FINE = 96, 768
@@ -72,18 +81,9 @@ class SceneFields:
         return out
 
 
-def _land(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    from global_land_mask import globe
-
-    ok = np.isfinite(lat) & np.isfinite(lon)
-    land = np.zeros(lat.shape, dtype=bool)
-    land[ok] = globe.is_land(np.clip(lat[ok], -90, 90), (lon[ok] + 180) % 360 - 180)
-    return land
-
-
 def surface_classes(lat: np.ndarray, lon: np.ndarray, surface_field: np.ndarray, terrain: np.ndarray) -> np.ndarray:
     """20-class IGBP surface type from land mask, latitude and random fields."""
-    land = _land(lat, lon)
+    land = land_water_class(lat, lon) != WATER_CLASS
     alat = np.abs(np.nan_to_num(lat))
     snow_line = 58 - 6 * terrain  # snow at high latitude, or lower down on high ground
     zone_class = np.select(
@@ -107,8 +107,13 @@ def scene_state(
     solar_zenith: np.ndarray,
     sensor_zenith: np.ndarray,
     relative_azimuth: np.ndarray,
+    day_of_year: float,
 ) -> AtmosphereState:
-    """The per-pixel simulator state (flattened) at image coordinates (v, u) and their geometry."""
+    """The per-pixel simulator state (flattened) at image coordinates (v, u) and their geometry.
+
+    Surface pressure, water vapour and ozone are the pipeline's own defaults (``models.earth``)
+    with small weather-like departures, so the scene agrees with what the pipeline will assume.
+    """
     f = {name: value.ravel() for name, value in fields.sample(v.ravel(), u.ravel()).items()}
     lat, lon = lat.ravel(), lon.ravel()
     threshold = ndtri(1 - fields.cloud_fraction)
@@ -119,20 +124,22 @@ def scene_state(
     radius = np.where(ice, 30 + 10 * np.tanh(f["radius"]), 11 + 4 * np.tanh(f["radius"]))
     top = np.where(ice, 300 - 80 * np.tanh(f["phase"] - 0.25), 820 - 60 * np.tanh(f["radius"]))
     surface = surface_classes(lat, lon, f["surface"], f["terrain"])
-    land = ~np.isin(surface, (17, 20))
-    pressure = np.where(land, 1013 - 110 * np.clip(f["terrain"], 0, None), 1013.0)
+    weather = np.tanh(f["surface"] - f["terrain"])  # a smooth field in [-1, 1]
+    pressure = standard_pressure_hpa(altitude_m(lat, lon)) + 5.0 * weather
     top = np.minimum(top, pressure - 60)
-    coslat = np.cos(np.radians(np.nan_to_num(lat)))
+    latitude = np.nan_to_num(lat)
     return AtmosphereState(
         solar_zenith=solar_zenith.ravel(),
         viewing_zenith=sensor_zenith.ravel(),
         relative_azimuth=relative_azimuth.ravel(),
         surface_pressure=pressure,
-        h2o=np.clip(0.3 + 4.2 * coslat**3 * (0.8 + 0.2 * f["surface"]), 0.1, 6.0),
-        o3=260 + 90 * np.sin(np.radians(np.nan_to_num(lat))) ** 2,
+        h2o=np.clip(water_vapour_climatology(latitude, day_of_year) * (1 + 0.15 * weather), 0.1, 6.0),
+        o3=ozone_climatology(latitude, day_of_year) * (1 + 0.03 * weather),
         surface_class=surface,
         surface_brightness=np.clip(1.0 + 0.12 * f["terrain"], 0.75, 1.25),
         snow_grain=np.exp(np.log(200) + 0.6 * f["surface"]),
+        # drier towards the subtropics and where the surface field is low
+        surface_dryness=np.clip(0.5 + 0.35 * np.tanh(-f["surface"]) + 0.3 * (np.abs(latitude) > 25), 0.0, 1.0),
         cloudy=cloudy,
         ice=ice,
         log10_cot=np.where(cloudy, log10_cot, np.nan),

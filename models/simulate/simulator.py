@@ -41,6 +41,7 @@ class AtmosphereState:
     surface_class: np.ndarray  # 1-20 IGBP
     surface_brightness: np.ndarray  # multiplies the class spectrum
     snow_grain: np.ndarray  # optical grain size, um (snow classes only)
+    surface_dryness: np.ndarray  # 0 green to 1 dry (open vegetated classes only)
     cloudy: np.ndarray  # bool
     ice: np.ndarray  # bool (cloudy only)
     log10_cot: np.ndarray  # at 0.55 um (cloudy only)
@@ -121,7 +122,12 @@ class Simulator:
             Layer(no_cloud, np.ones_like(tau_c), np.full_like(tau_c, 0.85), fractions[2] * rayleigh, absorption[2]),
         ]
         albedo = surface_albedo(
-            state.surface_class, self.wavelengths, mu0, state.surface_brightness[:, None], state.snow_grain[:, None]
+            state.surface_class,
+            self.wavelengths,
+            mu0,
+            state.surface_brightness[:, None],
+            state.snow_grain[:, None],
+            state.surface_dryness[:, None],
         )
         above, cloud, below = layers
         return toa_brf(mu0, mu, cos_phi, above, cloud, below, albedo, self.correction).astype(np.float32)
@@ -145,7 +151,12 @@ class QuickLookRenderer:
         absorbing = np.clip((self.wavelengths - 1.2) / 1.0, 0.0, 1.0)[None, :]
         cloud = tau / (tau + 7.0) * (1 - absorbing * np.where(state.ice, 0.6, 0.3)[:, None])
         surface = surface_albedo(
-            state.surface_class, self.wavelengths, mu0, state.surface_brightness[:, None], state.snow_grain[:, None]
+            state.surface_class,
+            self.wavelengths,
+            mu0,
+            state.surface_brightness[:, None],
+            state.snow_grain[:, None],
+            state.surface_dryness[:, None],
         )
         rayleigh = 0.008 * self.wavelengths[None, :] ** -4 * 0.05 / mu0
         return (rayleigh + cloud + (1 - cloud) ** 2 * surface).astype(np.float32)

