@@ -124,7 +124,7 @@ def train(
     from models.train import TrainConfig, cross_validate
     from models.train import train as run_training
 
-    given = {
+    given: dict[str, Any] = {
         "epochs": epochs,
         "batch_size": batch_size,
         "learning_rate": lr,
