@@ -71,6 +71,8 @@ class RunSettings(BaseModel):
     )
     workers: Annotated[int, Field(ge=1, le=256, description="Workers of a local cluster")] = 2
     scheduler_address: Annotated[str | None, Field(description="tcp://host:8786 when where=scheduler")] = None
+    nwp: Annotated[str | None, Field(description="NWP file (ERA5 tcwv, tco3, sp) instead of the climatology")] = None
+    land_cover: Annotated[str | None, Field(description="IGBP land-cover raster (variable land_cover)")] = None
 
     @field_validator("model")
     @classmethod
@@ -81,6 +83,11 @@ class RunSettings(BaseModel):
         if not Path(value).is_file():
             raise ValueError(f"model artifact {value!r} does not exist")
         return value
+
+    @field_validator("nwp", "land_cover")
+    @classmethod
+    def _ancillary_exists(cls, value: str | None) -> str | None:
+        return _existing(value, "ancillary file") if value else None
 
     @model_validator(mode="after")
     def _scheduler_needs_address(self) -> RunSettings:

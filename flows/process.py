@@ -20,6 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from flows.parameters import ProcessRequest, RunSettings
 from flows.runners import dask_for
 from flows.tasks import check_task, find_task, infer_task, write_task
+from pipeline.ancillary import AncillaryConfig
 from pipeline.process import ProcessOptions
 from pipeline.runtime import Runtime
 
@@ -32,6 +33,7 @@ class GranuleFailuresError(RuntimeError):
 
 def options_for(out_dir: str, settings: RunSettings, runtime: Runtime, force: bool) -> ProcessOptions:
     return ProcessOptions(
+        ancillary=AncillaryConfig.from_files(settings.nwp, settings.land_cover),
         out_dir=Path(out_dir),
         model=Path(settings.model) if settings.model else None,
         device=settings.device.value,

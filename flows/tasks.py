@@ -18,6 +18,7 @@ from prefect.client.schemas.objects import State, TaskRun
 from prefect.tasks import Task
 
 from pipeline.granules import Granule, find_granules
+from pipeline.inference import compute_context
 from pipeline.ingest import REQUIRED_CONTENT, check_file
 from pipeline.process import ProcessOptions, already_done, build_granule_product, choose_artifact
 from pipeline.product import StagedProduct, check_existing, publish_product, stage_product
@@ -121,7 +122,8 @@ def infer_task(ref: dict[str, Any], checked: dict[str, Any], options: ProcessOpt
     # check_task decided; this only guards against a product that appeared since (never a silent replace)
     identical, replaces = check_existing(product.attrs, attrs, options.out_dir, options.overwrite)
     replaces = replaces or ([identical] if identical else [])
-    staged = stage_product(product, attrs, options.out_dir, replaces)
+    with compute_context(options.resources):
+        staged = stage_product(product, attrs, options.out_dir, replaces)
     return {
         "staging": str(staged.staging),
         "final": str(staged.final),

@@ -133,6 +133,13 @@ class AncillaryConfig:
             land_cover=GridSource(land_cover, "land_cover") if land_cover else None,
         )
 
+    @classmethod
+    def from_files(cls, nwp: str | None = None, land_cover: str | None = None) -> AncillaryConfig:
+        """The defaults, replaced by an NWP file and/or an IGBP land-cover raster where given."""
+        if nwp:
+            return cls.from_nwp(nwp, land_cover)
+        return cls(land_cover=GridSource(land_cover, "land_cover") if land_cover else None)
+
     def describe(self) -> dict[str, str]:
         def name(source: GridSource | None, default: str) -> str:
             return f"{Path(source.path).name}:{source.variable}" if source else default

@@ -316,14 +316,6 @@ def build_default_models(
     typer.echo(f"default models rebuilt; summary in {summary}")
 
 
-def _ancillary_config(nwp: Path | None, land_cover: Path | None) -> Any:
-    from pipeline.ancillary import AncillaryConfig, GridSource
-
-    if nwp is not None:
-        return AncillaryConfig.from_nwp(str(nwp), str(land_cover) if land_cover else None)
-    return AncillaryConfig(land_cover=GridSource(str(land_cover), "land_cover") if land_cover else None)
-
-
 @app.command()
 @friendly_errors
 def process(
@@ -350,7 +342,9 @@ def process(
     from pipeline.runtime import dask_runtime
 
     granules = find_granules(inputs, sensor.value if sensor else None)
-    config = _ancillary_config(nwp, land_cover)
+    from pipeline.ancillary import AncillaryConfig
+
+    config = AncillaryConfig.from_files(str(nwp) if nwp else None, str(land_cover) if land_cover else None)
     failures = 0
     with dask_runtime(scheduler, workers, device) as runtime:
         logger.info("processing %d granule(s) on %s", len(granules), runtime.description)

@@ -18,6 +18,7 @@ import logging
 import os
 import threading
 from contextlib import nullcontext
+from typing import Any
 
 import dask
 import dask.array as da
@@ -112,6 +113,15 @@ def infer_block(
             )
             out[take] = stacked.float().cpu().numpy()
     return out.reshape(rows, cols, len(OUTPUTS))
+
+
+def compute_context(resources: dict[str, float] | None) -> Any:
+    """Config for computing a graph whose inference tasks carry resource annotations.
+
+    dask's low-level task fusion merges the inference tasks with their neighbours and drops the
+    annotations, so it is switched off while such a graph is computed.
+    """
+    return dask.config.set({"optimization.fuse.active": False}) if resources else nullcontext()
 
 
 def run_inference(

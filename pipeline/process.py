@@ -16,7 +16,7 @@ from models.defaults import default_artifacts
 from pipeline.ancillary import AncillaryConfig, add_ancillary
 from pipeline.features import build_features
 from pipeline.granules import Granule
-from pipeline.inference import run_inference
+from pipeline.inference import compute_context, run_inference
 from pipeline.ingest import DEFAULT_CHUNK, ingest
 from pipeline.product import ProductExistsError, build_product, existing_products, same_product, write_product
 from pipeline.quicklook import quicklook_path, write_quicklook
@@ -149,7 +149,8 @@ def process_granule(granule: Granule, options: ProcessOptions) -> ProcessResult:
     started = time.perf_counter()
     artifact = choose_artifact(granule, options.model)
     product, attrs = build_granule_product(granule, artifact, options)
-    written = write_product(product, attrs, options.out_dir, options.overwrite)
+    with compute_context(options.resources):
+        written = write_product(product, attrs, options.out_dir, options.overwrite)
     quicklook = None
     if options.quicklook:
         existing = quicklook_path(written.path)

@@ -246,3 +246,59 @@ def test_cli_process_reports_a_bad_model_in_one_sentence(
     assert result.exit_code == 1
     assert "needs band C02, which granule abi_G17_M1_20191027T200027 lacks" in result.output
     assert list(tmp_path.glob("*.nc")) == []
+
+
+def test_inference_tasks_go_only_to_workers_advertising_a_gpu(
+    synthetic_granules: dict[str, Path], tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from distributed import LocalCluster, get_task_stream
+
+    cluster = LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=True,
+        resources={"GPU": 1},
+        host="127.0.0.1",
+        dashboard_address=None,
+    )
+    plain = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "dask"),
+            "worker",
+            cluster.scheduler_address,
+            "--nthreads",
+            "1",
+            "--no-dashboard",
+            "--name",
+            "plain-cpu",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with dask_runtime(scheduler=cluster.scheduler_address, device="auto") as runtime:
+            client = runtime.client
+            deadline = time.monotonic() + 60
+            while len(client.scheduler_info(n_workers=-1)["workers"]) < 2:
+                assert time.monotonic() < deadline, "the second worker did not join"
+                time.sleep(0.5)
+            assert runtime.resources == {"GPU": 1.0}
+            with get_task_stream(client) as stream:
+                process_granule(
+                    single_granule([synthetic_granules["abi"]]),
+                    ProcessOptions(out_dir=tmp_path, chunk_size=226, quicklook=False, resources=runtime.resources),
+                )
+            workers = client.scheduler_info(n_workers=-1)["workers"]
+            gpu = {address for address, w in workers.items() if w.get("resources", {}).get("GPU")}
+            inference = {t["worker"] for t in stream.data if "mthccar-infer" in str(t["key"])}
+            others = {t["worker"] for t in stream.data if "mthccar-infer" not in str(t["key"])}
+        assert inference == gpu
+        assert len(others) == 2  # the rest of the graph used both workers
+    finally:
+        plain.terminate()
+        plain.wait(timeout=30)
+        cluster.close()
