@@ -127,6 +127,25 @@ def _oci_names(scene: Any, bands: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def _opened(path: str) -> Any:
+    """A local path as is; a remote (fsspec) URL as an open file object."""
+    if "://" not in path:
+        return path
+    import fsspec
+
+    return fsspec.open(path, "rb").open()
+
+
+def _satpy_files(paths: Sequence[str]) -> list[Any]:
+    """Local paths, and fsspec URLs wrapped as satpy ``FSFile`` objects (readers that support fsspec)."""
+    if not any("://" in p for p in paths):
+        return list(paths)
+    import fsspec
+    from satpy.readers.core.remote import FSFile
+
+    return [FSFile(fsspec.open(p, "rb")) if "://" in p else p for p in paths]
+
+
 def _quiet_satpy() -> Any:
     catcher = warnings.catch_warnings()
     catcher.__enter__()
@@ -150,7 +169,7 @@ def _abi_dqf_flags(granule: Granule, bands: Sequence[str], target_shape: tuple[i
     for band in bands:
         file_type = spec.band_keys[band] if spec.band_keys else band
         path = next(f.path for f in granule.files if f.file_type == file_type)
-        with xr.open_dataset(path, chunks={}, mask_and_scale=False, decode_times=False) as handle:
+        with xr.open_dataset(_opened(path), chunks={}, mask_and_scale=False, decode_times=False) as handle:
             dqf = handle["DQF"].data.astype(np.uint8)  # _Unsigned int8: fill -1 reads as 255
         factor = dqf.shape[0] // target_shape[0]
         bad = (dqf >= 2) & (dqf != 255)
@@ -189,7 +208,7 @@ def ingest(granule: Granule, bands: Sequence[str], chunk_size: int = DEFAULT_CHU
     try:
         with _chunking(spec, chunk_size):
             try:
-                scene = Scene(reader=spec.reader, filenames=granule.paths)
+                scene = Scene(reader=spec.reader, filenames=_satpy_files(granule.paths))
             except (OSError, ValueError, KeyError) as err:
                 raise IngestError(f"satpy's {spec.reader} reader cannot open granule {granule.id}: {err}") from None
             satpy_names = _oci_names(scene, bands) if spec.band_by_wavelength else {b: b for b in bands}

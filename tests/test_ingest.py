@@ -327,3 +327,20 @@ def test_fill_and_space_pixels_are_not_retrieved(day: Path, tiny_artifacts: dict
     quality = _compute(build_features(scene, artifact.spec)["retrieval_quality"]).values
     assert np.all(quality[:10, :10] == NO_INPUT)
     assert np.all(quality[10:, 10:] <= DEGRADED)
+
+
+def test_granules_are_found_and_read_from_an_fsspec_url(day: Path) -> None:
+    import fsspec
+
+    memory = fsspec.filesystem("memory")
+    for path in day.glob("*C0[1-6]_*.nc"):
+        memory.pipe(f"/archive/ABI-L1b-RadM/2019/300/20/{path.name}", path.read_bytes())
+    try:
+        granule = single_granule(["memory://archive/ABI-L1b-RadM/2019/300/20"])
+        assert granule.id == "abi_G17_M1_20191027T200027"
+        assert all(p.startswith("memory://") for p in granule.paths)
+        remote = _compute(ingest(granule, NO_C02)[["reflectance_C01"]])
+        local = _compute(ingest(single_granule([day]), NO_C02)[["reflectance_C01"]])
+        np.testing.assert_array_equal(remote["reflectance_C01"].values, local["reflectance_C01"].values)
+    finally:
+        memory.rm("/archive", recursive=True)
