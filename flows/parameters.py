@@ -14,19 +14,20 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pipeline.sensors import DeviceName, SensorName
+
+__all__ = [
+    "ArchiveLayout",
+    "BackfillRequest",
+    "DeviceName",
+    "OperationalRequest",
+    "ProcessRequest",
+    "RunSettings",
+    "SensorName",
+    "Where",
+]
+
 DEFAULT_OUT = "products"
-
-
-class SensorName(StrEnum):
-    abi = "abi"
-    viirs = "viirs"
-    oci = "oci"
-
-
-class DeviceName(StrEnum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
 
 
 class Where(StrEnum):

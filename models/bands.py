@@ -7,6 +7,7 @@ in micrometres). OCI uses the MT-HCCAR training grid: 216 hyperspectral bands at
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -128,6 +129,15 @@ SENSORS: dict[str, SensorBands] = {
     ),
     "oci": SensorBands("oci", "oci_reflectances", "nbands_oci", OCI_BANDS),
 }
+
+
+def requested_bands(requested: Sequence[str] | None, known: Sequence[str], what: str) -> list[str]:
+    """The requested band names (every known one when none are asked for); names the unknown ones."""
+    names = list(requested) if requested else list(known)
+    unknown = [b for b in names if b not in known]
+    if unknown:
+        raise ValueError(f"{what}; cannot use {', '.join(unknown)}")
+    return names
 
 
 def sensor_bands(sensor: str) -> SensorBands:

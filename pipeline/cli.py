@@ -18,6 +18,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from pipeline.sensors import SensorName
+
 app = typer.Typer(
     name="mthccar",
     help="MT-HCCAR cloud mask, phase and optical thickness retrieval for VIIRS, ABI and PACE OCI.",
@@ -28,12 +30,6 @@ app = typer.Typer(
 logger = logging.getLogger("mthccar")
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class Sensor(StrEnum):
-    abi = "abi"
-    viirs = "viirs"
-    oci = "oci"
 
 
 class Attention(StrEnum):
@@ -96,7 +92,7 @@ def _parse_grid(values: list[str]) -> dict[str, list[Any]]:
 @friendly_errors
 def train(
     data: Annotated[Path, typer.Argument(help="Training file in the reference schema (netCDF).")],
-    sensor: Annotated[Sensor, typer.Option(help="Sensor whose reflectances to train on.")],
+    sensor: Annotated[SensorName, typer.Option(help="Sensor whose reflectances to train on.")],
     out: Annotated[Path, typer.Option(help="Output directory for checkpoints and metrics.")],
     bands: Annotated[str | None, typer.Option(help="Comma-separated band subset, e.g. C01,C03,C04,C05,C06.")] = None,
     attention: Annotated[Attention, typer.Option(help="Attention mode.")] = Attention.attending,
@@ -209,7 +205,7 @@ def export(
 @friendly_errors
 def convert_reference(
     reference: Annotated[Path, typer.Argument(help="State dict saved by the reference code (.pth).")],
-    sensor: Annotated[Sensor, typer.Option(help="Sensor the checkpoint was trained for.")],
+    sensor: Annotated[SensorName, typer.Option(help="Sensor the checkpoint was trained for.")],
     out: Annotated[Path, typer.Option(help="Artifact path (.pt).")],
     scaling_from: Annotated[
         Path | None, typer.Option(help="Refit the reference's min-max scaling on this file.")
@@ -262,7 +258,7 @@ def _parse_time(value: str) -> datetime:
 @app.command("synth-granule")
 @friendly_errors
 def synth_granule(
-    sensor: Annotated[Sensor, typer.Option(help="Sensor whose L1b format to write.")],
+    sensor: Annotated[SensorName, typer.Option(help="Sensor whose L1b format to write.")],
     time: Annotated[str, typer.Option(help="Scan start time (UTC, ISO 8601), e.g. 2019-10-27T20:00:27.")],
     out: Annotated[Path, typer.Option(help="Output directory.")],
     sector: Annotated[str | None, typer.Option(help="ABI sector: M1, M2, C or F.")] = None,
@@ -324,7 +320,7 @@ def process(
     model: Annotated[
         Path | None, typer.Option(help="Model artifact (default: the shipped model for the sensor).")
     ] = None,
-    sensor: Annotated[Sensor | None, typer.Option(help="Only granules of this sensor.")] = None,
+    sensor: Annotated[SensorName | None, typer.Option(help="Only granules of this sensor.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     chunk_size: Annotated[int, typer.Option(min=64, help="Pixels per chunk side.")] = 1356,
     scheduler: Annotated[str | None, typer.Option(help="Address of a dask scheduler, e.g. tcp://host:8786.")] = None,

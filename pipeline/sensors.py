@@ -10,9 +10,24 @@ present.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Literal
 
 ReflectanceConvention = Literal["brf_times_mu0", "brf"]
+
+
+class SensorName(StrEnum):
+    """The sensors a user can name (CLI options, flow parameters)."""
+
+    abi = "abi"
+    viirs = "viirs"
+    oci = "oci"
+
+
+class DeviceName(StrEnum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import netCDF4
 import numpy as np
 from pyorbital.astronomy import sun_earth_distance_correction
 
-from models.bands import ABI_BANDS, Band
+from models.bands import ABI_BANDS, Band, requested_bands
 from models.fileio import publish, temporary_path
 from models.simulate.geometry import GeostationaryGrid, geostationary_sensor_angles, sun_angles
 from models.simulate.scenes import SceneFields, scene_state
@@ -368,10 +368,7 @@ def write_abi_scene(
         raise ValueError(f"unknown ABI sector {sector!r}: expected one of {', '.join(SECTORS)}")
     if platform not in PLATFORMS:
         raise ValueError(f"unknown GOES platform {platform!r}: expected one of {', '.join(PLATFORMS)}")
-    names = list(bands) if bands else list(ABI_BAND_CONSTANTS)
-    unknown = [b for b in names if b not in ABI_BAND_CONSTANTS]
-    if unknown:
-        raise ValueError(f"ABI solar bands are C01-C06; cannot synthesise {', '.join(unknown)}")
+    names = requested_bands(bands, list(ABI_BAND_CONSTANTS), "ABI solar bands are C01-C06")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sec = SECTORS[sector]

@@ -25,20 +25,17 @@ from pyorbital.astronomy import sun_earth_distance_correction
 from models.bands import Band
 from models.fileio import atomic_output
 from models.simulate.optics import read_table
-from models.simulate.polar import render_swath
+from models.simulate.polar import Scanner, render_swath
 from models.simulate.truth import TruthWriter
 
 logger = logging.getLogger(__name__)
 
-ALTITUDE_KM = 676.5
-MAX_SCAN_ANGLE = 56.5
-LINE_SPACING_KM = 1.2
+OCI = Scanner(altitude_km=676.5, max_scan_angle_deg=56.5, line_spacing_km=1.2, granule_minutes=5, granule_lines=1710)
 BLUE_NM = 304.994 + 2.5 * np.arange(119)
 RED_NM = 597.494 + 2.5 * np.arange(117)
 HYPERSPECTRAL_WIDTH_NM = 5.0
 SWIR_NM = np.array([939.716, 1038.317, 1250.375, 1248.550, 1378.169, 1619.626, 1618.036, 2130.593, 2258.432])
 SWIR_BANDPASS_NM = np.array([45.0, 80.0, 30.0, 30.0, 15.0, 75.0, 75.0, 50.0, 75.0])
-GRANULE_MINUTES = 5
 
 
 def _bands(centres_nm: np.ndarray, widths_nm: np.ndarray, prefix: str) -> list[Band]:
@@ -75,20 +72,7 @@ def write_oci_granule(
         "SWIR": _bands(SWIR_NM, SWIR_BANDPASS_NM, "swir_"),
     }
     all_bands = [b for bands in groups.values() for b in bands]
-    scene = render_swath(
-        start,
-        all_bands,
-        lines,
-        pixels,
-        centre_lat,
-        centre_lon,
-        -12.0,
-        seed,
-        LINE_SPACING_KM,
-        MAX_SCAN_ANGLE,
-        ALTITUDE_KM,
-        dt.timedelta(minutes=GRANULE_MINUTES) * lines / 1710,
-    )
+    scene = render_swath(OCI, start, all_bands, lines, pixels, centre_lat, centre_lon, seed)
     name = f"PACE_OCI.{scene.start:%Y%m%dT%H%M%S}.L1B.V3.nc"
     with atomic_output(out / name) as tmp, netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
         nc.setncatts(

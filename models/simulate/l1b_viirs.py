@@ -25,17 +25,17 @@ from pathlib import Path
 
 import numpy as np
 
-from models.bands import VIIRS_M_BANDS
+from models.bands import VIIRS_M_BANDS, requested_bands
 from models.fileio import atomic_output
-from models.simulate.polar import SwathScene, render_swath
+from models.simulate.polar import Scanner, SwathScene, render_swath
 from models.simulate.truth import TruthWriter
 
 logger = logging.getLogger(__name__)
 
 ROWS_PER_SCAN = 16
-ALTITUDE_KM = 829.0
-MAX_SCAN_ANGLE = 56.06
-LINE_SPACING_KM = 0.742
+VIIRS = Scanner(
+    altitude_km=829.0, max_scan_angle_deg=56.06, line_spacing_km=0.742, granule_minutes=6, granule_lines=3232
+)
 REFLECTANCE_SCALE = 2.0e-5  # counts -> reflectance factor
 FILL_U16 = 65535
 VALID_MAX_U16 = 65527
@@ -45,7 +45,6 @@ PLATFORMS = {
     "J1": ("JPSS-1", "j01"),
     "J2": ("JPSS-2", "j02"),
 }
-GRANULE_MINUTES = 6
 
 
 def _reflectance_counts(brf: np.ndarray, mu0: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -282,26 +281,10 @@ def write_viirs_granule(
     if lines % ROWS_PER_SCAN:
         raise ValueError(f"VIIRS M-band granules hold whole scans of {ROWS_PER_SCAN} lines, not {lines}")
     table = {b.name: b for b in VIIRS_M_BANDS}
-    names = list(bands) if bands else list(table)
-    unknown = [b for b in names if b not in table]
-    if unknown:
-        raise ValueError(f"VIIRS solar M bands are M01-M11; cannot synthesise {', '.join(unknown)}")
+    names = requested_bands(bands, list(table), "VIIRS solar M bands are M01-M11")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    scene = render_swath(
-        start,
-        [table[b] for b in names],
-        lines,
-        pixels,
-        centre_lat,
-        centre_lon,
-        -12.0,
-        seed,
-        LINE_SPACING_KM,
-        MAX_SCAN_ANGLE,
-        ALTITUDE_KM,
-        dt.timedelta(minutes=GRANULE_MINUTES) * lines / 3232,
-    )
+    scene = render_swath(VIIRS, start, [table[b] for b in names], lines, pixels, centre_lat, centre_lon, seed)
     writer = _write_l1b_pair if file_format == "l1b" else _write_sdr
     paths = writer(scene, out, platform, orbit)
     truth = TruthWriter(

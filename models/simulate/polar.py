@@ -15,6 +15,21 @@ from models.simulate.simulator import AtmosphereState, Simulator
 from models.spec import relative_azimuth
 
 
+@dataclass(frozen=True)
+class Scanner:
+    """A polar-orbiting cross-track scanner as data: orbit and scan, and its nominal granule."""
+
+    altitude_km: float
+    max_scan_angle_deg: float
+    line_spacing_km: float
+    granule_minutes: float
+    granule_lines: int
+    heading_deg: float = -12.0  # ascending, sun-synchronous: a little west of north at mid-latitudes
+
+    def duration(self, lines: int) -> dt.timedelta:
+        return dt.timedelta(minutes=self.granule_minutes) * lines / self.granule_lines
+
+
 @dataclass
 class SwathScene:
     """Geometry, truth state and rendered BRF of one synthetic swath granule."""
@@ -34,25 +49,31 @@ class SwathScene:
 
 
 def render_swath(
+    scanner: Scanner,
     start: dt.datetime,
     bands: Sequence[Band],
     lines: int,
     pixels: int,
     centre_lat: float,
     centre_lon: float | None,
-    heading_deg: float,
     seed: int,
-    line_spacing_km: float,
-    max_scan_angle: float,
-    altitude_km: float,
-    duration: dt.timedelta,
 ) -> SwathScene:
     """Geometry + simulation of a polar-orbiter swath (any cross-track scanner)."""
     start = start.replace(tzinfo=None)
+    duration = scanner.duration(lines)
     if centre_lon is None:  # a 13:30 local-time overpass
         hours = start.hour + start.minute / 60 + duration.total_seconds() / 7200
         centre_lon = ((13.5 - hours) * 15 + 540) % 360 - 180
-    geo = swath(centre_lat, centre_lon, heading_deg, lines, pixels, line_spacing_km, max_scan_angle, altitude_km)
+    geo = swath(
+        centre_lat,
+        centre_lon,
+        scanner.heading_deg,
+        lines,
+        pixels,
+        scanner.line_spacing_km,
+        scanner.max_scan_angle_deg,
+        scanner.altitude_km,
+    )
     sza, saz = sun_angles(start + duration / 2, geo.longitude, geo.latitude)
     day = sza < 87.0
     v = (np.arange(lines) / max(lines - 1, 1))[:, None] * np.ones((1, pixels))

@@ -52,6 +52,17 @@ class AtmosphereState:
     def __len__(self) -> int:
         return len(self.solar_zenith)
 
+    def albedo(self, wavelengths_um: np.ndarray) -> np.ndarray:
+        """(N, B) Lambertian surface albedo of every sample at the band wavelengths."""
+        return surface_albedo(
+            self.surface_class,
+            wavelengths_um,
+            np.cos(np.deg2rad(self.solar_zenith))[:, None],
+            self.surface_brightness[:, None],
+            self.snow_grain[:, None],
+            self.surface_dryness[:, None],
+        )
+
     def take(self, index: slice | np.ndarray) -> AtmosphereState:
         return AtmosphereState(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 
@@ -121,14 +132,7 @@ class Simulator:
             Layer(tau_c, ssa_c, g_c, fractions[1] * rayleigh, absorption[1]),
             Layer(no_cloud, np.ones_like(tau_c), np.full_like(tau_c, 0.85), fractions[2] * rayleigh, absorption[2]),
         ]
-        albedo = surface_albedo(
-            state.surface_class,
-            self.wavelengths,
-            mu0,
-            state.surface_brightness[:, None],
-            state.snow_grain[:, None],
-            state.surface_dryness[:, None],
-        )
+        albedo = state.albedo(self.wavelengths)
         above, cloud, below = layers
         return toa_brf(mu0, mu, cos_phi, above, cloud, below, albedo, self.correction).astype(np.float32)
 
@@ -150,13 +154,6 @@ class QuickLookRenderer:
         tau = np.where(state.cloudy, 10.0 ** np.nan_to_num(state.log10_cot, nan=-9.0), 0.0)[:, None]
         absorbing = np.clip((self.wavelengths - 1.2) / 1.0, 0.0, 1.0)[None, :]
         cloud = tau / (tau + 7.0) * (1 - absorbing * np.where(state.ice, 0.6, 0.3)[:, None])
-        surface = surface_albedo(
-            state.surface_class,
-            self.wavelengths,
-            mu0,
-            state.surface_brightness[:, None],
-            state.snow_grain[:, None],
-            state.surface_dryness[:, None],
-        )
+        surface = state.albedo(self.wavelengths)
         rayleigh = 0.008 * self.wavelengths[None, :] ** -4 * 0.05 / mu0
         return (rayleigh + cloud + (1 - cloud) ** 2 * surface).astype(np.float32)
