@@ -158,7 +158,8 @@ def _group(reader_name: str, entries: list[FileEntry]) -> list[Granule]:
     granules = []
     for group in groups:
         starts = [e.info["start_time"] for e in group]
-        ends = [e.info.get("end_time") or e.info["start_time"] for e in group]
+        nominal = dt.timedelta(seconds=spec.nominal_duration_s)  # names without an end time
+        ends = [e.info.get("end_time") or e.info["start_time"] + nominal for e in group]
         platform = str(group[0].info.get(spec.platform_key, "PACE" if spec.sensor == "oci" else "unknown"))
         sector = str(group[0].info[spec.sector_key]) if spec.sector_key else None
         granules.append(Granule(reader_name, tuple(group), min(starts), max(ends), platform, sector))

@@ -9,7 +9,7 @@ present.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
@@ -43,10 +43,9 @@ class ReaderSpec:
     angles: Literal["satpy", "datasets"] = "datasets"
     band_by_wavelength: bool = False  # OCI: pick file bands by nearest central wavelength
     target_resolution: Literal["coarsest", "native"] = "native"
-    chunk_align: int = 0  # on-disk chunk to align dask chunks with (pixels), 0 = reader default
     platform_key: str = "platform_shortname"
     sector_key: str | None = None
-    satpy_band_names: dict[str, str] = field(default_factory=dict)  # project name -> satpy name, if they differ
+    nominal_duration_s: float = 0.0  # granule length, for file names that carry no end time
 
 
 ABI_BAND_FILES = {f"C{n:02d}": f"c{n:02d}" for n in range(1, 7)}
@@ -63,7 +62,6 @@ READERS: dict[str, ReaderSpec] = {
         reflectance="brf_times_mu0",
         angles="satpy",
         target_resolution="coarsest",
-        chunk_align=226,
         sector_key="scene_abbr",
     ),
     "viirs_l1b": ReaderSpec(
@@ -74,6 +72,7 @@ READERS: dict[str, ReaderSpec] = {
         band_keys=None,
         main_files=("vl1bm",),
         geolocation=("vgeom",),
+        nominal_duration_s=360.0,
     ),
     "viirs_sdr": ReaderSpec(
         reader="viirs_sdr",
@@ -94,6 +93,7 @@ READERS: dict[str, ReaderSpec] = {
         reflectance="brf",
         band_by_wavelength=True,
         platform_key="",
+        nominal_duration_s=300.0,
     ),
 }
 

@@ -302,3 +302,16 @@ def test_inference_tasks_go_only_to_workers_advertising_a_gpu(
         plain.terminate()
         plain.wait(timeout=30)
         cluster.close()
+
+
+def test_swath_products_pass_the_compliance_checker(synthetic_granules: dict[str, Path], tmp_path: Path) -> None:
+    for kind in ("viirs_l1b", "oci"):
+        result = process_granule(single_granule([synthetic_granules[kind]]), ProcessOptions(out_dir=tmp_path / kind))
+        assert result.stats["retrieved"] > 0
+        issues = compliance_issues(result.product)
+        assert issues["high"] == [], (kind, issues)
+        assert issues["medium"] == [], (kind, issues)
+        with xr.open_dataset(result.product) as ds:
+            assert ds["latitude"].dims == ("y", "x")
+            assert "x" not in ds.coords
+            assert ds.attrs["cdm_data_type"] == "Swath"
