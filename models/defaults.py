@@ -112,6 +112,11 @@ def build_default_models(
             export_checkpoint(result.best_checkpoint, artifact, MODEL_VERSION, f"mthccar_oci_{mode}")
             metrics = evaluate_artifact(artifact, data, run / "evaluation", split="test")
             ablation_rows.append(_summary_row(mode, metrics))
+    for model in DEFAULT_MODELS:  # models not rebuilt in this run keep their row
+        earlier = out / f"{model.name}.metrics.json"
+        if model.name not in results and earlier.exists():
+            results[model.name] = json.loads(earlier.read_text())
+    results = {m.name: results[m.name] for m in DEFAULT_MODELS if m.name in results}
     summary = out / "README.md"
     lines = [
         "# Default models",

@@ -264,6 +264,18 @@ def _fmt(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
+def _training_lines(training: dict[str, Any]) -> list[str]:
+    """The training-data and hyper-parameter lines of a model card (band lists are left to the inputs line)."""
+    if not training:
+        return ["- Training data: not recorded"]
+    described = {k: v for k, v in training.items() if k not in ("bands", "hyperparameters")}
+    lines = ["- Training data: " + "; ".join(f"{k} `{v}`" for k, v in described.items())]
+    hyperparameters = training.get("hyperparameters")
+    if hyperparameters:
+        lines.append("- Hyper-parameters: " + ", ".join(f"{k} `{v}`" for k, v in hyperparameters.items()))
+    return lines
+
+
 def model_card(metadata: dict[str, Any], metrics: dict[str, Any], data_name: str, split: str) -> str:
     """A markdown model card from artifact metadata and evaluation metrics."""
     spec = metadata["feature_spec"]
@@ -281,7 +293,7 @@ def model_card(metadata: dict[str, Any], metrics: dict[str, Any], data_name: str
         "azimuth",
         f"- Reflectance: {spec['reflectance_convention']}; relative azimuth: {spec['relative_azimuth_convention']}",
         f"- Weights sha256: `{metadata['weights_sha256']}`",
-        f"- Training data: `{json.dumps(metadata.get('training_data', {}), default=str)[:600]}`",
+        *_training_lines(metadata.get("training_data", {})),
         "",
         f"## Evaluation on `{data_name}` ({split} split, {metrics['n']} samples)",
         "",

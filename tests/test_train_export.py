@@ -79,6 +79,8 @@ def test_evaluation_writes_metrics_card_and_plots(trained_viirs, toy_reference_f
     card = (tmp_path / "model_card.md").read_text()
     assert "# Model card" in card
     assert "| accuracy |" in card
+    assert "- Hyper-parameters: " in card
+    assert "learning_rate `" in card
     for png in ("cot_hexbin.png", "confusion_matrix.png", "precision_recall.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
