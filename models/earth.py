@@ -12,15 +12,27 @@ ancillary defaults, so a synthetic scene is self-consistent with what the pipeli
   (within ~20 %).
 * **surface pressure** (hPa): the US Standard Atmosphere 1976 over the altitude map that ships
   with pvlib (1/12 degree, Mapzen/Tilezen terrain tiles, 28 m steps).
-* **land / water**: ``global-land-mask`` (1 km).
+* **land / water**: ``global-land-mask`` (1/120 degree). Importing that package unpacks a 933 MB
+  boolean array into every process; instead its file is streamed once into a bit-packed copy
+  (117 MB) in the user cache (``MTHCCAR_CACHE_DIR``, else ``$XDG_CACHE_HOME/mthccar`` or
+  ``~/.cache/mthccar``) and memory-mapped, so a process holds only the pages its pixels touch.
+  Lookups are index for index the package's own ``globe.is_land``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import logging
+import os
+import uuid
+import zipfile
 from functools import cache
 from pathlib import Path
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_LAND_CLASS = 12  # IGBP croplands: the model's "land" group
 WATER_CLASS = 17
@@ -77,10 +89,118 @@ def standard_pressure_hpa(altitude: np.ndarray) -> np.ndarray:
     return 1013.25 * (1 - 2.25577e-5 * np.maximum(altitude, -450.0)) ** 5.25588
 
 
-def land_water_class(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    from global_land_mask import globe
+def cache_dir() -> Path:
+    """Where derived data files are kept between runs."""
+    if os.environ.get("MTHCCAR_CACHE_DIR"):
+        return Path(os.environ["MTHCCAR_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mthccar"
 
+
+def _land_mask_file() -> Path:
+    """The package's data file, found without importing the package (its import unpacks the mask)."""
+    spec = importlib.util.find_spec("global_land_mask")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("the global-land-mask package is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "globe_combined_mask_compressed.npz"
+
+
+def _stream_packed_mask(source: Path, out: np.ndarray | None, rows_per_read: int = 1200) -> np.ndarray:
+    """Bit-pack the package's (21600, 43200) ocean mask row block by row block (never all unpacked)."""
+    with zipfile.ZipFile(source) as archive, archive.open("mask.npy") as stream:
+        major, _minor = np.lib.format.read_magic(stream)
+        read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+        shape, fortran_order, dtype = read_header(stream)
+        if fortran_order or dtype != np.bool_ or len(shape) != 2:
+            raise ValueError(f"{source} does not hold the expected C-ordered 2-d boolean land mask")
+        rows, cols = shape
+        packed = out if out is not None else np.empty((rows, (cols + 7) // 8), dtype=np.uint8)
+        for start in range(0, rows, rows_per_read):
+            n = min(rows_per_read, rows - start)
+            block = np.frombuffer(stream.read(n * cols), dtype=np.bool_).reshape(n, cols)
+            packed[start : start + n] = np.packbits(block, axis=1)
+        return packed
+
+
+def _build_packed_mask(source: Path, target: Path, shape: tuple[int, int]) -> None:
+    """Write the packed mask to ``target`` through a private temporary name, then rename."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
+    try:
+        out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=shape)
+        _stream_packed_mask(source, out)
+        out.flush()
+        del out
+        os.replace(partial, target)  # concurrent builders each publish a complete file
+        logger.info("cached the packed land mask in %s", target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _open_packed_mask(target: Path, shape: tuple[int, int]) -> np.ndarray:
+    bits = np.load(target, mmap_mode="r")
+    if bits.shape != shape or bits.dtype != np.uint8:
+        raise ValueError(f"{target} holds {bits.dtype} {bits.shape}, not uint8 {shape}")
+    return bits
+
+
+@cache
+def _ocean_bits() -> tuple[np.ndarray, tuple[float, ...]]:
+    """The packed ocean mask (memory-mapped from the cache when it can be) and its axes.
+
+    Axes as ``globe`` uses them: first latitude, latitude step, latitude range, first longitude,
+    longitude step.
+    """
+    source = _land_mask_file()
+    with np.load(source) as npz:
+        lat, lon = npz["lat"], npz["lon"]
+    axes = (
+        float(lat[0]),
+        float(lat[1] - lat[0]),
+        float(lat.min()),
+        float(lat.max()),
+        float(lon[0]),
+        float(lon[1] - lon[0]),
+    )
+    shape = (len(lat), (len(lon) + 7) // 8)
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]  # a 2.5 MB file: a new package, a new cache
+    target = cache_dir() / f"ocean_mask_packed_{digest}.npy"
+    try:
+        if target.exists():
+            try:
+                return _open_packed_mask(target, shape), axes
+            except (OSError, ValueError) as exc:
+                logger.warning("rebuilding the land mask cache: %s", exc)
+        _build_packed_mask(source, target, shape)
+        return _open_packed_mask(target, shape), axes
+    except (OSError, ValueError) as exc:
+        logger.warning("land mask cache unusable (%s); holding a packed copy in memory", exc)
+        return _stream_packed_mask(source, None), axes
+
+
+def prepare_cache() -> Path:
+    """Build the derived data files now (container images do this at build time)."""
+    _ocean_bits()
+    return cache_dir()
+
+
+def is_ocean(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """``global_land_mask.globe.is_ocean`` for finite lat/lon in degrees (lon in [-180, 180))."""
+    bits, (lat0, dlat, lat_min, lat_max, lon0, dlon) = _ocean_bits()
+    lon_max = lon0 + dlon * (bits.shape[1] * 8 - 1)
+    i = ((np.clip(lat, lat_min, lat_max) - lat0) / dlat).astype(np.int64)
+    j = ((np.clip(lon, lon0, lon_max) - lon0) / dlon).astype(np.int64)
+    return ((bits[i, j >> 3] >> (7 - (j & 7)).astype(np.uint8)) & 1).astype(bool)
+
+
+def land_water_class(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """Default IGBP class per pixel: croplands on land, water elsewhere (and where lat/lon are not finite)."""
     ok = np.isfinite(lat) & np.isfinite(lon)
     land = np.zeros(lat.shape, dtype=bool)
-    land[ok] = globe.is_land(np.clip(lat[ok], -90, 90), (lon[ok] + 180) % 360 - 180)
+    land[ok] = ~is_ocean(np.clip(lat[ok], -90, 90), (lon[ok] + 180) % 360 - 180)
     return np.where(land, DEFAULT_LAND_CLASS, WATER_CLASS).astype(np.int16)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    print(prepare_cache())
