@@ -94,6 +94,11 @@ def retrieval_quality(scene: xr.Dataset) -> da.Array:
     return quality.astype(np.uint8)
 
 
+def _feature_block(*blocks: np.ndarray, spec: FeatureSpec, sources: tuple[str, ...]) -> np.ndarray:
+    """The scaled features of one chunk, (y, x, feature) float32."""
+    return spec.scale(spec.raw_features(dict(zip(sources, blocks, strict=True))))
+
+
 def build_features(scene: xr.Dataset, spec: FeatureSpec) -> xr.Dataset:
     """``features`` (y, x, feature) scaled as the spec says, and ``retrieval_quality`` (y, x)."""
     if not spec.scaling_fitted:
@@ -102,10 +107,21 @@ def build_features(scene: xr.Dataset, spec: FeatureSpec) -> xr.Dataset:
         raise FeatureError(
             f"a {spec.sensor} model cannot process {scene.attrs['sensor']} granule {scene.attrs.get('granule_id', '')}"
         )
-    variables = {source: _variable(scene, source) for source in spec.sources}
-    features = spec.scale(spec.raw_features(variables))
     y_chunks, x_chunks = scene["latitude"].data.chunks
-    features = features.rechunk((y_chunks, x_chunks, spec.size))
+    sources = tuple(spec.sources)
+    inputs = [_variable(scene, source).rechunk((y_chunks, x_chunks)) for source in sources]
+    # one task per chunk: stacking lazily instead makes dask hold every feature column of the whole
+    # granule until the stack is merged (measured: 1.8 GB of a 5424 x 5424 scan)
+    features = da.map_blocks(
+        _feature_block,
+        *inputs,
+        spec=spec,
+        sources=sources,
+        new_axis=2,
+        chunks=(y_chunks, x_chunks, (spec.size,)),
+        dtype=np.float32,
+        meta=np.empty((0, 0, 0), dtype=np.float32),
+    )
     return xr.Dataset(
         {
             "features": (("y", "x", "feature"), features),
