@@ -39,7 +39,9 @@ OUTPUTS = (
     "cot_probability_thick",
     "log10_cot",
 )
-DEFAULT_BATCH = {"cpu": 65_536, "cuda": 1_048_576}
+# Pixels per model call. On CPU, 8192 is faster than 65536 (cache-resident activations: 5.8 s vs
+# 10 s per 1356x1356 chunk on 2 cores) and keeps the transient memory of a chunk under ~100 MB.
+DEFAULT_BATCH = {"cpu": 8_192, "cuda": 1_048_576}
 
 _CACHE: dict[tuple[str, str], torch.jit.ScriptModule] = {}
 _LOCK = threading.Lock()

@@ -28,7 +28,15 @@ START = dt.datetime(2019, 10, 27, 21, 0, 27)  # local noon under GOES-West
 
 
 def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak RSS since it started.
+
+    ``VmHWM`` rather than ``getrusage``: Linux carries ``ru_maxrss`` over ``execve``, so a child
+    spawned by a process that once held a large scan would report its parent's peak.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux
 
 
 def prepare() -> Path:
@@ -53,16 +61,17 @@ def run(mode: str, chunk: int) -> dict[str, float]:
         import torch
 
         from models.artifact import load_artifact
+        from pipeline.inference import DEFAULT_BATCH
 
         module = load_artifact(model).module
         torch.set_num_threads(2)
-        pixels = 4_000_000
-        x = torch.rand(65_536, 15)
+        batch = DEFAULT_BATCH["cpu"]
+        pixels = 4_000_000 // batch * batch
+        x = torch.rand(batch, 15)
         with torch.inference_mode():
             started = time.perf_counter()
-            for _ in range(pixels // 65_536):
+            for _ in range(pixels // batch):
                 module(x)
-        pixels = pixels // 65_536 * 65_536
     elif mode == "read":
         features, _ = granule_features([SCAN], model, chunk_size=chunk)
         quality = features["retrieval_quality"].data
