@@ -156,7 +156,7 @@ def run_inference(
             chunks=(x.chunks[0], x.chunks[1], (len(OUTPUTS),)),
             dtype=np.float32,
             meta=np.empty((0, 0, 0), dtype=np.float32),
-            name=f"mthccar-infer-{artifact.sha256[:8]}",
+            token=f"mthccar-infer-{artifact.sha256[:8]}",  # a prefix: the keys still hash the inputs
             **kwargs,
         )
     data_vars = {name: (("y", "x"), outputs[:, :, i]) for i, name in enumerate(OUTPUTS)}

@@ -157,6 +157,20 @@ def test_small_batches_give_the_same_outputs(synthetic_granules: dict[str, Path]
         np.testing.assert_allclose(big[name].values, small[name].values, rtol=1e-5, atol=1e-6)
 
 
+def test_two_scenes_in_one_graph_keep_their_own_outputs(synthetic_granules: dict[str, Path]) -> None:
+    """Inference keys hash their inputs, so granules sharing a model never share (or swap) results."""
+    features, artifact = _features(synthetic_granules, NO_C02_MODEL)
+    dimmer = features.assign(features=features["features"] * np.float32(0.9))
+    first = inference.run_inference(features, artifact, device="cpu")["log10_cot"].data
+    second = inference.run_inference(dimmer, artifact, device="cpu")["log10_cot"].data
+    assert first.name != second.name
+    with dask.config.set(scheduler="threads"):
+        together = dask.compute(first, second)
+        alone = second.compute()
+    np.testing.assert_array_equal(together[1], alone)
+    assert not np.allclose(together[0], together[1], equal_nan=True)
+
+
 def test_local_cluster_equals_threaded_run_bit_for_bit(synthetic_granules: dict[str, Path], tmp_path: Path) -> None:
     granule = single_granule([synthetic_granules["abi"]])
     threaded = process_granule(granule, ProcessOptions(out_dir=tmp_path / "threads", chunk_size=226, quicklook=False))
