@@ -18,7 +18,7 @@ from pipeline.features import build_features
 from pipeline.granules import Granule
 from pipeline.inference import compute_context, run_inference
 from pipeline.ingest import DEFAULT_CHUNK, ingest
-from pipeline.product import ProductExistsError, build_product, existing_products, same_product, write_product
+from pipeline.product import build_product, check_existing, write_product
 from pipeline.quicklook import quicklook_path, write_quicklook
 
 logger = logging.getLogger(__name__)
@@ -67,13 +67,15 @@ class ProcessResult:
 
 
 def _default_candidates(sensor: str) -> list[tuple[list[str], Path]]:
-    """(bands, path) of the shipped models for a sensor, most bands first."""
+    """(bands, path) of the shipped models for a sensor, most bands first; an error when there are none."""
     candidates = []
     for path in default_artifacts():
         meta = read_metadata(path)
         if meta["sensor"] == sensor:
             bands = [f["source"] for f in meta["feature_spec"]["features"] if f["kind"] == "reflectance"]
             candidates.append((bands, path))
+    if not candidates:
+        raise ArtifactError(f"no default model for {sensor} is installed; pass --model")
     return sorted(candidates, key=lambda c: -len(c[0]))
 
 
@@ -81,10 +83,7 @@ def best_bands(sensor: str, model: Path | None = None) -> list[str]:
     """The bands a complete scan offers the given model, or the sensor's richest default model."""
     if model is not None:
         return load_artifact(model, expect_sensor=sensor).spec.bands
-    candidates = _default_candidates(sensor)
-    if not candidates:
-        raise ArtifactError(f"no default model for {sensor} is installed; pass --model")
-    return candidates[0][0]
+    return _default_candidates(sensor)[0][0]
 
 
 def choose_artifact(granule: Granule, model: Path | None) -> Artifact:
@@ -98,8 +97,6 @@ def choose_artifact(granule: Granule, model: Path | None) -> Artifact:
             )
         return artifact
     candidates = _default_candidates(granule.sensor)
-    if not candidates:
-        raise ArtifactError(f"no default model for {granule.sensor} is installed; pass --model")
     for bands, path in candidates:
         if not granule.missing(bands):
             logger.info("%s: using default model %s", granule.id, path.name)
@@ -113,24 +110,18 @@ def already_done(granule: Granule, artifact: Artifact, out_dir: Path, overwrite:
 
     A different product of the same granule (other inputs or weights) is an error unless ``overwrite``.
     """
-    attrs = {
+    scene_attrs = {
         "platform": granule.platform,
         "platform_name": granule.platform_name,
         "sensor": granule.sensor,
         "sector": granule.sector or "",
         "start_time": granule.start_time,
         "end_time": granule.end_time,
+        "source_files": [Path(p).name for p in granule.paths],
     }
-    sources = [Path(p).name for p in granule.paths]
-    previous = existing_products(out_dir, attrs, artifact.version)
-    if overwrite or not previous:
-        return None
-    if all(same_product(path, sources, artifact.sha256) for path in previous):
-        return previous[0]
-    raise ProductExistsError(
-        f"{previous[0]} is a different product of the same granule "
-        "(other inputs or model); pass --overwrite to replace it"
-    )
+    model = {"model_version": artifact.version, "model_sha256": artifact.sha256}
+    identical, _ = check_existing(model, scene_attrs, out_dir, overwrite)
+    return identical
 
 
 def build_granule_product(granule: Granule, artifact: Artifact, options: ProcessOptions) -> tuple[Any, dict[str, Any]]:

@@ -233,7 +233,8 @@ def build_product(scene: xr.Dataset, quality: xr.DataArray, outputs: xr.Dataset,
     )
     data_vars["time_bounds"] = (("time", "nv"), np.array([seconds]), {"units": TIME_UNITS, "calendar": "standard"})
     if not swath:
-        height = _geostationary_mapping(scene)["perspective_point_height"]
+        mapping = _geostationary_mapping(scene)
+        height = mapping["perspective_point_height"]
         for axis in ("x", "y"):
             coords[axis] = (
                 axis,
@@ -247,7 +248,7 @@ def build_product(scene: xr.Dataset, quality: xr.DataArray, outputs: xr.Dataset,
                     "coverage_content_type": "coordinate",
                 },
             )
-        data_vars["goes_imager_projection"] = ((), np.int32(0), _geostationary_mapping(scene))
+        data_vars["goes_imager_projection"] = ((), np.int32(0), mapping)
     product = xr.Dataset(data_vars, coords=coords)
     product.attrs = _global_attributes(scene, artifact)
     return product
