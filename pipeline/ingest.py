@@ -20,7 +20,6 @@ Nothing is computed here.
 from __future__ import annotations
 
 import logging
-import math
 import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -296,13 +295,3 @@ def ingest(granule: Granule, bands: Sequence[str], chunk_size: int = DEFAULT_CHU
     )
     logger.debug("ingested %s: %s pixels, chunks %s", granule.id, shape, chunks)
     return ds
-
-
-def chunk_pixels(ds: xr.Dataset) -> int:
-    """Pixels in the largest chunk of a scene."""
-    chunks = ds["latitude"].data.chunks
-    return int(max(chunks[0]) * max(chunks[1]))
-
-
-def rows_per_chunk(total_rows: int, requested: int, multiple: int = 1) -> int:
-    return max(multiple, min(total_rows, math.ceil(requested / multiple) * multiple))
