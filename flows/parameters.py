@@ -12,7 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pipeline.sensors import DeviceName, SensorName
 
@@ -55,6 +55,18 @@ def _existing(value: str, what: str) -> str:
     if not _is_url(value) and not Path(value.removeprefix("file://")).exists():
         raise ValueError(f"{what} {value!r} does not exist")
     return value
+
+
+def _usable_out_dir(value: str) -> str:
+    if not value.strip():
+        raise ValueError("out_dir is empty")
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"out_dir {value!r} is a file, not a directory")
+    return value
+
+
+OutDir = Annotated[str, AfterValidator(_usable_out_dir), Field(description="Where products and quicklooks go")]
 
 
 class RunSettings(BaseModel):
@@ -105,7 +117,7 @@ class ProcessRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     inputs: Annotated[list[str], Field(min_length=1, description="Granule files, directories or fsspec URLs")]
-    out_dir: Annotated[str, Field(description="Where products and quicklooks go")] = DEFAULT_OUT
+    out_dir: OutDir = DEFAULT_OUT
     sensor: Annotated[SensorName | None, Field(description="Only granules of this sensor")] = None
     force: Annotated[bool, Field(description="Reprocess even if the same product exists")] = False
     settings: RunSettings = RunSettings()
@@ -115,16 +127,6 @@ class ProcessRequest(BaseModel):
     def _inputs_exist(cls, values: list[str]) -> list[str]:
         return [_existing(v, "input") for v in values]
 
-    @field_validator("out_dir")
-    @classmethod
-    def _out_dir_usable(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("out_dir is empty")
-        path = Path(value)
-        if path.exists() and not path.is_dir():
-            raise ValueError(f"out_dir {value!r} is a file, not a directory")
-        return value
-
 
 class OperationalRequest(BaseModel):
     """A scan of an incoming location for new complete granules."""
@@ -132,7 +134,7 @@ class OperationalRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     incoming: Annotated[str, Field(description="Directory or fsspec URL where granules arrive")]
-    out_dir: str = DEFAULT_OUT
+    out_dir: OutDir = DEFAULT_OUT
     sensor: SensorName | None = None
     settle_minutes: Annotated[float, Field(ge=0, le=1440, description="Wait this long for a scan's last files")] = 5.0
     give_up_minutes: Annotated[float, Field(ge=0, le=10080, description="Then record an incomplete scan")] = 120.0
@@ -157,7 +159,7 @@ class BackfillRequest(BaseModel):
     sensors: Annotated[list[SensorName], Field(min_length=1)] = [SensorName.abi]
     layout: ArchiveLayout = ArchiveLayout.goes
     product: Annotated[str, Field(description="First level of the GOES layout, e.g. ABI-L1b-RadF")] = "ABI-L1b-RadF"
-    out_dir: str = DEFAULT_OUT
+    out_dir: OutDir = DEFAULT_OUT
     max_concurrency: Annotated[int, Field(ge=1, le=64, description="Granules processed at once")] = 2
     report_file: Annotated[str | None, Field(description="JSON report (default: in out_dir)")] = None
     settings: RunSettings = RunSettings()

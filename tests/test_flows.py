@@ -117,6 +117,14 @@ def test_bad_parameters_are_rejected_before_any_work(tmp_path: Path) -> None:
         BackfillRequest(archive=str(tmp_path), start="2019-01-02T00:00:00", end="2019-01-01T00:00:00")
     with pytest.raises(ValidationError, match="sensor"):
         ProcessRequest(inputs=[str(tmp_path)], sensor="modis")
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    for request in (ProcessRequest, OperationalRequest, BackfillRequest):
+        fields = {"inputs": [str(tmp_path)], "incoming": str(tmp_path), "archive": str(tmp_path)}
+        fields.update(start="2019-01-01T00:00:00", end="2019-01-02T00:00:00", out_dir=str(a_file))
+        wanted = {k: v for k, v in fields.items() if k in request.model_fields}
+        with pytest.raises(ValidationError, match=r"out_dir '.*a_file' is a file, not a directory"):
+            request(**wanted)
     from prefect.exceptions import ParameterTypeError
 
     with pytest.raises(ParameterTypeError, match="does not exist"):
