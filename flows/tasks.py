@@ -17,9 +17,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.tasks import Task
 
+from models.artifact import load_artifact
 from pipeline.granules import Granule, find_granules
 from pipeline.inference import compute_context
-from pipeline.ingest import REQUIRED_CONTENT, check_file
+from pipeline.ingest import check_file
 from pipeline.process import ProcessOptions, already_done, build_granule_product, choose_artifact
 from pipeline.product import StagedProduct, check_existing, publish_product, stage_product
 from pipeline.quicklook import write_quicklook
@@ -99,8 +100,7 @@ def check_task(ref: dict[str, Any], model: str | None, out_dir: str, force: bool
     artifact = choose_artifact(granule, Path(model) if model else None)
     granule.require(artifact.spec.bands)
     for path in granule.paths:
-        if granule.reader in REQUIRED_CONTENT:
-            check_file(path, granule.reader)
+        check_file(path, granule.reader)
     done = already_done(granule, artifact, Path(out_dir), overwrite=force)
     return {
         "model": str(artifact.path),
@@ -115,8 +115,6 @@ def check_task(ref: dict[str, Any], model: str | None, out_dir: str, force: bool
 def infer_task(ref: dict[str, Any], checked: dict[str, Any], options: ProcessOptions) -> dict[str, Any]:
     """Run ingest, features and the model over every chunk into a staged product file."""
     granule = granule_from(ref)
-    from models.artifact import load_artifact
-
     artifact = load_artifact(checked["model"], expect_sensor=granule.sensor)
     product, attrs = build_granule_product(granule, artifact, options)
     # check_task decided; this only guards against a product that appeared since (never a silent replace)

@@ -333,13 +333,12 @@ def process(
     """Retrieve cloud mask, phase and COT for every granule in INPUTS and write CF products."""
     import contextlib
 
+    from pipeline.ancillary import AncillaryConfig
     from pipeline.granules import find_granules
     from pipeline.process import ProcessOptions, process_granule
     from pipeline.runtime import dask_runtime
 
     granules = find_granules(inputs, sensor.value if sensor else None)
-    from pipeline.ancillary import AncillaryConfig
-
     config = AncillaryConfig.from_files(str(nwp) if nwp else None, str(land_cover) if land_cover else None)
     failures = 0
     with dask_runtime(scheduler, workers, device) as runtime:
