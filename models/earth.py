@@ -149,7 +149,7 @@ def _ocean_bits() -> tuple[np.ndarray, tuple[float, ...]]:
     """The packed ocean mask (memory-mapped from the cache when it can be) and its axes.
 
     Axes as ``globe`` uses them: first latitude, latitude step, latitude range, first longitude,
-    longitude step.
+    longitude step, longitude range.
     """
     source = _land_mask_file()
     with np.load(source) as npz:
@@ -161,6 +161,8 @@ def _ocean_bits() -> tuple[np.ndarray, tuple[float, ...]]:
         float(lat.max()),
         float(lon[0]),
         float(lon[1] - lon[0]),
+        float(lon.min()),
+        float(lon.max()),
     )
     shape = (len(lat), (len(lon) + 7) // 8)
     digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]  # a 2.5 MB file: a new package, a new cache
@@ -186,10 +188,9 @@ def prepare_cache() -> Path:
 
 def is_ocean(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     """``global_land_mask.globe.is_ocean`` for finite lat/lon in degrees (lon in [-180, 180))."""
-    bits, (lat0, dlat, lat_min, lat_max, lon0, dlon) = _ocean_bits()
-    lon_max = lon0 + dlon * (bits.shape[1] * 8 - 1)
+    bits, (lat0, dlat, lat_min, lat_max, lon0, dlon, lon_min, lon_max) = _ocean_bits()
     i = ((np.clip(lat, lat_min, lat_max) - lat0) / dlat).astype(np.int64)
-    j = ((np.clip(lon, lon0, lon_max) - lon0) / dlon).astype(np.int64)
+    j = ((np.clip(lon, lon_min, lon_max) - lon0) / dlon).astype(np.int64)
     return ((bits[i, j >> 3] >> (7 - (j & 7)).astype(np.uint8)) & 1).astype(bool)
 
 
