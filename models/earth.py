@@ -25,12 +25,13 @@ import hashlib
 import importlib.util
 import logging
 import os
-import uuid
 import zipfile
 from functools import cache
 from pathlib import Path
 
 import numpy as np
+
+from models.fileio import atomic_output
 
 logger = logging.getLogger(__name__)
 
@@ -123,18 +124,13 @@ def _stream_packed_mask(source: Path, out: np.ndarray | None, rows_per_read: int
 
 
 def _build_packed_mask(source: Path, target: Path, shape: tuple[int, int]) -> None:
-    """Write the packed mask to ``target`` through a private temporary name, then rename."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
-    try:
+    """Write the packed mask to ``target`` atomically (concurrent builders each publish a whole file)."""
+    with atomic_output(target, ".npy.tmp") as partial:
         out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=shape)
         _stream_packed_mask(source, out)
         out.flush()
         del out
-        os.replace(partial, target)  # concurrent builders each publish a complete file
-        logger.info("cached the packed land mask in %s", target)
-    finally:
-        partial.unlink(missing_ok=True)
+    logger.info("cached the packed land mask in %s", target)
 
 
 def _open_packed_mask(target: Path, shape: tuple[int, int]) -> np.ndarray:
