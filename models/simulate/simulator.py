@@ -126,14 +126,14 @@ class Simulator:
             for k in range(3)
         ]
         tau_c, ssa_c, g_c = self._cloud_optics(state)
-        no_cloud = np.zeros_like(tau_c)
-        layers = [
-            Layer(no_cloud, np.ones_like(tau_c), np.full_like(tau_c, 0.85), fractions[0] * rayleigh, absorption[0]),
-            Layer(tau_c, ssa_c, g_c, fractions[1] * rayleigh, absorption[1]),
-            Layer(no_cloud, np.ones_like(tau_c), np.full_like(tau_c, 0.85), fractions[2] * rayleigh, absorption[2]),
-        ]
+
+        def cloud_free(k: int) -> Layer:
+            empty = np.zeros_like(tau_c)  # no cloud: its ssa and g are placeholders
+            return Layer(empty, empty + 1.0, empty + 0.85, fractions[k] * rayleigh, absorption[k])
+
+        above, below = cloud_free(0), cloud_free(2)
+        cloud = Layer(tau_c, ssa_c, g_c, fractions[1] * rayleigh, absorption[1])
         albedo = state.albedo(self.wavelengths)
-        above, cloud, below = layers
         return toa_brf(mu0, mu, cos_phi, above, cloud, below, albedo, self.correction).astype(np.float32)
 
 
