@@ -8,9 +8,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from models.simulate.truth import NOT_SIMULATED
 from pipeline.features import RETRIEVED_MAX
-
-NOT_SIMULATED = 255
 
 
 def score_against_truth(product: Path, truth: Path) -> dict[str, Any]:
