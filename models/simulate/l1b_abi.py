@@ -416,14 +416,11 @@ def write_abi_scene(
             rows = slice(first, min(first + block_rows, rows_total))
             lon, lat = grid.lonlat(rows)
             on_disk = np.isfinite(lat)
-            sza = np.full(lat.shape, 180.0)
-            saz = vza = vaz = np.zeros(lat.shape)
+            sza = np.full(lat.shape, 180.0)  # off the disk: never day
+            saz, vza, vaz = (np.zeros(lat.shape) for _ in range(3))
             if on_disk.any():
-                sza_d, saz_d = sun_angles(start, lon[on_disk], lat[on_disk])
-                vza_d, vaz_d = geostationary_sensor_angles(start, lon[on_disk], lat[on_disk], sub_lon)
-                sza[on_disk] = sza_d
-                saz, vza, vaz = (np.zeros(lat.shape) for _ in range(3))
-                saz[on_disk], vza[on_disk], vaz[on_disk] = saz_d, vza_d, vaz_d
+                sza[on_disk], saz[on_disk] = sun_angles(start, lon[on_disk], lat[on_disk])
+                vza[on_disk], vaz[on_disk] = geostationary_sensor_angles(start, lon[on_disk], lat[on_disk], sub_lon)
             day = on_disk & (sza < NIGHT_SOLAR_ZENITH) & (vza < 85)
             v = (np.arange(rows.start, rows.stop) / max(rows_total - 1, 1))[:, None] * np.ones((1, cols))
             u = np.ones((rows.stop - rows.start, 1)) * (np.arange(cols) / max(cols - 1, 1))[None, :]
