@@ -22,6 +22,7 @@ import datetime as dt
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -58,6 +59,12 @@ def _angle_counts(angle: np.ndarray) -> np.ndarray:
     return np.rint(np.asarray(angle) * 100).astype(np.int16)
 
 
+def _swath_dimensions(nc: Any, lines: int, pixels: int) -> None:
+    nc.createDimension("number_of_scans", lines // ROWS_PER_SCAN)
+    nc.createDimension("number_of_lines", lines)
+    nc.createDimension("number_of_pixels", pixels)
+
+
 def _write_l1b_pair(scene: SwathScene, out: Path, short: str, orbit: int) -> list[Path]:
     import netCDF4
 
@@ -85,9 +92,7 @@ def _write_l1b_pair(scene: SwathScene, out: Path, short: str, orbit: int) -> lis
     geo_name = f"V{short}03MOD.{stamp}.nc"
     with atomic_output(out / geo_name) as tmp, netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
         nc.setncatts({**common, "OrbitNumber": np.int32(orbit), "product_name": geo_name})
-        nc.createDimension("number_of_scans", lines // ROWS_PER_SCAN)
-        nc.createDimension("number_of_lines", lines)
-        nc.createDimension("number_of_pixels", pixels)
+        _swath_dimensions(nc, lines, pixels)
         group = nc.createGroup("geolocation_data")
         for name, values, units, lo, hi in (
             ("latitude", scene.latitude, "degrees_north", -90.0, 90.0),
@@ -132,9 +137,7 @@ def _write_l1b_pair(scene: SwathScene, out: Path, short: str, orbit: int) -> lis
     rad_name = f"V{short}02MOD.{stamp}.nc"
     with atomic_output(out / rad_name) as tmp, netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
         nc.setncatts({**common, "orbit_number": np.int32(orbit), "product_name": rad_name})
-        nc.createDimension("number_of_scans", lines // ROWS_PER_SCAN)
-        nc.createDimension("number_of_lines", lines)
-        nc.createDimension("number_of_pixels", pixels)
+        _swath_dimensions(nc, lines, pixels)
         group = nc.createGroup("observation_data")
         for k, band in enumerate(scene.bands):
             var = group.createVariable(
@@ -207,25 +210,9 @@ def _write_sdr(scene: SwathScene, out: Path, short: str, orbit: int) -> list[Pat
         date_attrs(granule, "")
         granule.attrs.create("N_Number_Of_Scans", np.array([[lines // ROWS_PER_SCAN]], dtype=np.int32))
         granule.attrs.create("N_Reference_ID", np.array([[f"{dataset}:SYNTH:{orbit}".encode()]]))
-        granule.attrs.create(
-            "G-Ring_Latitude",
-            np.array(
-                [[scene.latitude[0, 0]], [scene.latitude[0, -1]], [scene.latitude[-1, -1]], [scene.latitude[-1, 0]]],
-                dtype=np.float32,
-            ),
-        )
-        granule.attrs.create(
-            "G-Ring_Longitude",
-            np.array(
-                [
-                    [scene.longitude[0, 0]],
-                    [scene.longitude[0, -1]],
-                    [scene.longitude[-1, -1]],
-                    [scene.longitude[-1, 0]],
-                ],
-                dtype=np.float32,
-            ),
-        )
+        for name, values in (("G-Ring_Latitude", scene.latitude), ("G-Ring_Longitude", scene.longitude)):
+            corners = [values[0, 0], values[0, -1], values[-1, -1], values[-1, 0]]
+            granule.attrs.create(name, np.array(corners, dtype=np.float32)[:, None])
         return handle.create_group(f"All_Data/{all_group}")
 
     paths = []
