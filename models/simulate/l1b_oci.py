@@ -26,7 +26,7 @@ from models.bands import Band
 from models.fileio import atomic_output
 from models.simulate.optics import read_table
 from models.simulate.polar import Scanner, render_swath
-from models.simulate.truth import TruthWriter
+from models.simulate.truth import write_truth
 
 logger = logging.getLogger(__name__)
 
@@ -145,17 +145,12 @@ def write_oci_granule(
         for var_name in ("watermask", "quality_flag"):
             var = geo.createVariable(var_name, "u1", ("scans", "pixels"), zlib=True)
             var[:] = np.zeros(scene.latitude.shape, dtype=np.uint8)
-    truth = TruthWriter(
+    truth_path = write_truth(
         out,
         f"OCI_PACE_{scene.start:%Y%m%dT%H%M%S}",
-        scene.latitude.shape,
+        scene.simulated,
+        scene.state,
         {"sensor": "oci", "platform": "PACE", "time_coverage_start": scene.start.isoformat() + "Z", "seed": seed},
     )
-    try:
-        truth.write(slice(0, lines), scene.simulated, scene.state)
-        truth_path = truth.finish()
-    except BaseException:
-        truth.abort()
-        raise
     logger.info("wrote OCI granule at %s to %s", scene.start, out)
     return [out / name, truth_path]

@@ -29,7 +29,7 @@ import numpy as np
 from models.bands import VIIRS_M_BANDS, requested_bands
 from models.fileio import atomic_output
 from models.simulate.polar import Scanner, SwathScene, render_swath
-from models.simulate.truth import TruthWriter
+from models.simulate.truth import write_truth
 
 logger = logging.getLogger(__name__)
 
@@ -274,17 +274,13 @@ def write_viirs_granule(
     scene = render_swath(VIIRS, start, [table[b] for b in names], lines, pixels, centre_lat, centre_lon, seed)
     writer = _write_l1b_pair if file_format == "l1b" else _write_sdr
     paths = writer(scene, out, platform, orbit)
-    truth = TruthWriter(
+    truth = write_truth(
         out,
         f"VIIRS-{file_format.upper()}_{platform}_{scene.start:%Y%m%dT%H%M%S}",
-        scene.latitude.shape,
+        scene.simulated,
+        scene.state,
         {"sensor": "viirs", "platform": platform, "time_coverage_start": scene.start.isoformat() + "Z", "seed": seed},
     )
-    try:
-        truth.write(slice(0, lines), scene.simulated, scene.state)
-        paths.append(truth.finish())
-    except BaseException:
-        truth.abort()
-        raise
+    paths.append(truth)
     logger.info("wrote VIIRS %s %s granule at %s to %s", platform, file_format, scene.start, out)
     return paths

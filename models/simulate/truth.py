@@ -77,3 +77,16 @@ class TruthWriter:
         if self.nc.isopen():
             self.nc.close()
         self.tmp.unlink(missing_ok=True)
+
+
+def write_truth(
+    directory: Path, granule_id: str, simulated: np.ndarray, state: AtmosphereState, attrs: dict[str, Any]
+) -> Path:
+    """A whole truth file in one go (swath granules are rendered in one block)."""
+    writer = TruthWriter(directory, granule_id, simulated.shape, attrs)
+    try:
+        writer.write(slice(0, simulated.shape[0]), simulated, state)
+        return writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
