@@ -62,10 +62,20 @@ def _summary_row(name: str, metrics: dict[str, Any]) -> str:
     )
 
 
+ABLATION_HEADING = "## Ablation on OCI (same data, same split)"
+SUMMARY_FOOTER = "Each `<name>.md` is the model card, `<name>.metrics.json` the full metrics."
 TABLE_HEADER = (
     "| model | mask accuracy | phase accuracy | log10 COT R^2 | log10 COT RMSE | liquid COT>5 within 30 % "
     "| ice COT>5 within 35 % |\n|---|---|---|---|---|---|---|"
 )
+
+
+def _earlier_ablation(summary: Path) -> list[str]:
+    """The ablation section of an earlier summary: kept when a run rebuilds only other models."""
+    text = summary.read_text() if summary.exists() else ""
+    start = text.find(ABLATION_HEADING)
+    end = text.find(SUMMARY_FOOTER, start)
+    return [*text[start:end].rstrip("\n").split("\n"), ""] if 0 <= start < end else []
 
 
 def build_default_models(
@@ -118,6 +128,9 @@ def build_default_models(
             results[model.name] = json.loads(earlier.read_text())
     results = {m.name: results[m.name] for m in DEFAULT_MODELS if m.name in results}
     summary = out / "README.md"
+    ablation_section = (
+        [ABLATION_HEADING, "", TABLE_HEADER, *ablation_rows, ""] if ablation_rows else _earlier_ablation(summary)
+    )
     lines = [
         "# Default models",
         "",
@@ -129,12 +142,8 @@ def build_default_models(
         TABLE_HEADER,
         *[_summary_row(name, m) for name, m in results.items()],
         "",
-        *(
-            ["## Ablation on OCI (same data, same split)", "", TABLE_HEADER, *ablation_rows, ""]
-            if ablation_rows
-            else []
-        ),
-        "Each `<name>.md` is the model card, `<name>.metrics.json` the full metrics.",
+        *ablation_section,
+        SUMMARY_FOOTER,
         "",
     ]
     if results:

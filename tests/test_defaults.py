@@ -1,0 +1,30 @@
+"""Rebuilding the shipped default models: a partial rebuild loses nothing of the summary."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from models.defaults import ARTIFACTS, build_default_models
+
+
+def test_rebuilding_one_model_keeps_the_other_rows_and_the_ablation(tmp_path: Path) -> None:
+    out = tmp_path / "artifacts"
+    out.mkdir()
+    for shipped in [*ARTIFACTS.glob("*.metrics.json"), ARTIFACTS / "README.md"]:
+        shutil.copy(shipped, out)
+    summary = build_default_models(
+        tmp_path / "work", out, samples=1500, epochs=1, ablation=False, only=("mthccar_abi_noc02",)
+    )
+    text = summary.read_text()
+    shipped_readme = (ARTIFACTS / "README.md").read_text()
+    ablation = shipped_readme[shipped_readme.index("## Ablation") : shipped_readme.index("Each `<name>.md`")]
+    assert ablation.strip() in text  # the ablation rows of the earlier full build
+    for name in ("mthccar_abi", "mthccar_viirs", "mthccar_oci"):
+        accuracy = json.loads((ARTIFACTS / f"{name}.metrics.json").read_text())["cloud_mask"]["accuracy"]
+        assert f"| {name} | {accuracy:.4f} |" in text
+    rebuilt = json.loads((out / "mthccar_abi_noc02.metrics.json").read_text())["cloud_mask"]["accuracy"]
+    assert f"| mthccar_abi_noc02 | {rebuilt:.4f} |" in text
+    assert (out / "mthccar_abi_noc02.pt").is_file()
+    assert not (out / "mthccar_abi.pt").exists()  # only the named model was trained
