@@ -8,6 +8,7 @@ import numpy as np
 import xarray as xr
 
 from models.fileio import atomic_output
+from pipeline.netcdf_lock import netcdf_lock
 
 NOT_RETRIEVED = "#b0b0b0"
 
@@ -21,22 +22,24 @@ def _thin(array: np.ndarray, max_pixels: int = 1200) -> np.ndarray:
     return array[::step, ::step]
 
 
-def write_quicklook(product: Path, max_pixels: int = 1200) -> Path:
-    """Three panels (mask, phase, COT) of a product, written atomically next to it."""
-    import matplotlib
+def write_quicklook(product: Path, target: Path | None = None, max_pixels: int = 1200) -> Path:
+    """Three panels (mask, phase, COT) of a product, written atomically to ``target`` (default: beside it).
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Drawn on a bare ``Figure`` (no pyplot state), so granules in concurrent threads can draw at once.
+    """
+    from matplotlib import colormaps
     from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm
+    from matplotlib.figure import Figure
 
-    with xr.open_dataset(product, mask_and_scale=True) as ds:
+    with netcdf_lock(), xr.open_dataset(product, mask_and_scale=True) as ds:
         mask = _thin(ds["cloud_mask"].values, max_pixels)
         phase = _thin(ds["cloud_phase"].values, max_pixels)
         cot = _thin(ds["cloud_optical_thickness"].values, max_pixels)
         title = f"{ds.attrs['platform']} {ds.attrs['instrument']} {ds.attrs['time_coverage_start']}"
         retrieved = int(ds.attrs.get("retrieved_pixels", 0))
         fraction = float(ds.attrs.get("cloud_fraction", -1))
-    fig, axes = plt.subplots(1, 3, figsize=(15, 5.2), constrained_layout=True)
+    fig = Figure(figsize=(15, 5.2), layout="constrained")
+    axes = fig.subplots(1, 3)
     panels = [
         (mask, ["#1f3b73", "#f2f2f2"], ["clear", "cloudy"], "cloud mask"),
         (phase, ["#1f3b73", "#3fa7d6", "#f4d35e"], ["clear", "liquid", "ice"], "cloud phase"),
@@ -48,7 +51,7 @@ def write_quicklook(product: Path, max_pixels: int = 1200) -> Path:
         bar = fig.colorbar(image, ax=ax, ticks=range(len(colours)), shrink=0.8)
         bar.ax.set_yticklabels(labels)
         ax.set_title(name)
-    cmap = plt.get_cmap("viridis").with_extremes(bad=NOT_RETRIEVED)
+    cmap = colormaps["viridis"].with_extremes(bad=NOT_RETRIEVED)
     finite = cot[np.isfinite(cot) & (cot > 0)]
     image = axes[2].imshow(
         np.ma.masked_invalid(np.where(cot > 0, cot, np.nan)),
@@ -63,10 +66,7 @@ def write_quicklook(product: Path, max_pixels: int = 1200) -> Path:
         ax.set_yticks([])
     summary = f"cloud fraction {fraction:.2f}" if retrieved else "no retrieved pixels (night or no valid input)"
     fig.suptitle(f"MT-HCCAR {title} - {summary} (grey: not retrieved)")
-    target = quicklook_path(product)
-    try:
-        with atomic_output(target) as tmp:
-            fig.savefig(tmp, dpi=80, format="png")
-    finally:
-        plt.close(fig)
+    target = target or quicklook_path(product)
+    with atomic_output(target) as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
     return target
