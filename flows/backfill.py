@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,9 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.logs import route_project_logs
 from flows.parameters import ArchiveLayout, BackfillRequest
-from flows.process import options_for, process_granule_task, report_markdown
+from flows.process import STATUSES, options_for, process_granule_task, report_markdown
 from flows.runners import dask_for
 from flows.tasks import granule_ref
 from models.fileio import atomic_output, remove_stale_temporaries
@@ -41,7 +43,9 @@ LAYOUTS: dict[ArchiveLayout, tuple[str, dt.timedelta]] = {
     ArchiveLayout.daily: ("{time:%Y}/{time:%j}", dt.timedelta(days=1)),
     ArchiveLayout.flat: ("", dt.timedelta(days=100000)),
 }
-REPORT_NAME = "mthccar-backfill-report.json"
+REPORT_PREFIX = "mthccar-backfill-report"
+GRANULE_LIMIT = "mthccar-backfill-granules"  # Prefect global concurrency limit, one slot per granule
+DEFAULT_GRANULE_LIMIT = 4
 MAX_THREADS = 64  # the upper bound of max_concurrency; each run keeps at most max_concurrency in flight
 
 
@@ -80,17 +84,52 @@ def enumerate_granules(request: BackfillRequest) -> list[dict[str, Any]]:
     return sorted(unique.values(), key=lambda r: r["start_time"])
 
 
+def ensure_granule_limit(default: int) -> None:
+    """Create the global concurrency limit on backfill granules if the server has none yet.
+
+    Operators see and change it in the UI (Concurrency); it bounds the granules in flight across
+    every backfill run together, while ``max_concurrency`` bounds one run.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(GRANULE_LIMIT)
+        except ObjectNotFound:
+            try:
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=GRANULE_LIMIT, limit=default))
+                logger.info("created the global concurrency limit %s at %d granules", GRANULE_LIMIT, default)
+            except ObjectAlreadyExists:  # another run created it meanwhile
+                pass
+
+
+def report_path_for(request: BackfillRequest) -> Path:
+    """The run's own report file: concurrent backfills into one folder never overwrite each other's."""
+    if request.report_file:
+        return Path(request.report_file)
+    from prefect.runtime import flow_run
+
+    run = str(flow_run.id or "")[:8] or f"pid{os.getpid()}"
+    name = f"{REPORT_PREFIX}_{request.start:%Y%m%dT%H%M%S}_{request.end:%Y%m%dT%H%M%S}_{run}.json"
+    return Path(request.out_dir) / name
+
+
 @flow(
     name="mthccar-backfill",
     validate_parameters=True,
     task_runner=ThreadPoolTaskRunner(max_workers=MAX_THREADS),  # type: ignore[arg-type]
+    persist_result=True,
 )
 def backfill(request: BackfillRequest) -> dict[str, Any]:
     """Process every granule of an archive time range; resumable; returns the report."""
+    route_project_logs()
     if Path(request.out_dir).is_dir():  # a killed earlier run may have left staging files
         remove_stale_temporaries(Path(request.out_dir))
     refs = enumerate_granules(request)
     logger.info("backfill of %s from %s to %s: %d granules", request.archive, request.start, request.end, len(refs))
+    ensure_granule_limit(DEFAULT_GRANULE_LIMIT)
     with dask_for(request.settings) as runtime:
         options = options_for(request.out_dir, request.settings, runtime, force=False)
         granule_task = process_granule_task.with_options(tags=["mthccar", "mthccar-backfill"])
@@ -99,19 +138,17 @@ def backfill(request: BackfillRequest) -> dict[str, Any]:
         in_flight: list[Any] = []
         while pending or in_flight:  # a sliding window of at most max_concurrency granules
             while pending and len(in_flight) < request.max_concurrency:
-                in_flight.append(granule_task.submit(pending.pop(0), options))
+                in_flight.append(granule_task.submit(pending.pop(0), options, limit=GRANULE_LIMIT))
             finished = next(as_completed(in_flight))
             in_flight.remove(finished)
             outcomes.append(finished.result())
-    report = {
+    report: dict[str, Any] = {
         "archive": request.archive,
         "start": request.start.isoformat(),
         "end": request.end.isoformat(),
-        "processed": [o for o in outcomes if o["status"] == "processed"],
-        "skipped": [o for o in outcomes if o["status"] == "skipped"],
-        "failed": [o for o in outcomes if o["status"] == "failed"],
+        **{status: [o for o in outcomes if o["status"] == status] for status in STATUSES},
     }
-    report_path = Path(request.report_file) if request.report_file else Path(request.out_dir) / REPORT_NAME
+    report_path = report_path_for(request)
     with atomic_output(report_path) as tmp:
         tmp.write_text(json.dumps(report, indent=1, default=str))
     create_markdown_artifact(

@@ -8,6 +8,7 @@ deployment run's parameters against these models' JSON schema when the run is cr
 from __future__ import annotations
 
 import datetime as dt
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -28,6 +29,22 @@ __all__ = [
 ]
 
 DEFAULT_OUT = "products"
+# Set by `mthccar serve` (or a worker's environment) so that served deployments default to them.
+ENV_OUT_DIR = "MTHCCAR_OUT_DIR"
+ENV_SCHEDULER = "MTHCCAR_DASK_SCHEDULER"
+ENV_WORKERS = "MTHCCAR_DASK_WORKERS"
+
+
+def default_out_dir() -> str:
+    """``$MTHCCAR_OUT_DIR`` (an absolute path set by ``serve``), else ``products``."""
+    return os.environ.get(ENV_OUT_DIR) or DEFAULT_OUT
+
+
+def default_where() -> Where:
+    """A remote scheduler or a local cluster when the environment names one, else threads."""
+    if os.environ.get(ENV_SCHEDULER):
+        return Where.scheduler
+    return Where.local_cluster if os.environ.get(ENV_WORKERS) else Where.threads
 
 
 class Where(StrEnum):
@@ -79,11 +96,15 @@ class RunSettings(BaseModel):
     )
     device: Annotated[DeviceName, Field(description="auto picks CUDA when a worker has one")] = DeviceName.auto
     chunk_size: Annotated[int, Field(ge=64, le=16384, description="Pixels per chunk side")] = 1356
-    where: Annotated[Where, Field(description="threads, a local cluster, a remote scheduler, or local GPUs")] = (
-        Where.threads
+    where: Annotated[Where, Field(description="threads, a local cluster, a remote scheduler, or local GPUs")] = Field(
+        default_factory=default_where
     )
-    workers: Annotated[int, Field(ge=1, le=256, description="Workers of a local cluster")] = 2
-    scheduler_address: Annotated[str | None, Field(description="tcp://host:8786 when where=scheduler")] = None
+    workers: Annotated[int, Field(ge=1, le=256, description="Workers of a local cluster")] = Field(
+        default_factory=lambda: int(os.environ.get(ENV_WORKERS) or 2)
+    )
+    scheduler_address: Annotated[str | None, Field(description="tcp://host:8786 when where=scheduler")] = Field(
+        default_factory=lambda: os.environ.get(ENV_SCHEDULER) or None
+    )
     nwp: Annotated[str | None, Field(description="NWP file (ERA5 tcwv, tco3, sp) instead of the climatology")] = None
     land_cover: Annotated[str | None, Field(description="IGBP land-cover raster (variable land_cover)")] = None
 
@@ -117,10 +138,10 @@ class ProcessRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     inputs: Annotated[list[str], Field(min_length=1, description="Granule files, directories or fsspec URLs")]
-    out_dir: OutDir = DEFAULT_OUT
+    out_dir: OutDir = Field(default_factory=default_out_dir)
     sensor: Annotated[SensorName | None, Field(description="Only granules of this sensor")] = None
     force: Annotated[bool, Field(description="Reprocess even if the same product exists")] = False
-    settings: RunSettings = RunSettings()
+    settings: RunSettings = Field(default_factory=RunSettings)
 
     @field_validator("inputs")
     @classmethod
@@ -134,13 +155,13 @@ class OperationalRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     incoming: Annotated[str, Field(description="Directory or fsspec URL where granules arrive")]
-    out_dir: OutDir = DEFAULT_OUT
+    out_dir: OutDir = Field(default_factory=default_out_dir)
     sensor: SensorName | None = None
     settle_minutes: Annotated[float, Field(ge=0, le=1440, description="Wait this long for a scan's last files")] = 5.0
     give_up_minutes: Annotated[float, Field(ge=0, le=10080, description="Then record an incomplete scan")] = 120.0
     max_granules: Annotated[int, Field(ge=1, le=10000, description="Granules per scan of the location")] = 50
     state_file: Annotated[str | None, Field(description="Progress record (default: in out_dir)")] = None
-    settings: RunSettings = RunSettings()
+    settings: RunSettings = Field(default_factory=RunSettings)
 
     @field_validator("incoming")
     @classmethod
@@ -159,10 +180,10 @@ class BackfillRequest(BaseModel):
     sensors: Annotated[list[SensorName], Field(min_length=1)] = [SensorName.abi]
     layout: ArchiveLayout = ArchiveLayout.goes
     product: Annotated[str, Field(description="First level of the GOES layout, e.g. ABI-L1b-RadF")] = "ABI-L1b-RadF"
-    out_dir: OutDir = DEFAULT_OUT
+    out_dir: OutDir = Field(default_factory=default_out_dir)
     max_concurrency: Annotated[int, Field(ge=1, le=64, description="Granules processed at once")] = 2
     report_file: Annotated[str | None, Field(description="JSON report (default: in out_dir)")] = None
-    settings: RunSettings = RunSettings()
+    settings: RunSettings = Field(default_factory=RunSettings)
 
     @field_validator("archive")
     @classmethod

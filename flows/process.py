@@ -8,6 +8,8 @@ ends Failed if any granule failed.
 
 from __future__ import annotations
 
+import base64
+import io
 import logging
 import time
 from pathlib import Path
@@ -16,12 +18,18 @@ from typing import Any
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.concurrency.sync import concurrency
 
+from flows.logs import route_project_logs
 from flows.parameters import ProcessRequest, RunSettings
 from flows.runners import dask_for
 from flows.tasks import check_task, find_task, infer_task, write_task
 from pipeline.ancillary import AncillaryConfig
+from pipeline.claims import GranuleBusyError, claim
+from pipeline.failures import describe_failure
+from pipeline.logcontext import granule_context
 from pipeline.process import ProcessOptions
+from pipeline.quicklook import quicklook_path
 from pipeline.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -45,24 +53,27 @@ def options_for(out_dir: str, settings: RunSettings, runtime: Runtime, force: bo
 
 
 def run_granule(ref: dict[str, Any], options: ProcessOptions, quicklook: bool = True) -> dict[str, Any]:
-    """One granule through the tasks; returns its outcome (never raises for a granule's own failure)."""
+    """One granule through the tasks, under its claim; returns its outcome (never raises for a granule's
+    own failure: the reason is one sentence and the batch goes on)."""
     started = time.perf_counter()
     outcome: dict[str, Any] = {"granule": ref["id"], "start_time": ref["start_time"]}
     try:
-        checked = check_task(
-            ref, str(options.model) if options.model else None, str(options.out_dir), options.overwrite
-        )
-        outcome["model"] = checked["model_name"]
-        if checked["existing"]:
-            return {
-                **outcome,
-                "status": "skipped",
-                "product": checked["existing"],
-                "reason": "same inputs and model already processed",
-                "seconds": time.perf_counter() - started,
-            }
-        staged = infer_task(ref, checked, options)
-        written = write_task(staged, quicklook)
+        with granule_context(ref["id"]), claim(options.out_dir, ref["stem"], ref["id"]):
+            checked = check_task(
+                ref, str(options.model) if options.model else None, str(options.out_dir), options.overwrite
+            )
+            outcome["model"] = checked["model_name"]
+            if checked["existing"]:
+                return {
+                    **outcome,
+                    "status": "skipped",
+                    "product": checked["existing"],
+                    "quicklook": str(quicklook_path(Path(checked["existing"]))) if quicklook else None,
+                    "reason": "same inputs and model already processed",
+                    "seconds": time.perf_counter() - started,
+                }
+            staged = infer_task(ref, checked, options)
+            written = write_task(staged, quicklook)
         stats = staged["stats"]
         retrieved = int(stats.get("retrieved", 0))
         return {
@@ -73,14 +84,14 @@ def run_granule(ref: dict[str, Any], options: ProcessOptions, quicklook: bool = 
             "cloud_fraction": (int(stats["cloudy"]) / retrieved) if retrieved else None,
             "seconds": time.perf_counter() - started,
         }
+    except GranuleBusyError as busy:
+        logger.info("%s", busy)
+        return {**outcome, "status": "busy", "reason": str(busy), "seconds": time.perf_counter() - started}
     except Exception as error:  # each granule's failure is reported, the run goes on
-        logger.error("granule %s failed: %s", ref["id"], error, exc_info=logger.isEnabledFor(logging.DEBUG))
-        return {
-            **outcome,
-            "status": "failed",
-            "reason": f"{type(error).__name__}: {error}",
-            "seconds": time.perf_counter() - started,
-        }
+        reason = describe_failure(error, ref["id"], options.out_dir)
+        logger.error("%s", reason)
+        logger.debug("traceback of the failure of %s", ref["id"], exc_info=error)
+        return {**outcome, "status": "failed", "reason": reason, "seconds": time.perf_counter() - started}
 
 
 @task(
@@ -89,35 +100,66 @@ def run_granule(ref: dict[str, Any], options: ProcessOptions, quicklook: bool = 
     tags=["mthccar", "mthccar-granule"],
     cache_policy=NO_CACHE,
 )
-def process_granule_task(ref: dict[str, Any], options: ProcessOptions, quicklook: bool = True) -> dict[str, Any]:
-    """One granule as a task, so batch flows can fan out with bounded concurrency."""
-    return run_granule(ref, options, quicklook)
+def process_granule_task(
+    ref: dict[str, Any], options: ProcessOptions, quicklook: bool = True, limit: str | None = None
+) -> dict[str, Any]:
+    """One granule as a task, so batch flows can fan out; ``limit`` names a Prefect global concurrency
+    limit that holds one slot while the granule runs (operators change it in the UI)."""
+    if limit is None:
+        return run_granule(ref, options, quicklook)
+    with concurrency(limit, occupy=1):
+        return run_granule(ref, options, quicklook)
 
 
-def report_markdown(title: str, outcomes: list[dict[str, Any]], extra: str = "") -> str:
-    counts = {s: sum(o["status"] == s for o in outcomes) for s in ("processed", "skipped", "failed")}
+STATUSES = ("processed", "skipped", "busy", "failed")
+
+
+def _thumbnail(picture: str | None, width: int = 480) -> str:
+    """A small inline copy of a quicklook for the run report (the UI cannot read the worker's disk)."""
+    if not picture or not Path(picture).exists():
+        return ""
+    from PIL import Image
+
+    with Image.open(picture) as image:
+        image.thumbnail((width, width))
+        buffer = io.BytesIO()
+        image.convert("RGB").save(buffer, format="PNG", optimize=True)
+    return f"![quicklook](data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()})"
+
+
+def report_markdown(title: str, outcomes: list[dict[str, Any]], extra: str = "", thumbnails: int = 8) -> str:
+    """The run report: counts, one row per granule, then full paths and quicklooks of the products."""
+    counts = {s: sum(o["status"] == s for o in outcomes) for s in STATUSES}
     lines = [
         f"# {title}",
         "",
-        f"{counts['processed']} processed, {counts['skipped']} skipped, {counts['failed']} failed.",
+        ", ".join(f"{n} {status}" for status, n in counts.items()) + ".",
         extra,
         "",
-        "| granule | status | cloud fraction | seconds | product / reason | quicklook |",
-        "|---|---|---|---|---|---|",
+        "| granule | status | cloud fraction | seconds | reason |",
+        "|---|---|---|---|---|",
     ]
     for o in outcomes:
         fraction = f"{o['cloud_fraction']:.3f}" if o.get("cloud_fraction") is not None else ""
-        detail = o.get("product") if o["status"] != "failed" else o.get("reason", "")
-        lines.append(
-            f"| {o['granule']} | {o['status']} | {fraction} | {o.get('seconds', 0):.1f} | "
-            f"`{detail}` | `{o.get('quicklook') or ''}` |"
-        )
+        reason = o.get("reason", "") if o["status"] != "processed" else ""
+        lines.append(f"| {o['granule']} | {o['status']} | {fraction} | {o.get('seconds', 0):.1f} | {reason} |")
+    products = [o for o in outcomes if o.get("product")]
+    if products:
+        lines += ["", "## Products", ""]
+    for i, o in enumerate(products):
+        lines += [f"### {o['granule']}", "", f"- product: `{o['product']}`"]
+        if o.get("quicklook"):
+            lines.append(f"- quicklook: `{o['quicklook']}`")
+        if i < thumbnails:
+            lines += ["", _thumbnail(o.get("quicklook"))]
+        lines.append("")
     return "\n".join(lines) + "\n"
 
 
-@flow(name="mthccar-process-granule", validate_parameters=True)
+@flow(name="mthccar-process-granule", validate_parameters=True, persist_result=True)
 def process_granule(request: ProcessRequest) -> list[dict[str, Any]]:
     """Process the granules of the given files on demand; a markdown report per run."""
+    route_project_logs()
     refs = find_task(request.inputs, request.sensor.value if request.sensor else None)
     with dask_for(request.settings) as runtime:
         logger.info("processing %d granule(s) on %s", len(refs), runtime.description)

@@ -21,9 +21,8 @@ from models.artifact import load_artifact
 from pipeline.granules import Granule, find_granules
 from pipeline.inference import compute_context
 from pipeline.ingest import check_file
-from pipeline.process import ProcessOptions, already_done, build_granule_product, choose_artifact
-from pipeline.product import StagedProduct, check_existing, publish_product, stage_product
-from pipeline.quicklook import write_quicklook
+from pipeline.process import ProcessOptions, already_done, build_granule_product, choose_artifact, granule_stem
+from pipeline.product import StagedProduct, check_existing, ensure_quicklook, publish_product, stage_product
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +77,7 @@ def granule_ref(granule: Granule) -> dict[str, Any]:
         "reader": granule.reader,
         "paths": granule.paths,
         "start_time": granule.start_time.isoformat(),
+        "stem": granule_stem(granule),
     }
 
 
@@ -102,6 +102,8 @@ def check_task(ref: dict[str, Any], model: str | None, out_dir: str, force: bool
     for path in granule.paths:
         check_file(path, granule.reader)
     done = already_done(granule, artifact, Path(out_dir), overwrite=force)
+    if done is not None:
+        ensure_quicklook(done)  # a run killed after publishing the product may have left it without
     return {
         "model": str(artifact.path),
         "model_name": artifact.name,
@@ -132,10 +134,11 @@ def infer_task(ref: dict[str, Any], checked: dict[str, Any], options: ProcessOpt
 
 @task(name="write", task_run_name="write {staged[final]}", **TRANSIENT_RETRIES)
 def write_task(staged: dict[str, Any], quicklook: bool = True) -> dict[str, Any]:
-    """Publish the staged product under its final name and draw its quicklook."""
-    final = publish_product(
+    """Draw the quicklook of the staged product and publish both under their final names."""
+    published = publish_product(
         StagedProduct(
             Path(staged["staging"]), Path(staged["final"]), [Path(p) for p in staged["replaces"]], staged["stats"]
-        )
+        ),
+        quicklook,
     )
-    return {"product": str(final), "quicklook": str(write_quicklook(final)) if quicklook else None}
+    return {"product": str(published.product), "quicklook": str(published.quicklook) if published.quicklook else None}

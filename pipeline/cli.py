@@ -6,11 +6,12 @@ commands never load training code.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -331,17 +332,20 @@ def process(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Retrieve cloud mask, phase and COT for every granule in INPUTS and write CF products."""
-    import contextlib
-
+    from models.fileio import remove_stale_temporaries
     from pipeline.ancillary import AncillaryConfig
+    from pipeline.claims import GranuleBusyError
+    from pipeline.failures import describe_failure
     from pipeline.granules import find_granules
     from pipeline.process import ProcessOptions, process_granule
     from pipeline.runtime import dask_runtime
 
     granules = find_granules(inputs, sensor.value if sensor else None)
     config = AncillaryConfig.from_files(str(nwp) if nwp else None, str(land_cover) if land_cover else None)
+    if out.is_dir():
+        remove_stale_temporaries(out)  # what a killed earlier run left
     failures = 0
-    with dask_runtime(scheduler, workers, device) as runtime:
+    with terminate_as_interrupt(), dask_runtime(scheduler, workers, device) as runtime:
         logger.info("processing %d granule(s) on %s", len(granules), runtime.description)
         options = ProcessOptions(
             out, model, device, chunk_size, overwrite, config, runtime.torch_threads, runtime.resources
@@ -356,13 +360,37 @@ def process(
             try:
                 with bar:
                     result = process_granule(granule, options)
-            except _user_errors() as err:
+            except GranuleBusyError as busy:
+                typer.echo(f"{busy}; skipped")
+                continue
+            except Exception as err:  # one sentence per granule; the batch goes on
                 failures += 1
-                typer.secho(f"error: {err}", err=True, fg=typer.colors.RED)
+                logger.debug("traceback of the failure of %s", granule.id, exc_info=err)
+                typer.secho(f"error: {describe_failure(err, granule.id, out)}", err=True, fg=typer.colors.RED)
                 continue
             typer.echo(result.summary())
     if failures:
+        typer.secho(f"{failures} of {len(granules)} granule(s) failed", err=True, fg=typer.colors.RED)
         raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler or ``kill``) unwinds like Ctrl-C, so staging files and claims are removed."""
+    import signal
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (e.g. the command run inside a test harness)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -85,6 +85,15 @@ class Granule:
             problems.append(f"the geolocation companion ({' or '.join(spec.geolocation)})")
         return problems
 
+    def used_paths(self, bands: Sequence[str]) -> list[str]:
+        """The files a retrieval from these bands reads: their band files and the companions."""
+        spec = self.spec
+        if spec.band_keys is None:
+            return self.paths
+        wanted = {spec.band_keys[b] for b in bands if b in spec.band_keys}
+        wanted |= set(spec.main_files) | set(spec.geolocation)
+        return [f.path for f in self.files if f.file_type in wanted or wanted.intersection(f.groups)]
+
     def require(self, bands: Sequence[str]) -> None:
         """Raise ``GranuleError`` naming the granule and what it lacks, if anything."""
         problems = self.missing(bands)
@@ -157,13 +166,25 @@ def _group(reader_name: str, entries: list[FileEntry]) -> list[Granule]:
             groups.append([entry])
     granules = []
     for group in groups:
-        starts = [e.info["start_time"] for e in group]
-        nominal = dt.timedelta(seconds=spec.nominal_duration_s)  # names without an end time
-        ends = [e.info.get("end_time") or e.info["start_time"] + nominal for e in group]
+        start = min(e.info["start_time"] for e in group)
         platform = str(group[0].info.get(spec.platform_key, "PACE" if spec.sensor == "oci" else "unknown"))
         sector = str(group[0].info[spec.sector_key]) if spec.sector_key else None
-        granules.append(Granule(reader_name, tuple(group), min(starts), max(ends), platform, sector))
+        granules.append(Granule(reader_name, tuple(group), start, _scan_end(spec, group, start), platform, sector))
     return granules
+
+
+def _scan_end(spec: ReaderSpec, group: list[FileEntry], start: dt.datetime) -> dt.datetime:
+    """The scan's end: its nominal slot where the sensor has one, so the granule's identity does not
+    depend on which band files are present; else the latest end its file names give."""
+    info = group[0].info
+    if spec.slot_durations_s and spec.sector_key:
+        sector = str(info[spec.sector_key])
+        mode = str(info.get(spec.scan_mode_key or "", ""))
+        slot = spec.slot_durations_s.get(f"{sector}/{mode}", spec.slot_durations_s.get(sector))
+        if slot:
+            return start + dt.timedelta(seconds=slot)
+    nominal = dt.timedelta(seconds=spec.nominal_duration_s)  # names without an end time
+    return max(e.info.get("end_time") or e.info["start_time"] + nominal for e in group)
 
 
 def find_granules(inputs: Iterable[str | Path], sensor: str | None = None, reader: str | None = None) -> list[Granule]:

@@ -201,13 +201,14 @@ def ingest(granule: Granule, bands: Sequence[str], chunk_size: int = DEFAULT_CHU
 
     spec = granule.spec
     granule.require(bands)
-    for path in granule.paths:
+    paths = granule.used_paths(bands)
+    for path in paths:
         check_file(path, spec.reader)
     catcher = _quiet_satpy()
     try:
         with _chunking(spec, chunk_size):
             try:
-                scene = Scene(reader=spec.reader, filenames=_satpy_files(granule.paths))
+                scene = Scene(reader=spec.reader, filenames=_satpy_files(paths))
             except (OSError, ValueError, KeyError) as err:
                 raise IngestError(f"satpy's {spec.reader} reader cannot open granule {granule.id}: {err}") from None
             satpy_names = _oci_names(scene, bands) if spec.band_by_wavelength else {b: b for b in bands}
@@ -288,7 +289,7 @@ def ingest(granule: Granule, bands: Sequence[str], chunk_size: int = DEFAULT_CHU
             # the granule's own span (earliest start, latest end of its files) names the product
             "start_time": granule.start_time,
             "end_time": granule.end_time,
-            "source_files": [Path(p).name for p in granule.paths],
+            "source_files": [Path(p).name for p in paths],
             "bands": list(bands),
             "area": area,
         }

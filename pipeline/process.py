@@ -14,12 +14,14 @@ from typing import Any
 from models.artifact import Artifact, ArtifactError, load_artifact, read_metadata
 from models.defaults import default_artifacts
 from pipeline.ancillary import AncillaryConfig, add_ancillary
+from pipeline.claims import claim
 from pipeline.features import build_features
 from pipeline.granules import Granule
 from pipeline.inference import compute_context, run_inference
 from pipeline.ingest import DEFAULT_CHUNK, ingest
-from pipeline.product import build_product, check_existing, write_product
-from pipeline.quicklook import quicklook_path, write_quicklook
+from pipeline.logcontext import granule_context
+from pipeline.netcdf_lock import opening_files
+from pipeline.product import build_product, check_existing, ensure_quicklook, product_stem, write_product
 
 logger = logging.getLogger(__name__)
 
@@ -105,51 +107,71 @@ def choose_artifact(granule: Granule, model: Path | None) -> Artifact:
     raise ArtifactError(f"no default {granule.sensor} model fits granule {granule.id}: {needs}")
 
 
-def already_done(granule: Granule, artifact: Artifact, out_dir: Path, overwrite: bool = False) -> Path | None:
-    """The existing product of this granule made from the same inputs with the same model, if any.
-
-    A different product of the same granule (other inputs or weights) is an error unless ``overwrite``.
-    """
-    scene_attrs = {
+def granule_attrs(granule: Granule, bands: list[str] | None = None) -> dict[str, Any]:
+    """The granule's identity as the product sees it (``source_files``: the files the bands need)."""
+    return {
         "platform": granule.platform,
         "platform_name": granule.platform_name,
         "sensor": granule.sensor,
         "sector": granule.sector or "",
         "start_time": granule.start_time,
         "end_time": granule.end_time,
-        "source_files": [Path(p).name for p in granule.paths],
+        "source_files": [Path(p).name for p in (granule.used_paths(bands) if bands else granule.paths)],
     }
+
+
+def granule_stem(granule: Granule) -> str:
+    """The stem of the granule's product names, which its claim is taken on."""
+    return product_stem(granule_attrs(granule))
+
+
+def already_done(granule: Granule, artifact: Artifact, out_dir: Path, overwrite: bool = False) -> Path | None:
+    """The existing product of this granule made from the same inputs with the same model, if any.
+
+    A different product of the same granule (other inputs or weights) is an error unless ``overwrite``.
+    """
     model = {"model_version": artifact.version, "model_sha256": artifact.sha256}
-    identical, _ = check_existing(model, scene_attrs, out_dir, overwrite)
+    identical, _ = check_existing(model, granule_attrs(granule, artifact.spec.bands), out_dir, overwrite)
     return identical
 
 
 def build_granule_product(granule: Granule, artifact: Artifact, options: ProcessOptions) -> tuple[Any, dict[str, Any]]:
-    """The lazy product dataset of a granule and the scene's attributes; nothing is computed."""
-    scene = ingest(granule, artifact.spec.bands, options.chunk_size)
-    scene = add_ancillary(scene, options.ancillary)
-    features = build_features(scene, artifact.spec)
-    outputs = run_inference(
-        features, artifact, options.device, options.batch_size, options.torch_threads, options.resources
-    )
-    return build_product(scene, features["retrieval_quality"], outputs, artifact), dict(scene.attrs)
+    """The lazy product dataset of a granule and the scene's attributes; nothing is computed.
+
+    Opening the files reads their metadata through netCDF-C, so the graph is built under the
+    process-wide netCDF lock.
+    """
+    with opening_files():
+        scene = ingest(granule, artifact.spec.bands, options.chunk_size)
+        scene = add_ancillary(scene, options.ancillary)
+        features = build_features(scene, artifact.spec)
+        outputs = run_inference(
+            features, artifact, options.device, options.batch_size, options.torch_threads, options.resources
+        )
+        return build_product(scene, features["retrieval_quality"], outputs, artifact), dict(scene.attrs)
 
 
 def process_granule(granule: Granule, options: ProcessOptions) -> ProcessResult:
-    """Retrieve cloud mask, phase and COT for one granule and write its product (and quicklook)."""
+    """Retrieve cloud mask, phase and COT for one granule and write its product (and quicklook).
+
+    The granule's claim is held from the existing-product check to the publication, so concurrent
+    runs over one output directory neither duplicate nor delete each other's products
+    (``GranuleBusyError`` when another run holds it).
+    """
     started = time.perf_counter()
     artifact = choose_artifact(granule, options.model)
-    product, attrs = build_granule_product(granule, artifact, options)
-    with compute_context(options.resources):
-        written = write_product(product, attrs, options.out_dir, options.overwrite)
-    quicklook = None
-    if options.quicklook:
-        existing = quicklook_path(written.path)
-        quicklook = existing if written.skipped and existing.exists() else write_quicklook(written.path)
+    with granule_context(granule.id), claim(options.out_dir, granule_stem(granule), granule.id):
+        done = already_done(granule, artifact, options.out_dir, options.overwrite)
+        if done is not None:
+            quicklook = ensure_quicklook(done) if options.quicklook else None
+            return ProcessResult(granule.id, done, quicklook, True, artifact.name, time.perf_counter() - started)
+        product, attrs = build_granule_product(granule, artifact, options)
+        with compute_context(options.resources):
+            written = write_product(product, attrs, options.out_dir, options.overwrite, options.quicklook)
     return ProcessResult(
         granule.id,
         written.path,
-        quicklook,
+        written.quicklook,
         written.skipped,
         artifact.name,
         time.perf_counter() - started,
@@ -172,5 +194,6 @@ def granule_features(
 
     granule = single_granule(inputs)
     artifact = choose_artifact(granule, model)
-    scene = add_ancillary(ingest(granule, artifact.spec.bands, chunk_size), ancillary)
-    return build_features(scene, artifact.spec), artifact
+    with opening_files():
+        scene = add_ancillary(ingest(granule, artifact.spec.bands, chunk_size), ancillary)
+        return build_features(scene, artifact.spec), artifact

@@ -26,6 +26,8 @@ from models import MODEL_NAME
 from models.artifact import Artifact
 from models.fileio import publish, temporary_path
 from pipeline.features import GOOD, QUALITY_MEANINGS, RETRIEVED_MAX
+from pipeline.netcdf_lock import netcdf_lock
+from pipeline.quicklook import quicklook_path, write_quicklook
 from pipeline.sensors import PLATFORM_CODES
 
 logger = logging.getLogger(__name__)
@@ -43,20 +45,28 @@ class ProductExistsError(FileExistsError):
     """A different product of the same granule is already there."""
 
 
-def product_name(attrs: dict[str, Any], model_version: str, created: dt.datetime) -> str:
-    """The product file name from the granule's own metadata (never from user strings)."""
+def product_stem(attrs: dict[str, Any]) -> str:
+    """The granule's identity in product names: platform, sensor, sector and the scan's nominal span.
+
+    Derived from the granule's own metadata (never from user strings); two runs of one scan get the
+    same stem whatever band files they were given, so they claim, find and replace the same product.
+    """
     platform = PLATFORM_CODES.get(attrs["platform_name"], attrs["platform"])
     sector = attrs.get("sector") or "SWATH"
     return (
         f"{PRODUCT_PREFIX}_{platform}_{attrs['sensor']}_{sector}_s{attrs['start_time']:%Y%m%dT%H%M%S}"
-        f"_e{attrs['end_time']:%Y%m%dT%H%M%S}_c{created:%Y%m%dT%H%M%S}_v{model_version}.nc"
+        f"_e{attrs['end_time']:%Y%m%dT%H%M%S}"
     )
+
+
+def product_name(attrs: dict[str, Any], model_version: str, created: dt.datetime) -> str:
+    """The product file name: the granule's stem, the creation time and the model version."""
+    return f"{product_stem(attrs)}_c{created:%Y%m%dT%H%M%S}_v{model_version}.nc"
 
 
 def product_pattern(attrs: dict[str, Any], model_version: str) -> str:
     """Glob matching any product of the same granule and model version, whatever its creation time."""
-    name = product_name(attrs, model_version, dt.datetime(2000, 1, 1))
-    return name.replace("_c20000101T000000_", "_c*_")
+    return f"{product_stem(attrs)}_c*_v{model_version}.nc"
 
 
 def _flag_attrs(values: list[int], meanings: str) -> dict[str, Any]:
@@ -349,6 +359,7 @@ def _global_attributes(scene: xr.Dataset, artifact: Artifact) -> dict[str, Any]:
 @dataclass
 class WriteResult:
     path: Path
+    quicklook: Path | None = None
     skipped: bool = False
     stats: dict[str, Any] = field(default_factory=dict)
 
@@ -380,7 +391,7 @@ def existing_products(out_dir: Path, attrs: dict[str, Any], model_version: str) 
 def same_product(path: Path, sources: list[str], sha256: str) -> bool:
     """Whether an existing product was made from the same inputs with the same model."""
     try:
-        with netCDF4.Dataset(path) as nc:
+        with netcdf_lock(), netCDF4.Dataset(path) as nc:
             return bool(nc.getncattr("model_sha256") == sha256 and nc.getncattr("source") == " ".join(sources))
     except (OSError, AttributeError):
         return False
@@ -394,6 +405,16 @@ class StagedProduct:
     final: Path
     replaces: list[Path]
     stats: dict[str, Any]
+
+    @property
+    def stem(self) -> str:
+        return self.final.name.rsplit("_c", 1)[0]
+
+
+@dataclass
+class Published:
+    product: Path
+    quicklook: Path | None
 
 
 def check_existing(
@@ -449,29 +470,61 @@ def stage_product(
     final = out / product_name(scene_attrs, str(product.attrs["model_version"]), created)
     tmp = temporary_path(final, ".nc.tmp")
     try:
-        delayed = product.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(product), compute=False)
-        _, stats = dask.compute(delayed, _summary(product))
+        with netcdf_lock():
+            delayed = product.to_netcdf(
+                tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(product), compute=False
+            )
+        _, stats = dask.compute(delayed, _summary(product))  # chunk I/O takes the lock in each task
         stats = {
             k: (v.tolist() if isinstance(v, np.ndarray) else v.item() if hasattr(v, "item") else v)
             for k, v in stats.items()
         }
-        _finish_attributes(tmp, stats)
+        with netcdf_lock():
+            _finish_attributes(tmp, stats)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return StagedProduct(tmp, final, list(replaces or []), stats)
 
 
-def publish_product(staged: StagedProduct) -> Path:
-    """fsync and rename the staged file into place, then remove the products it replaces."""
+def publish_product(staged: StagedProduct, quicklook: bool = True) -> Published:
+    """Publish a staged product with its quicklook, then remove what it replaces.
+
+    The quicklook is drawn from the staged file and published first, so a product is never visible
+    without its quicklook; a run killed in between leaves a quicklook without product, which the
+    next publication of the granule removes (as it removes the quicklooks of replaced products).
+    """
     if not staged.staging.exists():
         raise FileNotFoundError(f"staged product {staged.staging} is gone; process the granule again")
-    publish(staged.staging, staged.final)
+    drawn = None
+    try:
+        drawn = write_quicklook(staged.staging, quicklook_path(staged.final)) if quicklook else None
+        publish(staged.staging, staged.final)
+    except BaseException:  # nothing half-published: neither the staging file nor a lone quicklook
+        staged.staging.unlink(missing_ok=True)
+        if drawn is not None and not staged.final.exists():
+            drawn.unlink(missing_ok=True)
+        raise
     for old in staged.replaces:
         if old != staged.final:
             old.unlink(missing_ok=True)
+            quicklook_path(old).unlink(missing_ok=True)
+    remove_orphan_quicklooks(staged.final.parent, staged.stem)
     logger.info("wrote %s", staged.final)
-    return staged.final
+    return Published(staged.final, drawn)
+
+
+def remove_orphan_quicklooks(out_dir: Path, stem: str) -> None:
+    """Quicklooks of a granule whose product is gone (replaced, or never published)."""
+    for picture in out_dir.glob(f"{stem}_c*_quicklook.png"):
+        if not picture.with_name(picture.name.removesuffix("_quicklook.png") + ".nc").exists():
+            picture.unlink(missing_ok=True)
+
+
+def ensure_quicklook(product: Path) -> Path:
+    """The product's quicklook, drawn again if a killed run left the product without it."""
+    existing = quicklook_path(product)
+    return existing if existing.exists() else write_quicklook(product)
 
 
 def write_product(
@@ -479,15 +532,20 @@ def write_product(
     scene_attrs: dict[str, Any],
     out_dir: str | Path,
     overwrite: bool = False,
+    quicklook: bool = True,
 ) -> WriteResult:
-    """Write atomically (temporary name, fsync, rename); refuse to replace a different product silently."""
+    """Write atomically (temporary name, fsync, rename); refuse to replace a different product silently.
+
+    The caller holds the granule's claim (``pipeline.claims``), so the check and the write are one step.
+    """
     out = Path(out_dir)
     identical, replaces = check_existing(product.attrs, scene_attrs, out, overwrite)
     if identical is not None:
         logger.info("%s already exists for the same inputs and model; skipping", identical.name)
-        return WriteResult(identical, skipped=True)
+        return WriteResult(identical, ensure_quicklook(identical) if quicklook else None, skipped=True)
     staged = stage_product(product, scene_attrs, out, replaces)
-    return WriteResult(publish_product(staged), stats=staged.stats)
+    published = publish_product(staged, quicklook)
+    return WriteResult(published.product, published.quicklook, stats=staged.stats)
 
 
 def _finish_attributes(path: Path, stats: dict[str, Any]) -> None:

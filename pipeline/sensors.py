@@ -46,6 +46,15 @@ class ReaderSpec:
     platform_key: str = "platform_shortname"
     sector_key: str | None = None
     nominal_duration_s: float = 0.0  # granule length, for file names that carry no end time
+    # Scan slot by "sector/scan mode" or "sector": a scan's end is its start plus this, whatever
+    # band files are present (ABI bands of one scan end at different seconds).
+    slot_durations_s: dict[str, float] | None = None
+    scan_mode_key: str | None = None
+
+
+# ABI timeline slots (GOES-R PUG vol. 3): mode 6 full disk 10 min, mode 3 15 min, mode 4 5 min;
+# CONUS/PACUS 5 min; each mesoscale sector 1 min.
+ABI_SLOTS_S = {"F": 600.0, "F/M3": 900.0, "F/M4": 300.0, "C": 300.0, "M1": 60.0, "M2": 60.0}
 
 
 ABI_BAND_FILES = {f"C{n:02d}": f"c{n:02d}" for n in range(1, 7)}
@@ -63,6 +72,8 @@ READERS: dict[str, ReaderSpec] = {
         angles="satpy",
         target_resolution="coarsest",
         sector_key="scene_abbr",
+        slot_durations_s=ABI_SLOTS_S,
+        scan_mode_key="scan_mode",
     ),
     "viirs_l1b": ReaderSpec(
         reader="viirs_l1b",
