@@ -20,6 +20,12 @@ from flows.operational import operational
 from flows.process import process_granule
 
 
+# The operational and backfill flows record each granule's failure in their report and raise only
+# when the run itself cannot go on (archive unreachable, scheduler gone, disk for the state file
+# lost): those runs are retried. The on-demand flow raises for failed granules, so it is not.
+INFRASTRUCTURE_RETRIES: dict[str, Any] = {"retries": 2, "retry_delay_seconds": 60}
+
+
 def build_deployments(
     incoming: str, out_dir: str, interval_minutes: float | None = 5.0, cron: str | None = None
 ) -> list[Any]:
@@ -33,7 +39,7 @@ def build_deployments(
             enforce_parameter_schema=True,
             description="Process the granules of the given files now.",
         ),
-        operational.to_deployment(
+        operational.with_options(**INFRASTRUCTURE_RETRIES).to_deployment(
             name="operational",
             tags=["mthccar", "operational"],
             enforce_parameter_schema=True,
@@ -42,7 +48,7 @@ def build_deployments(
             description="Scan the incoming location and process new complete scans.",
             **schedule,
         ),
-        backfill.to_deployment(
+        backfill.with_options(**INFRASTRUCTURE_RETRIES).to_deployment(
             name="backfill",
             tags=["mthccar", "backfill"],
             enforce_parameter_schema=True,

@@ -72,10 +72,11 @@ def test_ui_style_run_of_a_served_deployment(scan: Path, tmp_path: Path) -> None
                 "--incoming",
                 str(incoming),
                 "--out",
-                str(out),
+                "products",  # relative: resolved against serve's folder when serve starts
                 "--interval-minutes",
                 "600",
             ],
+            cwd=tmp_path,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -85,7 +86,7 @@ def test_ui_style_run_of_a_served_deployment(scan: Path, tmp_path: Path) -> None
             _wait_for_deployment(DEPLOYMENT)
             run = run_deployment(
                 DEPLOYMENT,
-                parameters={"request": {"inputs": [str(scan)], "out_dir": str(out)}},
+                parameters={"request": {"inputs": [str(scan)]}},  # out_dir: serve's default
                 timeout=600,
                 poll_interval=1,
             )
@@ -94,6 +95,9 @@ def test_ui_style_run_of_a_served_deployment(scan: Path, tmp_path: Path) -> None
             products = list(out.glob("MTHCCAR-L2-CLD_G17_abi_M1_*.nc"))
             assert len(products) == 1
             assert len(list(out.glob("*_quicklook.png"))) == 1
+            served = (tmp_path / "serve.log").read_text()
+            assert "pipeline.product" in served  # the project's own log lines, with the granule id
+            assert "[abi_G17_M1_20191027T200027] wrote" in served
             # a wrong type from the UI form: the server refuses to create the run at all
             with pytest.raises(PrefectHTTPStatusError, match=r"409|422|chunk_size"):
                 run_deployment(
