@@ -19,7 +19,6 @@ from flows.backfill import backfill
 from flows.operational import operational
 from flows.process import process_granule
 
-
 # The operational and backfill flows record each granule's failure in their report and raise only
 # when the run itself cannot go on (archive unreachable, scheduler gone, disk for the state file
 # lost): those runs are retried. The on-demand flow raises for failed granules, so it is not.
