@@ -29,6 +29,21 @@ def serve(
         str | None, typer.Option(help="Dask scheduler for the served runs (default: $MTHCCAR_DASK_SCHEDULER).")
     ] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="Or a local cluster of N worker processes.")] = None,
+    input_root: Annotated[
+        list[Path] | None, typer.Option(help="Folder runs may read (repeatable; $MTHCCAR_INPUT_ROOTS).")
+    ] = None,
+    output_root: Annotated[
+        list[Path] | None, typer.Option(help="Folder runs may write (repeatable; $MTHCCAR_OUTPUT_ROOTS).")
+    ] = None,
+    model_root: Annotated[
+        list[Path] | None, typer.Option(help="Folder of model files (repeatable; $MTHCCAR_MODEL_ROOTS).")
+    ] = None,
+    url_prefix: Annotated[
+        list[str] | None, typer.Option(help="fsspec URL prefix inputs may come from (repeatable).")
+    ] = None,
+    model_registry: Annotated[
+        Path | None, typer.Option(help="JSON of registered models, name -> sha256 ($MTHCCAR_MODEL_REGISTRY).")
+    ] = None,
 ) -> None:
     """Register the on-demand, operational and backfill deployments and serve them (PREFECT_API_URL).
 
@@ -39,6 +54,7 @@ def serve(
 
     from flows.deployments import serve as serve_deployments
     from flows.parameters import ENV_OUT_DIR, ENV_SCHEDULER, ENV_WORKERS, RunSettings, Where
+    from pipeline.access import AccessPolicy, registered_models
 
     if "://" not in incoming and not Path(incoming).is_dir():
         raise ValueError(f"incoming location {incoming} is not a directory")
@@ -54,7 +70,37 @@ def serve(
     os.environ[ENV_OUT_DIR] = out_dir
     if "://" not in incoming:
         incoming = str(Path(incoming).resolve())
+    _set_access_policy(input_root, output_root, model_root, url_prefix, model_registry)
+    policy = AccessPolicy.from_env()
+    policy.check_input(incoming, "incoming location")  # the schedule's own parameters must pass too
+    policy.check_output(out_dir, "--out")
+    registered_models()  # one sentence now for a missing, unreadable or loosely writable registry
     serve_deployments(incoming, out_dir, None if cron else interval_minutes, cron, limit)
+
+
+def _set_access_policy(
+    inputs: list[Path] | None,
+    outputs: list[Path] | None,
+    models: list[Path] | None,
+    prefixes: list[str] | None,
+    registry: Path | None,
+) -> None:
+    """Put serve's access options in the environment its flow runs inherit (see pipeline.access)."""
+    import os
+
+    from pipeline import access
+
+    for variable, folders in (
+        (access.ENV_INPUT_ROOTS, inputs),
+        (access.ENV_OUTPUT_ROOTS, outputs),
+        (access.ENV_MODEL_ROOTS, models),
+    ):
+        if folders:
+            os.environ[variable] = os.pathsep.join(str(f.expanduser().resolve()) for f in folders)
+    if prefixes:
+        os.environ[access.ENV_URL_PREFIXES] = ",".join(prefixes)
+    if registry is not None:
+        os.environ[access.ENV_MODEL_REGISTRY] = str(registry.expanduser().resolve())
 
 
 @app.command()

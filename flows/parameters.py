@@ -15,6 +15,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pipeline.access import AccessPolicy, require_trusted
 from pipeline.sensors import DeviceName, SensorName
 
 __all__ = [
@@ -67,16 +68,26 @@ def _is_url(value: str) -> bool:
 
 
 def _existing(value: str, what: str) -> str:
+    """An input that exists, under the configured input roots (checked first: nothing outside them
+    is even looked at)."""
     if not value.strip():
         raise ValueError(f"{what} is empty")
+    AccessPolicy.from_env().check_input(value, what)
     if not _is_url(value) and not Path(value.removeprefix("file://")).exists():
         raise ValueError(f"{what} {value!r} does not exist")
     return value
 
 
+def _writable_file(value: str | None, what: str) -> str | None:
+    if value:
+        AccessPolicy.from_env().check_output(value, what)
+    return value or None
+
+
 def _usable_out_dir(value: str) -> str:
     if not value.strip():
         raise ValueError("out_dir is empty")
+    AccessPolicy.from_env().check_output(value)
     path = Path(value)
     if path.exists() and not path.is_dir():
         raise ValueError(f"out_dir {value!r} is a file, not a directory")
@@ -114,8 +125,10 @@ class RunSettings(BaseModel):
         if value in (None, ""):
             return None
         assert value is not None
+        AccessPolicy.from_env().check_model(value)
         if not Path(value).is_file():
             raise ValueError(f"model artifact {value!r} does not exist")
+        require_trusted(Path(value))  # runs load only shipped or registered models
         return value
 
     @field_validator("nwp", "land_cover")
@@ -163,6 +176,11 @@ class OperationalRequest(BaseModel):
     state_file: Annotated[str | None, Field(description="Progress record (default: in out_dir)")] = None
     settings: RunSettings = Field(default_factory=RunSettings)
 
+    @field_validator("state_file")
+    @classmethod
+    def _state_file_allowed(cls, value: str | None) -> str | None:
+        return _writable_file(value, "state_file")
+
     @field_validator("incoming")
     @classmethod
     def _incoming_exists(cls, value: str) -> str:
@@ -184,6 +202,11 @@ class BackfillRequest(BaseModel):
     max_concurrency: Annotated[int, Field(ge=1, le=64, description="Granules processed at once")] = 2
     report_file: Annotated[str | None, Field(description="JSON report (default: in out_dir)")] = None
     settings: RunSettings = Field(default_factory=RunSettings)
+
+    @field_validator("report_file")
+    @classmethod
+    def _report_file_allowed(cls, value: str | None) -> str | None:
+        return _writable_file(value, "report_file")
 
     @field_validator("archive")
     @classmethod

@@ -333,6 +333,7 @@ def process(
 ) -> None:
     """Retrieve cloud mask, phase and COT for every granule in INPUTS and write CF products."""
     from models.fileio import remove_stale_temporaries
+    from pipeline.access import AccessPolicy, untrusted_reason
     from pipeline.ancillary import AncillaryConfig
     from pipeline.claims import GranuleBusyError
     from pipeline.failures import describe_failure
@@ -340,6 +341,17 @@ def process(
     from pipeline.process import ProcessOptions, process_granule
     from pipeline.runtime import dask_runtime
 
+    policy = AccessPolicy.from_env()  # unrestricted unless an operator set the roots
+    for item in inputs:
+        policy.check_input(item)
+    for name, path in (("NWP file", nwp), ("land-cover file", land_cover)):
+        if path is not None:
+            policy.check_input(str(path), name)
+    policy.check_output(str(out), "--out")
+    if model is not None:
+        policy.check_model(str(model))
+        if model.is_file() and (reason := untrusted_reason(model)):
+            typer.secho(f"warning: {reason}; the flows would refuse it", err=True, fg=typer.colors.YELLOW)
     granules = find_granules(inputs, sensor.value if sensor else None)
     config = AncillaryConfig.from_files(str(nwp) if nwp else None, str(land_cover) if land_cover else None)
     if out.is_dir():

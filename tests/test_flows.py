@@ -16,6 +16,7 @@ from flows.backfill import archive_directories, backfill
 from flows.operational import operational
 from flows.parameters import BackfillRequest, OperationalRequest, ProcessRequest, RunSettings
 from flows.process import process_granule
+from models.artifact import file_sha256
 from pipeline.granules import single_granule
 from pipeline.ingest import IngestError
 
@@ -60,7 +61,7 @@ def _copy(files: list[Path], target: Path) -> None:
 
 
 def test_on_demand_flow_processes_then_skips_then_forces(
-    quick_scans: list[Path], tmp_path: Path, tiny_artifacts: dict[str, Path]
+    quick_scans: list[Path], tmp_path: Path, tiny_artifacts: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     request = ProcessRequest(inputs=[str(quick_scans[0])], out_dir=str(tmp_path))
     first = process_granule(request)
@@ -75,6 +76,10 @@ def test_on_demand_flow_processes_then_skips_then_forces(
     forced = process_granule(request.model_copy(update={"force": True}))
     assert forced[0]["status"] == "processed"
     assert sorted(p.name for p in tmp_path.glob("MTHCCAR-L2-CLD_*.nc")) == [Path(forced[0]["product"]).name]
+    registry = tmp_path.parent / f"{tmp_path.name}-registry.json"  # runs load registered models only
+    registry.write_text(json.dumps({"tiny_abi_noc02": file_sha256(tiny_artifacts["abi_noc02"])}))
+    registry.chmod(0o644)
+    monkeypatch.setenv("MTHCCAR_MODEL_REGISTRY", str(registry))
     other_model = request.model_copy(update={"settings": RunSettings(model=str(tiny_artifacts["abi_noc02"]))})
     with pytest.raises(process_module.GranuleFailuresError, match="is a different product of the same granule"):
         process_granule(other_model)
