@@ -99,7 +99,7 @@ def check_task(ref: dict[str, Any], model: str | None, out_dir: str, force: bool
     granule = granule_from(ref)
     artifact = choose_artifact(granule, Path(model) if model else None)
     granule.require(artifact.spec.bands)
-    for path in granule.paths:
+    for path in granule.used_paths(artifact.spec.bands):  # the files the model reads, as ingest does
         check_file(path, granule.reader)
     done = already_done(granule, artifact, Path(out_dir), overwrite=force)
     if done is not None:

@@ -21,7 +21,14 @@ from pipeline.inference import compute_context, run_inference
 from pipeline.ingest import DEFAULT_CHUNK, ingest
 from pipeline.logcontext import granule_context
 from pipeline.netcdf_lock import opening_files
-from pipeline.product import build_product, check_existing, ensure_quicklook, product_stem, write_product
+from pipeline.product import (
+    build_product,
+    check_existing,
+    ensure_quicklook,
+    product_stem,
+    publish_product,
+    stage_product,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -161,21 +168,25 @@ def process_granule(granule: Granule, options: ProcessOptions) -> ProcessResult:
     started = time.perf_counter()
     artifact = choose_artifact(granule, options.model)
     with granule_context(granule.id), claim(options.out_dir, granule_stem(granule), granule.id):
-        done = already_done(granule, artifact, options.out_dir, options.overwrite)
+        model = {"model_version": artifact.version, "model_sha256": artifact.sha256}
+        done, replaces = check_existing(
+            model, granule_attrs(granule, artifact.spec.bands), options.out_dir, options.overwrite
+        )
         if done is not None:
             quicklook = ensure_quicklook(done) if options.quicklook else None
             return ProcessResult(granule.id, done, quicklook, True, artifact.name, time.perf_counter() - started)
         product, attrs = build_granule_product(granule, artifact, options)
         with compute_context(options.resources):
-            written = write_product(product, attrs, options.out_dir, options.overwrite, options.quicklook)
+            staged = stage_product(product, attrs, options.out_dir, replaces)
+        published = publish_product(staged, options.quicklook)
     return ProcessResult(
         granule.id,
-        written.path,
-        written.quicklook,
-        written.skipped,
+        published.product,
+        published.quicklook,
+        False,
         artifact.name,
         time.perf_counter() - started,
-        written.stats,
+        staged.stats,
     )
 
 

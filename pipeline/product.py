@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -356,14 +356,6 @@ def _global_attributes(scene: xr.Dataset, artifact: Artifact) -> dict[str, Any]:
     }
 
 
-@dataclass
-class WriteResult:
-    path: Path
-    quicklook: Path | None = None
-    skipped: bool = False
-    stats: dict[str, Any] = field(default_factory=dict)
-
-
 def _summary(product: xr.Dataset) -> dict[str, Any]:
     """Lazy reductions for the run summary and the geospatial attributes."""
     mask = product["cloud_mask"].data
@@ -525,27 +517,6 @@ def ensure_quicklook(product: Path) -> Path:
     """The product's quicklook, drawn again if a killed run left the product without it."""
     existing = quicklook_path(product)
     return existing if existing.exists() else write_quicklook(product)
-
-
-def write_product(
-    product: xr.Dataset,
-    scene_attrs: dict[str, Any],
-    out_dir: str | Path,
-    overwrite: bool = False,
-    quicklook: bool = True,
-) -> WriteResult:
-    """Write atomically (temporary name, fsync, rename); refuse to replace a different product silently.
-
-    The caller holds the granule's claim (``pipeline.claims``), so the check and the write are one step.
-    """
-    out = Path(out_dir)
-    identical, replaces = check_existing(product.attrs, scene_attrs, out, overwrite)
-    if identical is not None:
-        logger.info("%s already exists for the same inputs and model; skipping", identical.name)
-        return WriteResult(identical, ensure_quicklook(identical) if quicklook else None, skipped=True)
-    staged = stage_product(product, scene_attrs, out, replaces)
-    published = publish_product(staged, quicklook)
-    return WriteResult(published.product, published.quicklook, stats=staged.stats)
 
 
 def _finish_attributes(path: Path, stats: dict[str, Any]) -> None:
