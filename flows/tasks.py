@@ -17,11 +17,17 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.tasks import Task
 
-from models.artifact import load_artifact
 from pipeline.granules import Granule, find_granules
 from pipeline.inference import compute_context
 from pipeline.ingest import check_file
-from pipeline.process import ProcessOptions, already_done, build_granule_product, choose_artifact, granule_stem
+from pipeline.process import (
+    ProcessOptions,
+    already_done,
+    build_granule_product,
+    checked_artifact,
+    choose_artifact,
+    granule_stem,
+)
 from pipeline.product import StagedProduct, check_existing, ensure_quicklook, publish_product, stage_product
 
 logger = logging.getLogger(__name__)
@@ -117,7 +123,7 @@ def check_task(ref: dict[str, Any], model: str | None, out_dir: str, force: bool
 def infer_task(ref: dict[str, Any], checked: dict[str, Any], options: ProcessOptions) -> dict[str, Any]:
     """Run ingest, features and the model over every chunk into a staged product file."""
     granule = granule_from(ref)
-    artifact = load_artifact(checked["model"], expect_sensor=granule.sensor)
+    artifact = checked_artifact(checked["model"], expect_sensor=granule.sensor)  # loaded by check_task
     product, attrs = build_granule_product(granule, artifact, options)
     # check_task decided; this only guards against a product that appeared since (never a silent replace)
     identical, replaces = check_existing(product.attrs, attrs, options.out_dir, options.overwrite)

@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import warnings
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -167,8 +168,23 @@ class Artifact:
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The embedded metadata alone (no weights are checked)."""
-    return load_artifact(path).metadata
+    """The embedded metadata alone, read from the TorchScript zip without loading the model.
+
+    Listing what a model needs (its sensor and bands) then costs a file read, not a TorchScript load,
+    a weight hash and a probe forward; ``load_artifact`` still verifies all of it before use.
+    """
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            name = next((n for n in archive.namelist() if n.endswith(f"/extra/{METADATA_NAME}")), None)
+            if name is None:
+                raise ArtifactError(f"{path} is a TorchScript file without MT-HCCAR metadata; export it with mthccar")
+            metadata = json.loads(archive.read(name))
+    except (OSError, zipfile.BadZipFile, ValueError) as err:
+        raise ArtifactError(f"{path} is not a readable TorchScript model artifact ({err})") from None
+    if not isinstance(metadata, dict) or metadata.get("format") != ARTIFACT_FORMAT:
+        raise ArtifactError(f"{path} has unreadable MT-HCCAR metadata (wrong format tag)")
+    return metadata
 
 
 def load_artifact(

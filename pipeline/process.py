@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -88,17 +89,35 @@ def _default_candidates(sensor: str) -> list[tuple[list[str], Path]]:
     return sorted(candidates, key=lambda c: -len(c[0]))
 
 
+@lru_cache(maxsize=16)
+def _verified(path: str, size: int, mtime_ns: int) -> Artifact:
+    return load_artifact(path)
+
+
+def checked_artifact(path: str | Path, expect_sensor: str | None = None) -> Artifact:
+    """A verified artifact, loaded once per process while the file is unchanged (every granule of a
+    run, and each of a flow's tasks, reuse it), then checked against the expected sensor."""
+    resolved = Path(path).resolve()
+    if not resolved.is_file():
+        raise ArtifactError(f"model artifact {path} does not exist")
+    stat = resolved.stat()
+    artifact = _verified(str(resolved), stat.st_size, stat.st_mtime_ns)
+    if expect_sensor is not None and artifact.sensor != expect_sensor:
+        raise ArtifactError(f"{path} is a model for {artifact.sensor}, not for {expect_sensor}")
+    return artifact
+
+
 def best_bands(sensor: str, model: Path | None = None) -> list[str]:
     """The bands a complete scan offers the given model, or the sensor's richest default model."""
     if model is not None:
-        return load_artifact(model, expect_sensor=sensor).spec.bands
+        return checked_artifact(model, expect_sensor=sensor).spec.bands
     return _default_candidates(sensor)[0][0]
 
 
 def choose_artifact(granule: Granule, model: Path | None) -> Artifact:
     """The given artifact (checked against the granule), or the default model with the most bands it has."""
     if model is not None:
-        artifact = load_artifact(model, expect_sensor=granule.sensor)
+        artifact = checked_artifact(model, expect_sensor=granule.sensor)
         missing = granule.missing(artifact.spec.bands)
         if missing:
             raise ArtifactError(
@@ -109,7 +128,7 @@ def choose_artifact(granule: Granule, model: Path | None) -> Artifact:
     for bands, path in candidates:
         if not granule.missing(bands):
             logger.info("%s: using default model %s", granule.id, path.name)
-            return load_artifact(path, expect_sensor=granule.sensor)
+            return checked_artifact(path, expect_sensor=granule.sensor)
     needs = "; ".join(f"{p.name} needs {' and '.join(granule.missing(b))}" for b, p in candidates)
     raise ArtifactError(f"no default {granule.sensor} model fits granule {granule.id}: {needs}")
 

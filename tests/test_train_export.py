@@ -216,3 +216,20 @@ def test_training_checkpoint_errors_are_clear(tmp_path: Path) -> None:
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="not an MT-HCCAR training checkpoint"):
         export_checkpoint(tmp_path / "other.pt", tmp_path / "out.pt")
+
+
+def test_read_metadata_reads_the_zip_without_loading_the_model(tmp_path: Path) -> None:
+    from models.artifact import read_metadata
+    from models.defaults import default_artifacts
+
+    for path in default_artifacts():
+        assert read_metadata(path) == load_artifact(path).metadata
+    not_a_model = tmp_path / "notes.pt"
+    not_a_model.write_text("plain text")
+    with pytest.raises(ArtifactError, match=r"notes\.pt is not a readable TorchScript model artifact"):
+        read_metadata(not_a_model)
+    bare = tmp_path / "bare.pt"
+    with zipfile.ZipFile(bare, "w") as archive:
+        archive.writestr("bare/data.pkl", b"")
+    with pytest.raises(ArtifactError, match="without MT-HCCAR metadata"):
+        read_metadata(bare)
