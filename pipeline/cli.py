@@ -386,6 +386,23 @@ def process(
         raise typer.Exit(1)
 
 
+@app.command()
+@friendly_errors
+def validate(
+    product: Annotated[Path, typer.Argument(help="An ABI product of this pipeline.")],
+    reference: Annotated[
+        list[Path], typer.Option(help="Same-time NOAA L2 ACM/BCM, ACTP, COD or FDC file, or the L1b C13 file.")
+    ],
+    out: Annotated[Path, typer.Option(help="Folder for the JSON, markdown and PNG outputs.")] = Path("validation"),
+) -> None:
+    """Score a product against operational products and the scan's infrared: agreement, POD, false alarms."""
+    from pipeline.validate import validate_product
+
+    written = validate_product(product, reference, out)
+    typer.echo(written["markdown"].read_text())
+    typer.echo("written: " + ", ".join(str(p) for p in written.values()))
+
+
 @contextlib.contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
     """SIGTERM (a scheduler or ``kill``) unwinds like Ctrl-C, so staging files and claims are removed."""

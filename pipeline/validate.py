@@ -1,0 +1,319 @@
+"""Score an ABI product against same-time operational files and the scan's own infrared bands.
+
+Real data is the judge of a retrieval. ``validate_product`` samples each reference on the product's
+grid (same satellite: both are on the GOES fixed grid, so each product pixel takes the reference
+pixel whose scan angles are nearest; a coarser reference pixel covers several product pixels) and
+reports, overall and over land and water:
+
+* NOAA ABI L2 Clear Sky Mask (``ACM*``: its binary ``BCM``) and the Fire product's mask (``FDC*``:
+  code 100 processed clear land, 200-245 cloud tests): agreement, probability of detection,
+  false-alarm rate (flagged cloudy among reference-clear pixels) and false-alarm ratio;
+* Cloud Top Phase (``ACTP*``): agreement of liquid (liquid, supercooled) and ice where both are cloudy;
+* Cloud Optical Depth (``COD*``): bias and RMSE of log10 COT where both retrieved one;
+* an L1b ``C13`` (10.3 um) file: the share of warm (> 290 K) pixels flagged cloudy, which should be
+  small, and of cold (< 250 K) ones, which should be large.
+
+It writes JSON, a markdown summary and a PNG map of agreement beside each other.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from models.earth import land_water_class
+from models.fileio import atomic_output
+from pipeline.features import RETRIEVED_MAX
+from pipeline.netcdf_lock import netcdf_lock
+
+logger = logging.getLogger(__name__)
+
+WARM_K = 290.0
+COLD_K = 250.0
+WATER_CLASS = 17  # IGBP water, as land_water_class gives it
+# (file-name marker, kind); the first match names the reference
+REFERENCE_KINDS = (
+    ("-L2-FDC", "fire_mask"),
+    ("-L2-ACM", "clear_sky_mask"),
+    ("-L2-ACTP", "cloud_phase"),
+    ("-L2-COD", "optical_depth"),
+    ("C13_", "c13"),
+)
+FDC_CLEAR_LAND = (100, 100)
+FDC_CLOUD = (200, 245)
+ACTP_LIQUID = (1, 2)  # liquid water, supercooled water
+ACTP_ICE = (4,)
+
+
+LABELS = {
+    "clear_land_flagged_cloudy": "reference clear land (FDC code 100)",
+    "cloud_flagged_cloudy": "reference cloud over land (FDC codes 200-245)",
+    f"warm_above_{WARM_K:.0f}K": f"C13 brightness temperature > {WARM_K:.0f} K",
+    f"cold_below_{COLD_K:.0f}K": f"C13 brightness temperature < {COLD_K:.0f} K",
+}
+
+
+class ValidationError(ValueError):
+    """A reference that cannot be compared with the product."""
+
+
+@dataclass
+class ProductGrid:
+    """What validation needs of a product, as plain arrays."""
+
+    x_rad: np.ndarray
+    y_rad: np.ndarray
+    lon0: float
+    cloudy: np.ndarray  # float: 1 cloudy, 0 clear, nan not retrieved
+    phase: np.ndarray  # 1 liquid, 2 ice, nan otherwise
+    log10_cot: np.ndarray
+    water: np.ndarray  # bool
+
+
+def read_product(path: Path) -> ProductGrid:
+    with netcdf_lock(), xr.open_dataset(path) as ds:
+        if "goes_imager_projection" not in ds:
+            raise ValidationError(f"{path.name} is not on the GOES fixed grid; validation needs an ABI product")
+        mapping = ds["goes_imager_projection"].attrs
+        height = float(mapping["perspective_point_height"])
+        retrieved = ds["retrieval_quality"].values <= RETRIEVED_MAX
+        mask = ds["cloud_mask"].values.astype(np.float64)
+        phase = ds["cloud_phase"].values.astype(np.float64)
+        cot = ds["cloud_optical_thickness"].values.astype(np.float64)
+        lat, lon = ds["latitude"].values, ds["longitude"].values
+        grid = ProductGrid(
+            x_rad=ds["x"].values / height,
+            y_rad=ds["y"].values / height,
+            lon0=float(mapping["longitude_of_projection_origin"]),
+            cloudy=np.where(retrieved, mask, np.nan),
+            phase=np.where(retrieved & (mask == 1) & (phase > 0), phase, np.nan),
+            log10_cot=np.where(retrieved & (mask == 1) & (cot > 0), np.log10(np.where(cot > 0, cot, 1)), np.nan),
+            water=np.zeros(mask.shape, dtype=bool),
+        )
+    finite = np.isfinite(lat) & np.isfinite(lon)
+    classes = land_water_class(np.where(finite, lat, 0), np.where(finite, lon, 0))
+    grid.water = finite & (classes == WATER_CLASS)
+    return grid
+
+
+def _axis_index(reference: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Index of the reference pixel covering each wanted scan angle (-1 outside the reference)."""
+    step = float(reference[1] - reference[0])
+    index = np.rint((wanted - reference[0]) / step).astype(np.int64)
+    inside = (index >= 0) & (index < reference.size)
+    index = np.where(inside, index, 0)
+    close = np.abs(reference[index] - wanted) <= 0.5 * abs(step) * 1.001
+    return np.where(inside & close, index, -1)
+
+
+def sample_reference(path: Path, variable: str, grid: ProductGrid) -> np.ndarray:
+    """A reference variable on the product grid (float, nan where it has no value or no pixel)."""
+    with netcdf_lock(), xr.open_dataset(path) as ds:
+        if variable not in ds:
+            raise ValidationError(f"{path.name} has no variable {variable}")
+        lon0 = float(ds["goes_imager_projection"].attrs["longitude_of_projection_origin"])
+        if abs(lon0 - grid.lon0) > 1e-6:
+            raise ValidationError(
+                f"{path.name} is from the satellite at {lon0} deg, the product from the one at {grid.lon0} deg"
+            )
+        rows, cols = _axis_index(ds["y"].values, grid.y_rad), _axis_index(ds["x"].values, grid.x_rad)
+        if (rows < 0).all() or (cols < 0).all():
+            raise ValidationError(f"{path.name} does not overlap the product")
+        values = ds[variable]
+        data = values.isel(y=xr.DataArray(np.maximum(rows, 0), dims="y"), x=xr.DataArray(np.maximum(cols, 0), dims="x"))
+        sampled = np.asarray(data.values, dtype=np.float64)
+    sampled[rows < 0, :] = np.nan
+    sampled[:, cols < 0] = np.nan
+    return sampled
+
+
+def _in(values: np.ndarray, codes: tuple[int, ...]) -> np.ndarray:
+    return np.isin(np.nan_to_num(values, nan=-1).astype(np.int64), codes)
+
+
+def _between(values: np.ndarray, bounds: tuple[int, int]) -> np.ndarray:
+    return (values >= bounds[0]) & (values <= bounds[1])
+
+
+def binary_scores(ours: np.ndarray, reference_cloudy: np.ndarray, compared: np.ndarray) -> dict[str, Any]:
+    """Agreement, POD and false alarms of our mask against a reference cloudy/clear mask."""
+    valid = compared & np.isfinite(ours)
+    cloudy, ref = ours[valid] == 1, reference_cloudy[valid]
+    n, n_ref_cloudy, n_ref_clear = int(valid.sum()), int(ref.sum()), int((~ref).sum())
+    hits, false_alarms = int((cloudy & ref).sum()), int((cloudy & ~ref).sum())
+    return {
+        "pixels": n,
+        "reference_cloudy": n_ref_cloudy,
+        "agreement": float((cloudy == ref).mean()) if n else None,
+        "pod": hits / n_ref_cloudy if n_ref_cloudy else None,
+        "false_alarm_rate": false_alarms / n_ref_clear if n_ref_clear else None,
+        "false_alarm_ratio": false_alarms / (hits + false_alarms) if hits + false_alarms else None,
+    }
+
+
+def _by_surface(grid: ProductGrid, reference_cloudy: np.ndarray, compared: np.ndarray) -> dict[str, Any]:
+    return {
+        "all": binary_scores(grid.cloudy, reference_cloudy, compared),
+        "land": binary_scores(grid.cloudy, reference_cloudy, compared & ~grid.water),
+        "water": binary_scores(grid.cloudy, reference_cloudy, compared & grid.water),
+    }
+
+
+def _fraction_cloudy(grid: ProductGrid, where: np.ndarray) -> dict[str, Any]:
+    valid = where & np.isfinite(grid.cloudy)
+    n = int(valid.sum())
+    return {"pixels": n, "flagged_cloudy": float((grid.cloudy[valid] == 1).mean()) if n else None}
+
+
+def _brightness_temperature(path: Path, grid: ProductGrid) -> np.ndarray:
+    radiance = sample_reference(path, "Rad", grid)
+    with netcdf_lock(), xr.open_dataset(path) as ds:
+        fk1, fk2, bc1, bc2 = (float(ds[k]) for k in ("planck_fk1", "planck_fk2", "planck_bc1", "planck_bc2"))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (fk2 / np.log(fk1 / np.where(radiance > 0, radiance, np.nan) + 1.0) - bc1) / bc2
+
+
+def _kind(path: Path) -> str:
+    for marker, kind in REFERENCE_KINDS:
+        if marker in path.name:
+            return kind
+    known = ", ".join(marker.strip("-_") for marker, _ in REFERENCE_KINDS)
+    raise ValidationError(f"{path.name} is not a reference this command reads ({known})")
+
+
+def score(product: Path, references: list[Path]) -> tuple[dict[str, Any], np.ndarray | None]:
+    """The scores against every reference, and the agreement map of the first mask reference."""
+    grid = read_product(product)
+    report: dict[str, Any] = {"product": str(product), "references": {}}
+    agreement_map = None
+    for reference in references:
+        kind = _kind(reference)
+        entry: dict[str, Any] = {"file": reference.name, "kind": kind}
+        if kind in ("fire_mask", "clear_sky_mask"):
+            if kind == "fire_mask":
+                codes = sample_reference(reference, "Mask", grid)
+                ref_cloudy = _between(codes, FDC_CLOUD)
+                compared = ref_cloudy | _between(codes, FDC_CLEAR_LAND)
+                entry["clear_land_flagged_cloudy"] = _fraction_cloudy(grid, _between(codes, FDC_CLEAR_LAND))
+                entry["cloud_flagged_cloudy"] = _fraction_cloudy(grid, ref_cloudy & ~grid.water)
+            else:
+                flags = sample_reference(reference, "BCM", grid)
+                ref_cloudy, compared = flags == 1, np.isin(flags, (0, 1))
+            entry["scores"] = _by_surface(grid, ref_cloudy, compared)
+            if agreement_map is None:
+                agreement_map = _agreement(grid.cloudy, ref_cloudy, compared)
+        elif kind == "cloud_phase":
+            phase = sample_reference(reference, "Phase", grid)
+            theirs = np.where(_in(phase, ACTP_LIQUID), 1.0, np.where(_in(phase, ACTP_ICE), 2.0, np.nan))
+            both = np.isfinite(theirs) & np.isfinite(grid.phase)
+            entry["pixels"] = int(both.sum())
+            entry["agreement"] = float((theirs[both] == grid.phase[both]).mean()) if both.any() else None
+        elif kind == "optical_depth":
+            cod = sample_reference(reference, "COD", grid)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                theirs = np.where(cod > 0, np.log10(cod), np.nan)
+            both = np.isfinite(theirs) & np.isfinite(grid.log10_cot)
+            diff = grid.log10_cot[both] - theirs[both]
+            entry.update(
+                pixels=int(both.sum()),
+                log10_bias=float(diff.mean()) if diff.size else None,
+                log10_rmse=float(np.sqrt((diff**2).mean())) if diff.size else None,
+            )
+        else:
+            bt = _brightness_temperature(reference, grid)
+            entry[f"warm_above_{WARM_K:.0f}K"] = _fraction_cloudy(grid, bt > WARM_K)
+            entry[f"cold_below_{COLD_K:.0f}K"] = _fraction_cloudy(grid, bt < COLD_K)
+        report["references"][reference.name] = entry
+    retrieved = np.isfinite(grid.cloudy)
+    report["cloud_fraction"] = float((grid.cloudy[retrieved] == 1).mean()) if retrieved.any() else None
+    return report, agreement_map
+
+
+def _agreement(ours: np.ndarray, ref_cloudy: np.ndarray, compared: np.ndarray) -> np.ndarray:
+    """0 both clear, 1 both cloudy, 2 we say cloudy (false alarm), 3 we say clear (miss), nan not compared."""
+    cloudy = ours == 1
+    codes = np.select([~cloudy & ~ref_cloudy, cloudy & ref_cloudy, cloudy & ~ref_cloudy], [0.0, 1.0, 2.0], 3.0)
+    return np.where(compared & np.isfinite(ours), codes, np.nan)
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f} %"
+
+
+def summary_markdown(report: dict[str, Any]) -> str:
+    lines = [
+        f"# Validation of `{Path(report['product']).name}`",
+        "",
+        f"Cloud fraction {_percent(report['cloud_fraction'])}.",
+        "",
+    ]
+    for file_name, entry in report["references"].items():
+        lines += [f"## {entry['kind']}: `{file_name}`", ""]
+        if "scores" in entry:
+            lines += ["| surface | pixels | agreement | POD | false-alarm rate |", "|---|---:|---:|---:|---:|"]
+            for surface, s in entry["scores"].items():
+                lines.append(
+                    f"| {surface} | {s['pixels']} | {_percent(s['agreement'])} | {_percent(s['pod'])} | "
+                    f"{_percent(s['false_alarm_rate'])} |"
+                )
+            lines.append("")
+        for key, value in entry.items():
+            if isinstance(value, dict) and "flagged_cloudy" in value:
+                share = _percent(value["flagged_cloudy"])
+                lines.append(f"- {LABELS.get(key, key)}: {share} flagged cloudy ({value['pixels']} pixels)")
+            elif key in ("agreement", "log10_bias", "log10_rmse") and value is not None:
+                lines.append(f"- {key.replace('_', ' ')}: {value:.3f} over {entry['pixels']} pixels")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _draw_map(agreement: np.ndarray, target: Path, title: str) -> None:
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 6), layout="constrained")
+    ax = fig.subplots()
+    colours = ["#1f3b73", "#f2f2f2", "#d7301f", "#fdae61"]
+    image = ax.imshow(
+        np.ma.masked_invalid(agreement),
+        cmap=ListedColormap(colours).with_extremes(bad="#b0b0b0"),
+        norm=BoundaryNorm(np.arange(5) - 0.5, 4),
+        interpolation="nearest",
+    )
+    bar = fig.colorbar(image, ax=ax, ticks=range(4), shrink=0.8)
+    bar.ax.set_yticklabels(["both clear", "both cloudy", "false cloud", "missed cloud"])
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title)
+    with atomic_output(target) as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
+
+
+def validate_product(product: Path, references: list[Path], out_dir: Path) -> dict[str, Path]:
+    """Score ``product`` against ``references``; write ``{stem}_validation.json/.md/.png`` in ``out_dir``."""
+    if not references:
+        raise ValidationError("give at least one reference file (--reference)")
+    for path in [product, *references]:
+        if not path.is_file():
+            raise ValidationError(f"{path} does not exist")
+    report, agreement = score(product, references)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = {
+        "json": out_dir / f"{product.stem}_validation.json",
+        "markdown": out_dir / f"{product.stem}_validation.md",
+    }
+    with atomic_output(written["json"]) as tmp:
+        tmp.write_text(json.dumps(report, indent=1))
+    with atomic_output(written["markdown"]) as tmp:
+        tmp.write_text(summary_markdown(report))
+    if agreement is not None:
+        written["map"] = out_dir / f"{product.stem}_validation.png"
+        _draw_map(agreement, written["map"], "cloud mask against the first mask reference (grey: not compared)")
+    logger.info("validation of %s written to %s", product.name, out_dir)
+    return written

@@ -1,0 +1,110 @@
+"""``mthccar validate``: a product scored against NOAA's same-time files and the scan's own infrared."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from pipeline.validate import ValidationError, validate_product
+
+FDCC = "g17_conus_20191027T2001_l2fire"
+DAY = "g17_meso1_20191027T2000_day"
+
+
+@pytest.fixture(scope="module")
+def product(granules: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from pipeline.granules import single_granule
+    from pipeline.process import ProcessOptions, process_granule
+
+    out = tmp_path_factory.mktemp("validate")
+    return process_granule(
+        single_granule([granules / "abi" / DAY]), ProcessOptions(out_dir=out, quicklook=False)
+    ).product
+
+
+def _retrieved_mask(product: Path) -> np.ndarray:
+    with xr.open_dataset(product) as ds:
+        return np.where(ds["retrieval_quality"].values <= 1, ds["cloud_mask"].values, -1)
+
+
+def test_fire_mask_and_c13_scores_match_a_direct_computation(granules: Path, product: Path, tmp_path: Path) -> None:
+    fdcc = next((granules / "abi" / FDCC).glob("*.nc"))
+    c13 = next((granules / "abi" / DAY).glob("*C13_*.nc"))
+    written = validate_product(product, [fdcc, c13], tmp_path)
+    report = json.loads(written["json"].read_text())
+    mask = _retrieved_mask(product)
+    # the Meso-1 2 km grid is a 500 x 500 block of the CONUS grid: cut it out by its scan angles
+    with xr.open_dataset(product) as ds, xr.open_dataset(fdcc) as fire:
+        height = ds["goes_imager_projection"].attrs["perspective_point_height"]
+        row = int(np.argmin(np.abs(fire["y"].values - ds["y"].values[0] / height)))
+        col = int(np.argmin(np.abs(fire["x"].values - ds["x"].values[0] / height)))
+        codes = fire["Mask"].values[row : row + 500, col : col + 500]
+    clear = (codes == 100) & (mask >= 0)
+    fire_entry = report["references"][fdcc.name]
+    assert fire_entry["clear_land_flagged_cloudy"]["pixels"] == int(clear.sum())
+    assert fire_entry["clear_land_flagged_cloudy"]["flagged_cloudy"] == pytest.approx((mask[clear] == 1).mean())
+    assert fire_entry["scores"]["all"]["pixels"] == int((((codes == 100) | (codes >= 200)) & (mask >= 0)).sum())
+    # brightness temperatures as satpy calibrates them
+    from satpy import Scene
+
+    scene = Scene(reader="abi_l1b", filenames=[str(c13)])
+    scene.load(["C13"])
+    bt = scene["C13"].values
+    warm = (bt > 290) & (mask >= 0)
+    entry = report["references"][c13.name]["warm_above_290K"]
+    assert abs(entry["pixels"] - int(warm.sum())) <= 0.001 * warm.sum()
+    assert entry["flagged_cloudy"] == pytest.approx((mask[warm] == 1).mean(), abs=1e-3)
+    assert written["markdown"].read_text().count("flagged cloudy") == 4
+    assert written["map"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _clear_sky_mask(product: Path, target: Path, flip: slice) -> tuple[Path, np.ndarray]:
+    """An ACM file on the product's grid whose BCM is the product's mask with one block flipped."""
+    mask = _retrieved_mask(product)
+    bcm = np.where(mask >= 0, mask, 255).astype(np.uint8)
+    bcm[flip, flip] = np.where(bcm[flip, flip] == 255, 255, 1 - bcm[flip, flip])
+    with xr.open_dataset(product) as ds:
+        height = ds["goes_imager_projection"].attrs["perspective_point_height"]
+        reference = xr.Dataset(
+            {"BCM": (("y", "x"), bcm), "goes_imager_projection": ((), 0, ds["goes_imager_projection"].attrs)},
+            coords={"x": ds["x"].values / height, "y": ds["y"].values / height},
+        )
+    path = target / "OR_ABI-L2-ACMM1-M6_G17_s20193002000275_e20193002000332_c20193002001000.nc"
+    reference.to_netcdf(path)
+    return path, mask
+
+
+def test_a_clear_sky_mask_gives_exact_agreement_pod_and_false_alarms(product: Path, tmp_path: Path) -> None:
+    flip = slice(100, 200)
+    reference, mask = _clear_sky_mask(product, tmp_path, flip)
+    report = json.loads(validate_product(product, [reference], tmp_path)["json"].read_text())
+    scores = report["references"][reference.name]["scores"]["all"]
+    valid = mask >= 0
+    flipped = np.zeros(mask.shape, dtype=bool)
+    flipped[flip, flip] = True
+    flipped &= valid
+    assert scores["pixels"] == int(valid.sum())
+    assert scores["agreement"] == pytest.approx(1 - flipped.sum() / valid.sum())
+    ref_clear = valid & (np.where(flipped, 1 - mask, mask) == 0)
+    false_cloud = flipped & (mask == 1)  # we say cloudy, the reference (flipped) says clear
+    assert scores["false_alarm_rate"] == pytest.approx(false_cloud.sum() / ref_clear.sum())
+
+
+def test_unusable_references_are_one_sentence(product: Path, tmp_path: Path) -> None:
+    other = tmp_path / "notes.nc"
+    other.write_text("x")
+    with pytest.raises(ValidationError, match=r"notes\.nc is not a reference this command reads"):
+        validate_product(product, [other], tmp_path)
+    reference, _ = _clear_sky_mask(product, tmp_path, slice(0, 0))
+    with xr.open_dataset(reference) as ds:
+        east = ds.load()
+    east["goes_imager_projection"].attrs["longitude_of_projection_origin"] = -75.0
+    moved = tmp_path / "east" / reference.name
+    moved.parent.mkdir()
+    east.to_netcdf(moved)
+    with pytest.raises(ValidationError, match=r"from the satellite at -75\.0 deg, the product from the one at -137\.0"):
+        validate_product(product, [moved], tmp_path)
