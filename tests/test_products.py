@@ -74,9 +74,7 @@ def test_day_product_opens_in_xarray_cf_xarray_and_satpy(day_product) -> None:
         assert np.nanmax(cot) <= 400
     from satpy import Scene
 
-    from pipeline.satpy_config import register
-
-    register()
+    # no configuration: the package's satpy.readers entry point adds the product file names
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         scene = Scene(reader="satpy_cf_nc", filenames=[str(day_product.product)])
