@@ -1,8 +1,14 @@
-"""Quicklook PNG beside each product: cloud mask, phase and optical thickness, with colour bars."""
+"""Quicklook PNG beside each product: cloud mask, phase and optical thickness, with colour bars.
+
+Every panel carries the coastline and a latitude/longitude graticule drawn in the product's own
+grid (its per-pixel latitude/longitude), so a picture can be placed on Earth by eye: coastlines are
+the 0.5 contour of the land/water mask the pipeline already ships (nothing is downloaded).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -22,6 +28,47 @@ def _thin(array: np.ndarray, max_pixels: int = 1200) -> np.ndarray:
     return array[::step, ::step]
 
 
+GRATICULE_STEPS = (0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0)
+COAST = "#ff2d95"  # magenta: visible on every panel colour (clear blue, cloud grey, ice yellow)
+GRATICULE = "#3a3a3a"
+
+
+def land_fraction(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """1 on land, 0 on water, NaN where there is no geolocation (off the Earth's disk)."""
+    from models.earth import WATER_CLASS, land_water_class
+
+    ok = np.isfinite(lat) & np.isfinite(lon)
+    land = (land_water_class(np.where(ok, lat, 0), np.where(ok, lon, 0)) != WATER_CLASS).astype(np.float32)
+    return np.where(ok, land, np.nan)
+
+
+def graticule_step(values: np.ndarray) -> float:
+    """A round step giving a handful of graticule lines over the span of ``values``."""
+    finite = values[np.isfinite(values)]
+    span = float(finite.max() - finite.min()) if finite.size else 0.0
+    return next((s for s in GRATICULE_STEPS if span / s <= 6), GRATICULE_STEPS[-1])
+
+
+def draw_geography(ax: Any, lat: np.ndarray, lon: np.ndarray) -> None:
+    """Coastline and labelled latitude/longitude lines on an image axis of the product grid."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "no contour levels were found" on open ocean
+        land = land_fraction(lat, lon)
+        if np.nanmin(land, initial=1.0) < 0.5 < np.nanmax(land, initial=0.0):
+            ax.contour(land, levels=[0.5], colors=COAST, linewidths=0.9)
+        for values, suffix in ((lat, "N"), (lon, "E")):
+            step = graticule_step(values)
+            finite = values[np.isfinite(values)]
+            if not finite.size:
+                continue
+            levels = np.arange(np.ceil(finite.min() / step) * step, finite.max(), step)
+            if levels.size:
+                lines = ax.contour(values, levels=levels, colors=GRATICULE, linewidths=0.5, linestyles="--")
+                ax.clabel(lines, fontsize=7, fmt=lambda v, s=suffix: f"{v:g}°{s}")
+
+
 def write_quicklook(product: Path, target: Path | None = None, max_pixels: int = 1200) -> Path:
     """Three panels (mask, phase, COT) of a product, written atomically to ``target`` (default: beside it).
 
@@ -35,6 +82,8 @@ def write_quicklook(product: Path, target: Path | None = None, max_pixels: int =
         mask = _thin(ds["cloud_mask"].values, max_pixels)
         phase = _thin(ds["cloud_phase"].values, max_pixels)
         cot = _thin(ds["cloud_optical_thickness"].values, max_pixels)
+        lat = _thin(ds["latitude"].values, max_pixels)
+        lon = _thin(ds["longitude"].values, max_pixels)
         title = f"{ds.attrs['platform']} {ds.attrs['instrument']} {ds.attrs['time_coverage_start']}"
         retrieved = int(ds.attrs.get("retrieved_pixels", 0))
         fraction = float(ds.attrs.get("cloud_fraction", -1))
@@ -62,6 +111,7 @@ def write_quicklook(product: Path, target: Path | None = None, max_pixels: int =
     fig.colorbar(image, ax=axes[2], shrink=0.8, label="COT")
     axes[2].set_title("cloud optical thickness")
     for ax in axes:
+        draw_geography(ax, lat, lon)
         ax.set_xticks([])
         ax.set_yticks([])
     summary = f"cloud fraction {fraction:.2f}" if retrieved else "no retrieved pixels (night or no valid input)"

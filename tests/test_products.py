@@ -330,3 +330,22 @@ def test_swath_products_pass_the_compliance_checker(synthetic_granules: dict[str
             assert ds["latitude"].dims == ("y", "x")
             assert "x" not in ds.coords
             assert ds.attrs["cdm_data_type"] == "Swath"
+
+
+def test_quicklooks_show_the_coastline_and_a_graticule(day_product) -> None:
+    from PIL import Image
+
+    from pipeline.quicklook import graticule_step, land_fraction
+
+    np.testing.assert_array_equal(
+        land_fraction(np.array([37.77, 37.5, np.nan]), np.array([-122.42, -123.5, 0.0])), [1.0, 0.0, np.nan]
+    )  # San Francisco, the Pacific off it, no geolocation
+    assert graticule_step(np.array([30.5, 44.0])) == 5.0
+    assert graticule_step(np.array([36.0, 38.5])) == 0.5
+    picture = np.asarray(Image.open(day_product.quicklook).convert("RGB")).astype(int)
+    red, green, blue = picture[..., 0], picture[..., 1], picture[..., 2]
+    coast = (red > 200) & (green < 120) & (blue > 100)  # the magenta coastline
+    columns = np.nonzero(coast.any(axis=0))[0]
+    # drawn on each of the three panels (the California coast crosses every one of them)
+    assert len(np.unique(columns // (picture.shape[1] // 3))) == 3
+    assert coast.sum() > 500
