@@ -24,6 +24,11 @@ from flows.process import process_granule
 # lost): those runs are retried. The on-demand flow raises for failed granules, so it is not.
 INFRASTRUCTURE_RETRIES: dict[str, Any] = {"retries": 2, "retry_delay_seconds": 60}
 
+# The flows as deployed, here and in prefect.yaml's entrypoints alike (one definition of each)
+on_demand_flow = process_granule
+operational_flow = operational.with_options(**INFRASTRUCTURE_RETRIES)
+backfill_flow = backfill.with_options(**INFRASTRUCTURE_RETRIES)
+
 
 def build_deployments(
     incoming: str, out_dir: str, interval_minutes: float | None = 5.0, cron: str | None = None
@@ -32,13 +37,13 @@ def build_deployments(
         interval_minutes = None
     schedule: dict[str, Any] = {"cron": cron} if cron else {"interval": dt.timedelta(minutes=interval_minutes or 5)}
     return [
-        process_granule.to_deployment(
+        on_demand_flow.to_deployment(
             name="on-demand",
             tags=["mthccar", "on-demand"],
             enforce_parameter_schema=True,
             description="Process the granules of the given files now.",
         ),
-        operational.with_options(**INFRASTRUCTURE_RETRIES).to_deployment(
+        operational_flow.to_deployment(
             name="operational",
             tags=["mthccar", "operational"],
             enforce_parameter_schema=True,
@@ -47,7 +52,7 @@ def build_deployments(
             description="Scan the incoming location and process new complete scans.",
             **schedule,
         ),
-        backfill.with_options(**INFRASTRUCTURE_RETRIES).to_deployment(
+        backfill_flow.to_deployment(
             name="backfill",
             tags=["mthccar", "backfill"],
             enforce_parameter_schema=True,

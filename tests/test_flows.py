@@ -306,5 +306,10 @@ def test_prefect_yaml_names_real_flows() -> None:
         "operational": "mthccar-operational",
         "backfill": "mthccar-backfill",
     }
+    retries = {
+        d["name"]: getattr(importlib.import_module("flows.deployments"), d["entrypoint"].split(":")[1]).retries
+        for d in config["deployments"]
+    }
+    assert retries == {"on-demand": 0, "operational": 2, "backfill": 2}  # the flows serve deploys too
     operational_request = config["deployments"][1]["parameters"]["request"]
     OperationalRequest.model_validate({**operational_request, "incoming": "/"})
