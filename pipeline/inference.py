@@ -28,6 +28,7 @@ import xarray as xr
 
 from models.artifact import Artifact, ArtifactError, load_artifact
 from pipeline.features import RETRIEVED_MAX
+from pipeline.netcdf_lock import NETCDF_LOCK  # noqa: F401  (dask workers importing this share xarray's locks too)
 
 logger = logging.getLogger(__name__)
 

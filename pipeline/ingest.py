@@ -34,6 +34,7 @@ import xarray as xr
 from models.bands import sensor_bands
 from models.spec import relative_azimuth
 from pipeline.granules import Granule
+from pipeline.netcdf_lock import opening_files
 from pipeline.sensors import INSTRUMENTS, OCI_SWIR_TOLERANCE_FRACTION, OCI_WAVELENGTH_TOLERANCE_NM, ReaderSpec
 
 logger = logging.getLogger(__name__)
@@ -196,7 +197,15 @@ def _angles_from_files(scene: Any) -> tuple[Any, Any, Any]:
 
 
 def ingest(granule: Granule, bands: Sequence[str], chunk_size: int = DEFAULT_CHUNK) -> xr.Dataset:
-    """The lazy scene of ``granule`` for the given project band names."""
+    """The lazy scene of ``granule`` for the given project band names.
+
+    The files are opened under the process-wide netCDF lock (``pipeline.netcdf_lock``), whoever calls.
+    """
+    with opening_files():
+        return _ingest(granule, bands, chunk_size)
+
+
+def _ingest(granule: Granule, bands: Sequence[str], chunk_size: int) -> xr.Dataset:
     from satpy import Scene
 
     spec = granule.spec
