@@ -73,7 +73,7 @@ class AccessPolicy:
         if not self.restricted:
             return
         if _is_url(value):
-            if not any(value.startswith(prefix) for prefix in self.url_prefixes):
+            if not any(value == p.rstrip("/") or value.startswith(p.rstrip("/") + "/") for p in self.url_prefixes):
                 allowed = ", ".join(self.url_prefixes) or "none"
                 raise AccessError(
                     f"{what} {value!r} is not under an allowed URL prefix ({allowed}; {ENV_URL_PREFIXES})"

@@ -81,6 +81,8 @@ def test_paths_outside_the_roots_are_refused_before_any_work(on_server, roots: d
     assert list(roots["elsewhere"].iterdir()) == [roots["elsewhere"] / "secret"]
     allowed = AccessPolicy.from_env()
     allowed.check_input("s3://noaa-goes17/ABI-L1b-RadM/2019/300/20/x.nc")  # an allowed bucket passes
+    with pytest.raises(AccessError, match="not under an allowed URL prefix"):
+        allowed.check_input("s3://noaa-goes17-lookalike/x.nc")  # a prefix ends at a path boundary
     with pytest.raises(AccessError, match="state_file"):
         allowed.check_output(str(roots["elsewhere"] / "state.json"), "state_file")
 
