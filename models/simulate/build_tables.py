@@ -16,11 +16,14 @@ import logging
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from models.bands import SENSORS
+from models.fileio import atomic_output
 from models.simulate import disort
 from models.simulate.optics import DATA, read_table
 from models.simulate.rt import Layer, block_optics
@@ -51,8 +54,14 @@ def table_wavelengths() -> np.ndarray:
     return np.unique(np.concatenate([np.round(np.arange(0.34, 2.4201, 0.02), 4), sorted(centres)]))
 
 
+@lru_cache(maxsize=2)
+def _index_table(phase: str) -> dict[str, np.ndarray]:
+    """The refractive-index table of a phase, read once (every Mie call needs it)."""
+    return read_table(f"refractive_index_{'water' if phase == 'liquid' else 'ice'}.csv")
+
+
 def refractive_index(phase: str, wavelength_um: float) -> complex:
-    table = read_table(f"refractive_index_{'water' if phase == 'liquid' else 'ice'}.csv")
+    table = _index_table(phase)
     x = np.log(wavelength_um)
     n = np.interp(x, np.log(table["wavelength_um"]), table["n"])
     k = np.exp(np.interp(x, np.log(table["wavelength_um"]), np.log(table["k"])))
@@ -95,7 +104,7 @@ def build_cloud_optics(path: Path = DATA / "cloud_optics.npz", workers: int = 2)
         out[f"{phase}_ssa"] = ssa.astype(np.float64)  # co-albedos down to 1e-9 need double precision
         out[f"{phase}_g"] = g.astype(np.float32)
         logger.info("%s Mie table done (%.0f s)", phase, time.perf_counter() - started)
-    np.savez_compressed(path, **out)  # type: ignore[arg-type]
+    _save(path, out)
     return path
 
 
@@ -122,8 +131,14 @@ def build_ms_correction(path: Path = DATA / "ms_correction.npz") -> Path:
         )
         logger.info("correction mu0=%.1f done (%.0f s)", mu0, time.perf_counter() - started)
     arrays = {"C": table.astype(np.float32), **{k: v.astype(np.float64) for k, v in axes.items()}}
-    np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
+    _save(path, arrays)
     return path
+
+
+def _save(path: Path, arrays: dict[str, Any]) -> None:
+    """Write a shipped table atomically: a failed or interrupted rebuild leaves the old one intact."""
+    with atomic_output(path) as tmp, tmp.open("wb") as handle:
+        np.savez_compressed(handle, **arrays)
 
 
 def main(argv: list[str]) -> int:
