@@ -16,7 +16,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pipeline.access import AccessPolicy, require_trusted
-from pipeline.sensors import DeviceName, SensorName
+from pipeline.sensors import DEFAULT_CHUNK, DeviceName, SensorName
 
 __all__ = [
     "ArchiveLayout",
@@ -106,7 +106,7 @@ class RunSettings(BaseModel):
         None
     )
     device: Annotated[DeviceName, Field(description="auto picks CUDA when a worker has one")] = DeviceName.auto
-    chunk_size: Annotated[int, Field(ge=64, le=16384, description="Pixels per chunk side")] = 1356
+    chunk_size: Annotated[int, Field(ge=64, le=16384, description="Pixels per chunk side")] = DEFAULT_CHUNK
     where: Annotated[Where, Field(description="threads, a local cluster, a remote scheduler, or local GPUs")] = Field(
         default_factory=default_where
     )

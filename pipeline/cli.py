@@ -19,7 +19,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from pipeline.sensors import SensorName
+from pipeline.sensors import DEFAULT_CHUNK, SensorName
 
 app = typer.Typer(
     name="mthccar",
@@ -323,7 +323,7 @@ def process(
     ] = None,
     sensor: Annotated[SensorName | None, typer.Option(help="Only granules of this sensor.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    chunk_size: Annotated[int, typer.Option(min=64, help="Pixels per chunk side.")] = 1356,
+    chunk_size: Annotated[int, typer.Option(min=64, help="Pixels per chunk side.")] = DEFAULT_CHUNK,
     scheduler: Annotated[str | None, typer.Option(help="Address of a dask scheduler, e.g. tcp://host:8786.")] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="Run on a local cluster of N worker processes.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing different product of the same granule.")] = False,

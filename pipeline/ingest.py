@@ -35,14 +35,19 @@ from models.bands import sensor_bands
 from models.spec import relative_azimuth
 from pipeline.granules import Granule
 from pipeline.netcdf_lock import opening_files
-from pipeline.sensors import INSTRUMENTS, OCI_SWIR_TOLERANCE_FRACTION, OCI_WAVELENGTH_TOLERANCE_NM, ReaderSpec
+from pipeline.sensors import (
+    DEFAULT_CHUNK,
+    INSTRUMENTS,
+    OCI_SWIR_TOLERANCE_FRACTION,
+    OCI_WAVELENGTH_TOLERANCE_NM,
+    ReaderSpec,
+)
 
 logger = logging.getLogger(__name__)
 
 FLAG_NO_GEOLOCATION = 1
 FLAG_FILL = 2
 FLAG_SATURATED = 4
-DEFAULT_CHUNK = 1356  # ABI 2 km: 6 x 226, one full-disk row of 4 chunks per 5424 pixels
 MU0_FLOOR = 0.01  # below this (SZA > 89.4 deg) no BRF is formed
 
 # what each reader's files must contain, checked before satpy opens them (one clear error per file)

@@ -19,7 +19,7 @@ from pipeline.claims import claim
 from pipeline.features import build_features
 from pipeline.granules import Granule
 from pipeline.inference import compute_context, run_inference
-from pipeline.ingest import DEFAULT_CHUNK, ingest
+from pipeline.ingest import ingest
 from pipeline.logcontext import granule_context
 from pipeline.netcdf_lock import opening_files
 from pipeline.product import (
@@ -30,6 +30,7 @@ from pipeline.product import (
     publish_product,
     stage_product,
 )
+from pipeline.sensors import DEFAULT_CHUNK
 
 logger = logging.getLogger(__name__)
 

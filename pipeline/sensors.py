@@ -16,6 +16,11 @@ from typing import Literal
 ReflectanceConvention = Literal["brf_times_mu0", "brf"]
 
 
+# Pixels per side of a dask chunk on the target grid, the one default of the CLI, the flows and the
+# library: ABI 2 km: 6 x 226 (the file chunk), one full-disk row of 4 chunks per 5424 pixels.
+DEFAULT_CHUNK = 1356
+
+
 class SensorName(StrEnum):
     """The sensors a user can name (CLI options, flow parameters)."""
 
