@@ -17,11 +17,11 @@ from typing import Any
 
 from models.evaluate import evaluate_artifact
 from models.export import export_checkpoint
+from models.registry import ARTIFACTS
 from models.train import TrainConfig, train
 
 logger = logging.getLogger(__name__)
 
-ARTIFACTS = Path(__file__).parent / "artifacts"
 MODEL_VERSION = "1.0.0"
 TRAINING_SAMPLES = 400_000  # the 67.5 % training split alone exceeds 250k
 TRAINING_SEED = 2024
@@ -47,10 +47,6 @@ DEFAULT_MODELS = (
     DefaultModel("mthccar_oci", "oci", None, "PACE OCI, 223 bands (216 hyperspectral 350-887 nm + 7 SWIR)"),
 )
 ABLATION_MODES = ("reference", "none")  # attending is the default model itself
-
-
-def default_artifacts(directory: Path = ARTIFACTS) -> list[Path]:
-    return sorted(directory.glob("*.pt"))
 
 
 def _summary_row(name: str, metrics: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from models.artifact import Artifact, ArtifactError, load_artifact, read_metadata
-from models.defaults import default_artifacts
+from models.registry import default_artifacts
 from pipeline.ancillary import AncillaryConfig, add_ancillary
 from pipeline.claims import claim
 from pipeline.features import build_features

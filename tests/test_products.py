@@ -13,7 +13,7 @@ import torch
 import xarray as xr
 from typer.testing import CliRunner
 
-from models.defaults import ARTIFACTS
+from models.registry import ARTIFACTS
 from pipeline import inference
 from pipeline.cli import app
 from pipeline.features import NIGHT

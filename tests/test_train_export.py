@@ -220,7 +220,7 @@ def test_training_checkpoint_errors_are_clear(tmp_path: Path) -> None:
 
 def test_read_metadata_reads_the_zip_without_loading_the_model(tmp_path: Path) -> None:
     from models.artifact import read_metadata
-    from models.defaults import default_artifacts
+    from models.registry import default_artifacts
 
     for path in default_artifacts():
         assert read_metadata(path) == load_artifact(path).metadata
