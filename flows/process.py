@@ -23,7 +23,7 @@ from prefect.concurrency.sync import concurrency
 from flows.logs import route_project_logs
 from flows.parameters import ProcessRequest, RunSettings
 from flows.runners import dask_for
-from flows.tasks import check_task, find_task, infer_task, write_task
+from flows.tasks import find_task, plan_task, publish_task, stage_task
 from pipeline.ancillary import AncillaryConfig
 from pipeline.claims import GranuleBusyError, claim
 from pipeline.failures import describe_failure
@@ -59,29 +59,27 @@ def run_granule(ref: dict[str, Any], options: ProcessOptions, quicklook: bool = 
     outcome: dict[str, Any] = {"granule": ref["id"], "start_time": ref["start_time"]}
     try:
         with granule_context(ref["id"]), claim(options.out_dir, ref["stem"], ref["id"]):
-            checked = check_task(
-                ref, str(options.model) if options.model else None, str(options.out_dir), options.overwrite
-            )
-            outcome["model"] = checked["model_name"]
-            if checked["existing"]:
+            planned = plan_task(ref, options)
+            outcome["model"] = planned.model_name
+            if planned.existing is not None:
                 return {
                     **outcome,
                     "status": "skipped",
-                    "product": checked["existing"],
-                    "quicklook": str(quicklook_path(Path(checked["existing"]))) if quicklook else None,
+                    "product": str(planned.existing),
+                    "quicklook": str(quicklook_path(planned.existing)) if quicklook else None,
                     "reason": "same inputs and model already processed",
                     "seconds": time.perf_counter() - started,
                 }
-            staged = infer_task(ref, checked, options)
-            written = write_task(staged, quicklook)
-        stats = staged["stats"]
-        retrieved = int(stats.get("retrieved", 0))
+            staged = stage_task(planned, options)
+            published = publish_task(staged, quicklook)
+        retrieved = int(staged.stats.get("retrieved", 0))
         return {
             **outcome,
             "status": "processed",
-            **written,
+            "product": str(published.product),
+            "quicklook": str(published.quicklook) if published.quicklook else None,
             "retrieved": retrieved,
-            "cloud_fraction": (int(stats["cloudy"]) / retrieved) if retrieved else None,
+            "cloud_fraction": (int(staged.stats["cloudy"]) / retrieved) if retrieved else None,
             "seconds": time.perf_counter() - started,
         }
     except GranuleBusyError as busy:

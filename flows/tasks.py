@@ -1,4 +1,4 @@
-"""Prefect tasks around the pipeline: find, check (ingest), infer, write. No science here.
+"""Prefect tasks around the pipeline's steps: find, plan, stage, publish. No science here.
 
 Only small values cross task boundaries: file lists, paths, ids, counts. Retries are for
 transient failures only (timeouts, dropped connections, I/O hiccups on network file systems);
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import logging
-from pathlib import Path
 from typing import Any
 
 from prefect import task
@@ -17,18 +16,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.tasks import Task
 
+from pipeline import process as steps  # the steps the CLI runs too
 from pipeline.granules import Granule, find_granules
-from pipeline.inference import compute_context
-from pipeline.ingest import check_file
-from pipeline.process import (
-    ProcessOptions,
-    already_done,
-    build_granule_product,
-    checked_artifact,
-    choose_artifact,
-    granule_stem,
-)
-from pipeline.product import StagedProduct, check_existing, ensure_quicklook, publish_product, stage_product
+from pipeline.process import Plan, ProcessOptions, granule_stem
+from pipeline.product import Published, StagedProduct
 
 logger = logging.getLogger(__name__)
 
@@ -99,52 +90,19 @@ def find_task(inputs: list[str], sensor: str | None) -> list[dict[str, Any]]:
     return [granule_ref(g) for g in find_granules(inputs, sensor)]
 
 
-@task(name="check inputs", task_run_name="check {ref[id]}", **TRANSIENT_RETRIES)
-def check_task(ref: dict[str, Any], model: str | None, out_dir: str, force: bool) -> dict[str, Any]:
-    """Choose the model, check every file and band is there; say if the product already exists."""
-    granule = granule_from(ref)
-    artifact = choose_artifact(granule, Path(model) if model else None)
-    granule.require(artifact.spec.bands)
-    for path in granule.used_paths(artifact.spec.bands):  # the files the model reads, as ingest does
-        check_file(path, granule.reader)
-    done = already_done(granule, artifact, Path(out_dir), overwrite=force)
-    if done is not None:
-        ensure_quicklook(done)  # a run killed after publishing the product may have left it without
-    return {
-        "model": str(artifact.path),
-        "model_name": artifact.name,
-        "sha256": artifact.sha256,
-        "bands": artifact.spec.bands,
-        "existing": str(done) if done else None,
-    }
+@task(name="plan", task_run_name="plan {ref[id]}", **TRANSIENT_RETRIES)
+def plan_task(ref: dict[str, Any], options: ProcessOptions) -> Plan:
+    """Choose the model, check the files it reads, find an existing product (``pipeline.process.plan``)."""
+    return steps.plan(granule_from(ref), options)
 
 
-@task(name="infer", task_run_name="infer {ref[id]}", **TRANSIENT_RETRIES)
-def infer_task(ref: dict[str, Any], checked: dict[str, Any], options: ProcessOptions) -> dict[str, Any]:
-    """Run ingest, features and the model over every chunk into a staged product file."""
-    granule = granule_from(ref)
-    artifact = checked_artifact(checked["model"], expect_sensor=granule.sensor)  # loaded by check_task
-    product, attrs = build_granule_product(granule, artifact, options)
-    # check_task decided; this only guards against a product that appeared since (never a silent replace)
-    identical, replaces = check_existing(product.attrs, attrs, options.out_dir, options.overwrite)
-    replaces = replaces or ([identical] if identical else [])
-    with compute_context(options.resources):
-        staged = stage_product(product, attrs, options.out_dir, replaces)
-    return {
-        "staging": str(staged.staging),
-        "final": str(staged.final),
-        "replaces": [str(p) for p in staged.replaces],
-        "stats": staged.stats,
-    }
+@task(name="stage", task_run_name="stage {planned.granule.id}", **TRANSIENT_RETRIES)
+def stage_task(planned: Plan, options: ProcessOptions) -> StagedProduct:
+    """Ingest, features and the model over every chunk into the staging file (``pipeline.process.stage``)."""
+    return steps.stage(planned, options)
 
 
-@task(name="write", task_run_name="write {staged[final]}", **TRANSIENT_RETRIES)
-def write_task(staged: dict[str, Any], quicklook: bool = True) -> dict[str, Any]:
-    """Draw the quicklook of the staged product and publish both under their final names."""
-    published = publish_product(
-        StagedProduct(
-            Path(staged["staging"]), Path(staged["final"]), [Path(p) for p in staged["replaces"]], staged["stats"]
-        ),
-        quicklook,
-    )
-    return {"product": str(published.product), "quicklook": str(published.quicklook) if published.quicklook else None}
+@task(name="publish", task_run_name="publish {staged.final.name}", **TRANSIENT_RETRIES)
+def publish_task(staged: StagedProduct, quicklook: bool = True) -> Published:
+    """Quicklook and product under their final names (``pipeline.process.publish``)."""
+    return steps.publish(staged, quicklook)

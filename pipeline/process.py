@@ -1,6 +1,15 @@
-"""One granule end to end: choose the model, ingest, ancillary, features, inference, product, quicklook.
+"""One granule end to end, in three steps that the CLI and the flows call alike: plan, stage, publish.
 
-This is the library entry point the CLI and the Prefect flows call; it never imports Prefect.
+* ``plan(granule, options) -> Plan``: choose and verify the model, check every file it will read,
+  look for an existing product. Small and serialisable: a Prefect task returns it.
+* ``stage(plan, options) -> StagedProduct``: ingest, ancillary, features and the model over every
+  chunk, into a temporary file beside the product.
+* ``publish(staged) -> Published``: quicklook and product under their final names.
+
+``process_granule`` (the CLI) calls them in a row; the flows wrap each in a task (``flows.tasks``).
+Both hold the granule's claim across the three. Each thing is found, loaded and checked once: the
+plan carries the granule and the model's path and sha256, and an artifact is loaded once per
+process (``checked_artifact``). This module never imports Prefect.
 """
 
 from __future__ import annotations
@@ -19,10 +28,12 @@ from pipeline.claims import claim
 from pipeline.features import build_features
 from pipeline.granules import Granule
 from pipeline.inference import compute_context, run_inference
-from pipeline.ingest import ingest
+from pipeline.ingest import check_file, ingest
 from pipeline.logcontext import granule_context
 from pipeline.netcdf_lock import opening_files
 from pipeline.product import (
+    Published,
+    StagedProduct,
     build_product,
     check_existing,
     ensure_quicklook,
@@ -30,6 +41,7 @@ from pipeline.product import (
     publish_product,
     stage_product,
 )
+from pipeline.quicklook import quicklook_path
 from pipeline.sensors import DEFAULT_CHUNK
 
 logger = logging.getLogger(__name__)
@@ -152,16 +164,6 @@ def granule_stem(granule: Granule) -> str:
     return product_stem(granule_attrs(granule))
 
 
-def already_done(granule: Granule, artifact: Artifact, out_dir: Path, overwrite: bool = False) -> Path | None:
-    """The existing product of this granule made from the same inputs with the same model, if any.
-
-    A different product of the same granule (other inputs or weights) is an error unless ``overwrite``.
-    """
-    model = {"model_version": artifact.version, "model_sha256": artifact.sha256}
-    identical, _ = check_existing(model, granule_attrs(granule, artifact.spec.bands), out_dir, overwrite)
-    return identical
-
-
 def build_granule_product(granule: Granule, artifact: Artifact, options: ProcessOptions) -> tuple[Any, dict[str, Any]]:
     """The lazy product dataset of a granule and the scene's attributes; nothing is computed.
 
@@ -178,33 +180,85 @@ def build_granule_product(granule: Granule, artifact: Artifact, options: Process
         return build_product(scene, features["retrieval_quality"], outputs, artifact), dict(scene.attrs)
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What will be done for a granule, decided before any pixel is read."""
+
+    granule: Granule
+    stem: str
+    out_dir: Path
+    model: Path
+    model_name: str
+    model_sha256: str
+    bands: tuple[str, ...]
+    existing: Path | None = None  # an identical product is already there: nothing to do
+    replaces: tuple[Path, ...] = ()  # products of the granule that this run replaces (overwrite)
+
+    @property
+    def skip(self) -> bool:
+        return self.existing is not None
+
+
+def plan(granule: Granule, options: ProcessOptions) -> Plan:
+    """Choose the model, check the files it reads, and find an existing product of the granule."""
+    artifact = choose_artifact(granule, options.model)
+    bands = artifact.spec.bands
+    granule.require(bands)
+    for path in granule.used_paths(bands):
+        check_file(path, granule.reader)
+    model = {"model_version": artifact.version, "model_sha256": artifact.sha256}
+    existing, replaces = check_existing(model, granule_attrs(granule, bands), options.out_dir, options.overwrite)
+    if existing is not None and options.quicklook:
+        ensure_quicklook(existing)  # a run killed after publishing the product may have left it without
+    return Plan(
+        granule=granule,
+        stem=granule_stem(granule),
+        out_dir=options.out_dir,
+        model=artifact.path,
+        model_name=artifact.name,
+        model_sha256=artifact.sha256,
+        bands=tuple(bands),
+        existing=existing,
+        replaces=tuple(replaces),
+    )
+
+
+def stage(plan: Plan, options: ProcessOptions) -> StagedProduct:
+    """Compute the planned product into its staging file."""
+    artifact = checked_artifact(plan.model, expect_sensor=plan.granule.sensor)
+    if artifact.sha256 != plan.model_sha256:
+        raise ValueError(f"model {plan.model} changed since the granule {plan.granule.id} was planned")
+    product, attrs = build_granule_product(plan.granule, artifact, options)
+    with compute_context(options.resources):
+        return stage_product(product, attrs, plan.out_dir, list(plan.replaces))
+
+
+def publish(staged: StagedProduct, quicklook: bool = True) -> Published:
+    """Publish the quicklook and the product; remove what they replace."""
+    return publish_product(staged, quicklook)
+
+
 def process_granule(granule: Granule, options: ProcessOptions) -> ProcessResult:
     """Retrieve cloud mask, phase and COT for one granule and write its product (and quicklook).
 
-    The granule's claim is held from the existing-product check to the publication, so concurrent
-    runs over one output directory neither duplicate nor delete each other's products
-    (``GranuleBusyError`` when another run holds it).
+    plan, stage and publish under the granule's claim, so concurrent runs over one output directory
+    neither duplicate nor delete each other's products (``GranuleBusyError`` when another run holds it).
     """
     started = time.perf_counter()
-    artifact = choose_artifact(granule, options.model)
     with granule_context(granule.id), claim(options.out_dir, granule_stem(granule), granule.id):
-        model = {"model_version": artifact.version, "model_sha256": artifact.sha256}
-        done, replaces = check_existing(
-            model, granule_attrs(granule, artifact.spec.bands), options.out_dir, options.overwrite
-        )
-        if done is not None:
-            quicklook = ensure_quicklook(done) if options.quicklook else None
-            return ProcessResult(granule.id, done, quicklook, True, artifact.name, time.perf_counter() - started)
-        product, attrs = build_granule_product(granule, artifact, options)
-        with compute_context(options.resources):
-            staged = stage_product(product, attrs, options.out_dir, replaces)
-        published = publish_product(staged, options.quicklook)
+        planned = plan(granule, options)
+        if planned.existing is not None:
+            quicklook = quicklook_path(planned.existing) if options.quicklook else None
+            seconds = time.perf_counter() - started
+            return ProcessResult(granule.id, planned.existing, quicklook, True, planned.model_name, seconds)
+        staged = stage(planned, options)
+        published = publish(staged, options.quicklook)
     return ProcessResult(
         granule.id,
         published.product,
         published.quicklook,
         False,
-        artifact.name,
+        planned.model_name,
         time.perf_counter() - started,
         staged.stats,
     )

@@ -17,6 +17,7 @@ from flows.operational import operational
 from flows.parameters import BackfillRequest, OperationalRequest, ProcessRequest, RunSettings
 from flows.process import process_granule
 from models.artifact import file_sha256
+from pipeline import process as pipeline_process
 from pipeline.granules import single_granule
 from pipeline.ingest import IngestError
 
@@ -146,7 +147,7 @@ def test_transient_failures_are_retried_and_bad_input_is_not(
     assert not tasks_module.is_transient(FileNotFoundError(2, "gone"))
     assert not tasks_module.is_transient(IngestError("bad file"))
     calls = {"n": 0}
-    real = tasks_module.stage_product
+    real = pipeline_process.stage_product
 
     def flaky(*args, **kwargs):
         calls["n"] += 1
@@ -154,8 +155,8 @@ def test_transient_failures_are_retried_and_bad_input_is_not(
             raise ConnectionResetError("the archive dropped the connection")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(tasks_module, "stage_product", flaky)
-    monkeypatch.setattr(tasks_module.infer_task, "retry_delay_seconds", [0, 0, 0])
+    monkeypatch.setattr(pipeline_process, "stage_product", flaky)
+    monkeypatch.setattr(tasks_module.stage_task, "retry_delay_seconds", [0, 0, 0])
     outcome = process_granule(ProcessRequest(inputs=[str(quick_scans[2])], out_dir=str(tmp_path / "flaky")))
     assert outcome[0]["status"] == "processed"
     assert calls["n"] == 2
@@ -166,7 +167,7 @@ def test_transient_failures_are_retried_and_bad_input_is_not(
         calls["n"] += 1
         raise IngestError("C05 file is truncated")
 
-    monkeypatch.setattr(tasks_module, "stage_product", broken)
+    monkeypatch.setattr(pipeline_process, "stage_product", broken)
     with pytest.raises(process_module.GranuleFailuresError, match="C05 file is truncated"):
         process_granule(ProcessRequest(inputs=[str(quick_scans[2])], out_dir=str(tmp_path / "broken")))
     assert calls["n"] == 1
@@ -313,3 +314,36 @@ def test_prefect_yaml_names_real_flows() -> None:
     assert retries == {"on-demand": 0, "operational": 2, "backfill": 2}  # the flows serve deploys too
     operational_request = config["deployments"][1]["parameters"]["request"]
     OperationalRequest.model_validate({**operational_request, "incoming": "/"})
+
+
+def test_the_cli_and_a_flow_run_the_same_plan_stage_and_publish(
+    quick_scans: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.process import ProcessOptions
+    from pipeline.process import process_granule as cli_process
+
+    calls: list[tuple[str, object]] = []
+
+    def spying(name: str):
+        real = getattr(pipeline_process, name)
+
+        def spy(*args, **kwargs):
+            result = real(*args, **kwargs)
+            calls.append((name, result))
+            return result
+
+        return spy
+
+    for name in ("plan", "stage", "publish"):
+        monkeypatch.setattr(pipeline_process, name, spying(name))
+    cli_process(single_granule([quick_scans[0]]), ProcessOptions(out_dir=tmp_path / "cli"))
+    cli_calls, calls[:] = list(calls), []
+    process_granule(ProcessRequest(inputs=[str(quick_scans[0])], out_dir=str(tmp_path / "flow")))
+    assert [c[0] for c in cli_calls] == [c[0] for c in calls] == ["plan", "stage", "publish"]
+    cli_plan, flow_plan = cli_calls[0][1], calls[0][1]
+    assert (cli_plan.granule, cli_plan.model, cli_plan.model_sha256) == (
+        flow_plan.granule,
+        flow_plan.model,
+        flow_plan.model_sha256,
+    )
+    assert cli_plan.out_dir != flow_plan.out_dir
