@@ -49,7 +49,7 @@ models: $(STAMP)
 
 tables: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[disort]" 2>&1 | $(QUIET_PIP)
-	$(BIN)/python -m models.simulate.build_tables all
+	$(BIN)/python -m models.training.simulate.build_tables all
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -30,7 +30,7 @@ def run_demo(out: Path = Path("demo-output"), seed: int = 7) -> dict[str, Any]:
     from flows.parameters import ProcessRequest
     from flows.process import process_granule
     from flows.server import temporary_server, using_server
-    from models.simulate.l1b_abi import write_abi_scene
+    from models.synthetic.l1b_abi import write_abi_scene
     from pipeline.scoring import score_against_truth
 
     started = time.perf_counter()

@@ -118,8 +118,8 @@ def train(
     """Train MT-HCCAR on a reference-schema file; keeps the best-validation checkpoint."""
     from dataclasses import replace
 
-    from models.train import TrainConfig, cross_validate
-    from models.train import train as run_training
+    from models.training.train import TrainConfig, cross_validate
+    from models.training.train import train as run_training
 
     given: dict[str, Any] = {
         "epochs": epochs,
@@ -177,7 +177,7 @@ def evaluate(
     split: Annotated[str, typer.Option(help="auto (test split of the training file, else all), test or all.")] = "auto",
 ) -> None:
     """Score an artifact: metrics JSON, markdown model card, PNG plots."""
-    from models.evaluate import evaluate_artifact
+    from models.training.evaluate import evaluate_artifact
 
     metrics = evaluate_artifact(artifact, data, out, split)
     mask, cot = metrics["cloud_mask"], metrics["log10_cot"]["all"]
@@ -196,7 +196,7 @@ def export(
     name: Annotated[str | None, typer.Option(help="Model name (default: the file stem).")] = None,
 ) -> None:
     """Export a checkpoint as a TorchScript artifact with embedded metadata."""
-    from models.export import export_checkpoint
+    from models.training.export import export_checkpoint
 
     meta = export_checkpoint(checkpoint, out, model_version, name)
     typer.echo(f"wrote {out} ({meta['sensor']}, {meta['input_size']} features, sha256 {meta['weights_sha256'][:12]})")
@@ -216,7 +216,7 @@ def convert_reference(
     model_version: Annotated[str, typer.Option()] = "reference",
 ) -> None:
     """Convert a reference MT-HCCAR checkpoint into an artifact (attention='reference')."""
-    from models.export import convert_reference as run
+    from models.training.export import convert_reference as run
 
     meta = run(reference, sensor.value, out, scaling_from, _band_list(bands), angle_transform, model_version)
     typer.echo(f"wrote {out} ({meta['sensor']}, {meta['input_size']} features)")
@@ -242,7 +242,7 @@ def simulate(
     """Simulate training data in the reference schema with the offline RT model."""
     import time
 
-    from models.simulate.dataset import simulate_dataset
+    from models.training.simulate.dataset import simulate_dataset
 
     started = time.perf_counter()
     simulate_dataset(out, sensor.value, samples, seed, correction, workers)
@@ -274,7 +274,7 @@ def synth_granule(
     """Render a synthetic scene into real L1b files (and a truth file beside them)."""
     import time as clock
 
-    from models.simulate.granules import synthesise
+    from models.synthetic.granules import synthesise
 
     started = clock.perf_counter()
     paths = synthesise(
@@ -307,7 +307,7 @@ def build_default_models(
     only: Annotated[str | None, typer.Option(help="Comma-separated model names to (re)build.")] = None,
 ) -> None:
     """Rebuild the shipped default models (simulate, train, export, evaluate): what `make models` runs."""
-    from models.defaults import build_default_models as build
+    from models.training.defaults import build_default_models as build
 
     summary = build(work, samples=samples, epochs=epochs, ablation=ablation, only=tuple(_band_list(only) or ()))
     typer.echo(f"default models rebuilt; summary in {summary}")

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from models.simulate.truth import NOT_SIMULATED
+from models.synthetic.truth import NOT_SIMULATED
 from pipeline.features import RETRIEVED_MAX
 
 

@@ -35,8 +35,8 @@ def toy_reference_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def trained_viirs(tmp_path_factory: pytest.TempPathFactory, toy_reference_file: Path):
     """A VIIRS model trained for a few epochs on the toy file, and its exported artifact."""
-    from models.export import export_checkpoint
-    from models.train import TrainConfig, train
+    from models.training.export import export_checkpoint
+    from models.training.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("viirs_run")
     cfg = TrainConfig(sensor="viirs", epochs=6, batch_size=256, patience=6)
@@ -49,8 +49,8 @@ def trained_viirs(tmp_path_factory: pytest.TempPathFactory, toy_reference_file: 
 @pytest.fixture(scope="session")
 def tiny_artifacts(tmp_path_factory: pytest.TempPathFactory, toy_reference_file: Path) -> dict[str, Path]:
     """Artifacts trained for one epoch on the toy file (their skill does not matter, their specs do)."""
-    from models.export import export_checkpoint
-    from models.train import TrainConfig, train
+    from models.training.export import export_checkpoint
+    from models.training.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("tiny_artifacts")
     variants = {
@@ -72,9 +72,9 @@ def tiny_artifacts(tmp_path_factory: pytest.TempPathFactory, toy_reference_file:
 @pytest.fixture(scope="session")
 def synthetic_granules(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Small synthetic granules in the real VIIRS L1B, VIIRS SDR and OCI L1B formats, and an ABI Meso scan."""
-    from models.simulate.l1b_abi import write_abi_scene
-    from models.simulate.l1b_oci import write_oci_granule
-    from models.simulate.l1b_viirs import write_viirs_granule
+    from models.synthetic.l1b_abi import write_abi_scene
+    from models.synthetic.l1b_oci import write_oci_granule
+    from models.synthetic.l1b_viirs import write_viirs_granule
 
     root = tmp_path_factory.mktemp("synthetic")
     time = dt.datetime(2019, 10, 27, 20, 30)

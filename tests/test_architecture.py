@@ -1,5 +1,6 @@
-"""The layers: the processing path needs only the artifact contract of ``models``, never training,
-simulation or Prefect (a worker image or a user of the library does not load them)."""
+"""The layers: the processing path needs only the artifact contract of ``models``, never its training
+wing (``models.training``: data, training, evaluation, export, the simulator), the synthetic
+granule writers (``models.synthetic``) or Prefect."""
 
 from __future__ import annotations
 
@@ -20,17 +21,7 @@ PROCESSING_PATH = (
     "pipeline.validate",
     "pipeline.access",
 )
-FORBIDDEN = (
-    "models.train",
-    "models.data",
-    "models.evaluate",
-    "models.export",
-    "models.defaults",
-    "models.checkpoint",
-    "models.simulate",
-    "prefect",
-    "flows",
-)
+FORBIDDEN = ("models.training", "models.synthetic", "prefect", "flows")
 
 
 def test_the_processing_path_imports_no_training_simulation_or_prefect() -> None:

@@ -6,8 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
-from models.defaults import build_default_models
 from models.registry import ARTIFACTS
+from models.training.defaults import build_default_models
 
 
 def test_rebuilding_one_model_keeps_the_other_rows_and_the_ablation(tmp_path: Path) -> None:

@@ -40,7 +40,7 @@ def harness():
 @pytest.fixture(scope="module")
 def quick_scans(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Three Meso-1 scans (quick renderer: real format, plausible radiances), one directory each."""
-    from models.simulate.l1b_abi import write_abi_scene
+    from models.synthetic.l1b_abi import write_abi_scene
 
     root = tmp_path_factory.mktemp("scans")
     dirs = []

@@ -49,7 +49,7 @@ def server() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def scans(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Eight Meso-1 scans 5 minutes apart (quick renderer: real format), one directory each."""
-    from models.simulate.l1b_abi import write_abi_scene
+    from models.synthetic.l1b_abi import write_abi_scene
 
     root = tmp_path_factory.mktemp("ops_scans")
     dirs = []

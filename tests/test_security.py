@@ -33,7 +33,7 @@ def on_server() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def area(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """data/ (one scan), products/, models/, and elsewhere/ outside all of them."""
-    from models.simulate.l1b_abi import write_abi_scene
+    from models.synthetic.l1b_abi import write_abi_scene
 
     root = tmp_path_factory.mktemp("shared_area")
     places = {name: root / name for name in ("data", "products", "models", "elsewhere")}

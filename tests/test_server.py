@@ -19,7 +19,7 @@ DEPLOYMENT = "mthccar-process-granule/on-demand"
 
 @pytest.fixture(scope="module")
 def scan(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from models.simulate.l1b_abi import write_abi_scene
+    from models.synthetic.l1b_abi import write_abi_scene
 
     target = tmp_path_factory.mktemp("server_scan")
     write_abi_scene(

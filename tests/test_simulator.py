@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from models.bands import ABI_BANDS, VIIRS_M_BANDS, Band
-from models.data import ReferenceDataset
-from models.simulate import disort
-from models.simulate.correction import shipped_correction
-from models.simulate.dataset import sample_state, simulate_bands, simulate_dataset
-from models.simulate.optics import GasTables, rayleigh_optical_depth
-from models.simulate.rt import Layer, toa_brf
-from models.simulate.simulator import AtmosphereState
-from models.simulate.surface import snow_albedo, surface_albedo
+from models.training.data import ReferenceDataset
+from models.training.simulate import disort
+from models.training.simulate.correction import shipped_correction
+from models.training.simulate.dataset import sample_state, simulate_bands, simulate_dataset
+from models.training.simulate.optics import GasTables, rayleigh_optical_depth
+from models.training.simulate.rt import Layer, toa_brf
+from models.training.simulate.simulator import AtmosphereState
+from models.training.simulate.surface import snow_albedo, surface_albedo
 
 
 def _band(name: str, centre: float, width: float = 0.02) -> Band:

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from models.artifact import ArtifactError, load_artifact
-from models.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
-from models.data import FeatureSource, ReferenceDataset, split_selector
-from models.evaluate import average_precision, evaluate_artifact, predict
-from models.export import ReferenceCheckpointError, convert_reference, export_checkpoint
-from models.train import (
+from models.training.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
+from models.training.data import FeatureSource, ReferenceDataset, split_selector
+from models.training.evaluate import average_precision, evaluate_artifact, predict
+from models.training.export import ReferenceCheckpointError, convert_reference, export_checkpoint
+from models.training.train import (
     CandidateScore,
     TrainConfig,
     cross_validate,

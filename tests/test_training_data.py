@@ -8,8 +8,8 @@ import netCDF4
 import numpy as np
 import pytest
 
-from models.data import FeatureSource, ReferenceDataset, SchemaError, fold_selector, split_selector
 from models.spec import FeatureSpec, SpecError
+from models.training.data import FeatureSource, ReferenceDataset, SchemaError, fold_selector, split_selector
 from tests.support.reference_schema import write_reference_file
 
 

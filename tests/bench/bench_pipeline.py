@@ -40,7 +40,7 @@ def _peak_rss_mb() -> float:
 
 
 def prepare() -> Path:
-    from models.simulate.l1b_abi import write_abi_scene
+    from models.synthetic.l1b_abi import write_abi_scene
 
     if not any(SCAN.glob("OR_ABI-L1b-RadF-*C06*.nc")):
         started = time.perf_counter()

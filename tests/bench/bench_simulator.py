@@ -31,7 +31,7 @@ def _bands():
 
 
 def _part(args: tuple[int, int, bool]) -> int:
-    from models.simulate.dataset import sample_state, simulate_bands
+    from models.training.simulate.dataset import sample_state, simulate_bands
 
     seed, n, correction = args
     simulate_bands(_bands(), sample_state(n, np.random.default_rng(seed)), correction)
@@ -47,7 +47,7 @@ def timed(processes: int, correction: bool) -> float:
 
 
 def oci_child(out: str) -> None:
-    from models.simulate.dataset import simulate_dataset
+    from models.training.simulate.dataset import simulate_dataset
 
     started = time.perf_counter()
     simulate_dataset(out, "oci", 250_000, seed=1)

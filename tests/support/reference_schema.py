@@ -2,7 +2,7 @@
 
 Reflectances follow a crude but monotone physics (brighter with COT, ice darker at 1.6 um,
 surface albedo under thin cloud) so a few epochs of training visibly reduce the loss. The real
-simulator lives in ``models.simulate``; this is only a fast, dependency-free test input.
+simulator lives in ``models.training.simulate``; this is only a fast, dependency-free test input.
 """
 
 from __future__ import annotations

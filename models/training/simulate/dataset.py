@@ -33,8 +33,8 @@ import numpy as np
 
 from models.bands import Band, SensorBands, sensor_bands
 from models.fileio import atomic_output
-from models.simulate.simulator import SIMULATOR_VERSION, AtmosphereState, Simulator
 from models.spec import RELATIVE_AZIMUTH_CONVENTION
+from models.training.simulate.simulator import SIMULATOR_VERSION, AtmosphereState, Simulator
 
 logger = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ import numpy as np
 
 from models.bands import VIIRS_M_BANDS, requested_bands
 from models.fileio import atomic_output
-from models.simulate.polar import Scanner, SwathScene, render_swath
-from models.simulate.truth import write_truth
+from models.synthetic.polar import Scanner, SwathScene, render_swath
+from models.synthetic.truth import write_truth
 
 logger = logging.getLogger(__name__)
 

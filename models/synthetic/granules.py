@@ -7,9 +7,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from models.simulate.l1b_abi import write_abi_scene
-from models.simulate.l1b_oci import write_oci_granule
-from models.simulate.l1b_viirs import write_viirs_granule
+from models.synthetic.l1b_abi import write_abi_scene
+from models.synthetic.l1b_oci import write_oci_granule
+from models.synthetic.l1b_viirs import write_viirs_granule
 
 
 def _abi(out: Path, time: dt.datetime, options: dict[str, Any]) -> list[Path]:

@@ -17,10 +17,10 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from models.bands import Band
-from models.simulate.correction import shipped_correction
-from models.simulate.optics import CloudOptics, GasTables, rayleigh_optical_depth
-from models.simulate.rt import Layer, toa_brf
-from models.simulate.surface import surface_albedo
+from models.training.simulate.correction import shipped_correction
+from models.training.simulate.optics import CloudOptics, GasTables, rayleigh_optical_depth
+from models.training.simulate.rt import Layer, toa_brf
+from models.training.simulate.surface import surface_albedo
 
 logger = logging.getLogger(__name__)
 

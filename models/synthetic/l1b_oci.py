@@ -24,9 +24,9 @@ from pyorbital.astronomy import sun_earth_distance_correction
 
 from models.bands import Band
 from models.fileio import atomic_output
-from models.simulate.optics import read_table
-from models.simulate.polar import Scanner, render_swath
-from models.simulate.truth import write_truth
+from models.synthetic.polar import Scanner, render_swath
+from models.synthetic.truth import write_truth
+from models.training.simulate.optics import read_table
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@
   layer over a black surface, over (g, log10(1 - ssa), log10 tau, mu0, mu, phi) (``nanodisort``,
   32 streams, TMS/IMS).
 
-``python -m models.simulate.build_tables [cloud-optics|correction|all]``
+``python -m models.training.simulate.build_tables [cloud-optics|correction|all]``
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ import numpy as np
 
 from models.bands import SENSORS
 from models.fileio import atomic_output
-from models.simulate import disort
-from models.simulate.optics import DATA, read_table
-from models.simulate.rt import Layer, block_optics
+from models.training.simulate import disort
+from models.training.simulate.optics import DATA, read_table
+from models.training.simulate.rt import Layer, block_optics
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from functools import cache
 
 import numpy as np
 
-from models.simulate.optics import read_table
+from models.training.simulate.optics import read_table
 
 # class -> weights of the tabulated family spectra; snow classes are handled by the formula
 CLASS_MIX: dict[int, dict[str, float]] = {

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from scipy.interpolate import RegularGridInterpolator
 
-from models.simulate.optics import DATA
+from models.training.simulate.optics import DATA
 
 AXES = ("G", "LW", "LTAU", "MU0", "MU", "PHI")
 THIN_CLOUD = 0.01  # below this optical thickness multiple scattering is Rayleigh's: no correction

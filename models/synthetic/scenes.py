@@ -34,7 +34,7 @@ from models.earth import (
     standard_pressure_hpa,
     water_vapour_climatology,
 )
-from models.simulate.simulator import AtmosphereState
+from models.training.simulate.simulator import AtmosphereState
 
 COARSE, FINE = 96, 768
 SPECTRAL_SLOPE = -3.0

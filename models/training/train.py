@@ -31,10 +31,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from models.data import Block, FeatureSource, ReferenceDataset, Selector, fold_selector, split_selector
 from models.mthccar import LOG10_COT_MIN, LOG10_COT_RANGE, MTHCCAR
 from models.spec import FeatureSpec
+from models.training.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from models.training.data import Block, FeatureSource, ReferenceDataset, Selector, fold_selector, split_selector
 
 logger = logging.getLogger(__name__)
 
@@ -305,7 +305,7 @@ def train(
         if result.best_epoch < 0:
             raise RuntimeError("training finished without a finite validation loss")
         # score the best model on the held-out test split and store the metrics with it
-        from models.evaluate import evaluate_source
+        from models.training.evaluate import evaluate_source
 
         test_source = FeatureSource(dataset, spec, split_selector("test"), cfg.block_size, budget)
         metrics = evaluate_source(model.cpu(), test_source)

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.bands import Band
-from models.simulate.geometry import sun_angles, swath
-from models.simulate.scenes import SceneFields, scene_state
-from models.simulate.simulator import AtmosphereState, Simulator
 from models.spec import relative_azimuth
+from models.synthetic.geometry import sun_angles, swath
+from models.synthetic.scenes import SceneFields, scene_state
+from models.training.simulate.simulator import AtmosphereState, Simulator
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.data import Block, FeatureSource, ReferenceDataset, split_selector
 from models.spec import SURFACE_GROUPS
+from models.training.data import Block, FeatureSource, ReferenceDataset, split_selector
 
 logger = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from models.evaluate import evaluate_artifact
-from models.export import export_checkpoint
 from models.registry import ARTIFACTS
-from models.train import TrainConfig, train
+from models.training.evaluate import evaluate_artifact
+from models.training.export import export_checkpoint
+from models.training.train import TrainConfig, train
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def build_default_models(
     only: tuple[str, ...] = (),
 ) -> Path:
     """Simulate, train, export and evaluate every default model; returns the summary file."""
-    from models.simulate.dataset import simulate_dataset
+    from models.training.simulate.dataset import simulate_dataset
 
     work.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)

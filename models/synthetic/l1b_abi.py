@@ -27,11 +27,11 @@ from pyorbital.astronomy import sun_earth_distance_correction
 
 from models.bands import ABI_BANDS, Band, requested_bands
 from models.fileio import publish, temporary_path
-from models.simulate.geometry import GeostationaryGrid, geostationary_sensor_angles, sun_angles
-from models.simulate.scenes import SceneFields, scene_state
-from models.simulate.simulator import QuickLookRenderer, Simulator
-from models.simulate.truth import TruthWriter
 from models.spec import relative_azimuth
+from models.synthetic.geometry import GeostationaryGrid, geostationary_sensor_angles, sun_angles
+from models.synthetic.scenes import SceneFields, scene_state
+from models.synthetic.truth import TruthWriter
+from models.training.simulate.simulator import QuickLookRenderer, Simulator
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import netCDF4
 import numpy as np
 
 from models.fileio import publish, temporary_path
-from models.simulate.simulator import AtmosphereState
+from models.training.simulate.simulator import AtmosphereState
 
 TRUTH_PREFIX = "MTHCCAR-TRUTH_"
 NOT_SIMULATED = 255

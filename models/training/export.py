@@ -10,10 +10,10 @@ from typing import Any
 import torch
 
 from models.artifact import file_sha256, write_artifact
-from models.checkpoint import load_checkpoint, model_from_checkpoint
-from models.data import ReferenceDataset, split_selector
 from models.mthccar import MTHCCAR
 from models.spec import FeatureSpec
+from models.training.checkpoint import load_checkpoint, model_from_checkpoint
+from models.training.data import ReferenceDataset, split_selector
 
 logger = logging.getLogger(__name__)
 

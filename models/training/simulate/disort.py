@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from models.simulate.rt import RAYLEIGH_CHI2
+from models.training.simulate.rt import RAYLEIGH_CHI2
 
 
 def available() -> bool:

@@ -1,0 +1,1 @@
+"""The training wing: simulated data, training, evaluation, export and the simulator."""
