@@ -1,4 +1,4 @@
-"""The complete ``mthccar`` command: the library commands of ``pipeline.cli`` plus ``serve`` and ``demo``.
+"""The complete ``mthccar`` command, assembled from each package's commands, plus ``serve`` and ``demo``.
 
 Prefect is imported here, in the orchestration layer, so that ``pipeline`` stays usable without it.
 """
@@ -10,7 +10,13 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli import app, friendly_errors
+from models.commands import friendly_errors
+from models.synthetic.cli import app as synthetic_commands
+from models.training.cli import app as training_commands
+from pipeline.cli import app
+
+app.add_typer(training_commands)  # nameless: their commands join the top level
+app.add_typer(synthetic_commands)
 
 __all__ = ["app"]
 

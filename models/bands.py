@@ -9,6 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
+
+
+class SensorName(StrEnum):
+    """The sensors a user can name (CLI options, flow parameters)."""
+
+    abi = "abi"
+    viirs = "viirs"
+    oci = "oci"
 
 
 @dataclass(frozen=True)

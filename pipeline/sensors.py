@@ -13,20 +13,16 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
+from models.bands import SensorName
+
+__all__ = ["DEFAULT_CHUNK", "READERS", "DeviceName", "ReaderSpec", "SensorName"]
+
 ReflectanceConvention = Literal["brf_times_mu0", "brf"]
 
 
 # Pixels per side of a dask chunk on the target grid, the one default of the CLI, the flows and the
 # library: ABI 2 km: 6 x 226 (the file chunk), one full-disk row of 4 chunks per 5424 pixels.
 DEFAULT_CHUNK = 1356
-
-
-class SensorName(StrEnum):
-    """The sensors a user can name (CLI options, flow parameters)."""
-
-    abi = "abi"
-    viirs = "viirs"
-    oci = "oci"
 
 
 class DeviceName(StrEnum):

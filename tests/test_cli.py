@@ -9,7 +9,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from pipeline.cli import app
+from flows.cli import app  # the assembled command: training, synthetic and processing commands
 
 runner = CliRunner()
 
