@@ -41,6 +41,7 @@ from pipeline.sensors import (
     OCI_SWIR_TOLERANCE_FRACTION,
     OCI_WAVELENGTH_TOLERANCE_NM,
     ReaderSpec,
+    reader_spec,
 )
 
 logger = logging.getLogger(__name__)
@@ -49,14 +50,6 @@ FLAG_NO_GEOLOCATION = 1
 FLAG_FILL = 2
 FLAG_SATURATED = 4
 MU0_FLOOR = 0.01  # below this (SZA > 89.4 deg) no BRF is formed
-
-# what each reader's files must contain, checked before satpy opens them (one clear error per file)
-REQUIRED_CONTENT: dict[str, tuple[str, ...]] = {
-    "abi_l1b": ("Rad", "goes_imager_projection", "x", "y"),
-    "viirs_l1b": ("observation_data", "geolocation_data"),  # either group, by file type
-    "viirs_sdr": ("All_Data", "Data_Products"),
-    "pace_oci_l1b_nc": ("observation_data", "geolocation_data", "sensor_band_parameters"),
-}
 
 
 class IngestError(ValueError):
@@ -80,13 +73,12 @@ def check_file(path: str, reader: str) -> None:
         raise IngestError(
             f"{name} is {reason}: it is not a readable netCDF-4/HDF5 file ({err.__class__.__name__})"
         ) from None
-    expected = REQUIRED_CONTENT[reader]
-    if reader == "viirs_l1b":
-        present = [e for e in expected if e in keys]
-        if not present:
-            raise IngestError(f"{name} is not a VIIRS L1B file: it has neither observation_data nor geolocation_data")
+    spec = reader_spec(reader)
+    if spec.required_any:
+        if not keys.intersection(spec.required_content):
+            raise IngestError(f"{name} is not a {reader} file: it has neither {' nor '.join(spec.required_content)}")
         return
-    missing = [e for e in expected if e not in keys]
+    missing = [e for e in spec.required_content if e not in keys]
     if missing:
         raise IngestError(f"{name} is not a {reader} file: it lacks {', '.join(missing)}")
 
@@ -94,9 +86,9 @@ def check_file(path: str, reader: str) -> None:
 @contextmanager
 def _chunking(spec: ReaderSpec, chunk_size: int) -> Any:
     """Steer satpy's resolution-based chunking so the target grid gets ``chunk_size`` chunks."""
-    if spec.reader == "abi_l1b":
-        # satpy aligns 500 m chunks to 4 x 226 on-disk pixels; the 2 km grid gets a quarter of that
-        high_res = max(1, round(chunk_size * 4 / (4 * 226))) * 4 * 226
+    if spec.file_chunk:
+        # satpy aligns the finest band's chunks to 4 file chunks; a 4x coarser target gets a quarter
+        high_res = max(1, round(chunk_size * 4 / (4 * spec.file_chunk))) * 4 * spec.file_chunk
         with dask.config.set({"array.chunk-size": high_res**2 * 4}):
             yield
     else:
@@ -269,7 +261,7 @@ def _ingest(granule: Granule, bands: Sequence[str], chunk_size: int) -> xr.Datas
         fill = fill | da.isnan(values)
     no_geo = da.isnan(lats) | da.isnan(lons)
     flags = da.where(no_geo, FLAG_NO_GEOLOCATION, 0) | da.where(fill & ~no_geo, FLAG_FILL, 0)
-    if spec.reader == "abi_l1b":
+    if spec.quality_flags == "abi_dqf":
         flags = flags | _abi_dqf_flags(granule, bands, shape, chunks)
     data_vars.update(
         {
@@ -286,7 +278,7 @@ def _ingest(granule: Granule, bands: Sequence[str], chunk_size: int) -> xr.Datas
         }
     )
     coords: dict[str, Any] = {}
-    if spec.reader == "abi_l1b":
+    if spec.grid == "geostationary":
         x, y = area.get_proj_vectors()
         height = float(reference.attrs["orbital_parameters"]["projection_altitude"])
         coords = {"x": ("x", (x / height).astype(np.float64)), "y": ("y", (y / height).astype(np.float64))}

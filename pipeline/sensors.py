@@ -51,6 +51,13 @@ class ReaderSpec:
     # band files are present (ABI bands of one scan end at different seconds).
     slot_durations_s: dict[str, float] | None = None
     scan_mode_key: str | None = None
+    # what each file must contain, checked before satpy opens it (one clear error per file); with
+    # required_any, one of the entries suffices (VIIRS L1B: observation or geolocation file)
+    required_content: tuple[str, ...] = ()
+    required_any: bool = False
+    file_chunk: int | None = None  # on-disk chunk of the finest band: dask chunks are multiples of it
+    quality_flags: Literal["abi_dqf"] | None = None  # per-band data-quality flags read into input_flags
+    grid: Literal["geostationary", "swath"] = "swath"
 
 
 # ABI timeline slots (GOES-R PUG vol. 3): mode 6 full disk 10 min, mode 3 15 min, mode 4 5 min;
@@ -75,6 +82,10 @@ READERS: dict[str, ReaderSpec] = {
         sector_key="scene_abbr",
         slot_durations_s=ABI_SLOTS_S,
         scan_mode_key="scan_mode",
+        required_content=("Rad", "goes_imager_projection", "x", "y"),
+        file_chunk=226,
+        quality_flags="abi_dqf",
+        grid="geostationary",
     ),
     "viirs_l1b": ReaderSpec(
         reader="viirs_l1b",
@@ -85,6 +96,8 @@ READERS: dict[str, ReaderSpec] = {
         main_files=("vl1bm",),
         geolocation=("vgeom",),
         nominal_duration_s=360.0,
+        required_content=("observation_data", "geolocation_data"),
+        required_any=True,
     ),
     "viirs_sdr": ReaderSpec(
         reader="viirs_sdr",
@@ -94,6 +107,7 @@ READERS: dict[str, ReaderSpec] = {
         band_keys={b: f"SVM{b[1:]}" for b in VIIRS_M},
         main_files=(),
         geolocation=("GMTCO", "GMODO"),
+        required_content=("All_Data", "Data_Products"),
     ),
     "pace_oci_l1b_nc": ReaderSpec(
         reader="pace_oci_l1b_nc",
@@ -106,6 +120,7 @@ READERS: dict[str, ReaderSpec] = {
         band_by_wavelength=True,
         platform_key="",
         nominal_duration_s=300.0,
+        required_content=("observation_data", "geolocation_data", "sensor_band_parameters"),
     ),
 }
 

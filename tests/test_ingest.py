@@ -344,3 +344,21 @@ def test_granules_are_found_and_read_from_an_fsspec_url(day: Path) -> None:
         np.testing.assert_array_equal(remote["reflectance_C01"].values, local["reflectance_C01"].values)
     finally:
         memory.rm("/archive", recursive=True)
+
+
+def test_each_reader_states_what_its_files_must_contain(tmp_path: Path) -> None:
+    import h5py
+
+    from pipeline.ingest import check_file
+
+    path = tmp_path / "VNP02MOD.A2019300.2030.002.2021000000000.nc"
+    with h5py.File(path, "w") as handle:
+        handle.create_group("something_else")
+    with pytest.raises(
+        IngestError, match=r"VNP02MOD.*\.nc is not a viirs_l1b file: it has neither observation_data nor"
+    ):
+        check_file(str(path), "viirs_l1b")
+    with pytest.raises(
+        IngestError, match=r"is not a pace_oci_l1b_nc file: it lacks observation_data, geolocation_data"
+    ):
+        check_file(str(path), "pace_oci_l1b_nc")
