@@ -62,10 +62,38 @@ def build_deployments(
     ]
 
 
+def _merged(edited: dict[str, Any], ours: dict[str, Any]) -> dict[str, Any]:
+    """``edited`` with ``ours`` laid over it, nested dicts merged key by key."""
+    out = dict(edited)
+    for key, value in ours.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def keep_edited_parameters(deployments: list[Any]) -> list[Any]:
+    """Keep the parameters an operator edited in the UI when ``serve`` registers the deployments again.
+
+    ``serve``'s own values (the operational incoming location and output folder) still win; every
+    other edited value (``settle_minutes``, run settings, ...) survives a restart.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        for deployment in deployments:
+            try:
+                existing = client.read_deployment_by_name(f"{deployment.flow_name}/{deployment.name}")
+            except ObjectNotFound:
+                continue
+            deployment.parameters = _merged(existing.parameters or {}, deployment.parameters)
+    return deployments
+
+
 def serve(
     incoming: str, out_dir: str, interval_minutes: float | None = 5.0, cron: str | None = None, limit: int = 4
 ) -> None:
-    """Register the deployments and run them from this process until interrupted."""
+    """Register the deployments (keeping parameters edited in the UI) and run them until interrupted."""
     from prefect import serve as prefect_serve
 
-    prefect_serve(*build_deployments(incoming, out_dir, interval_minutes, cron), limit=limit)
+    deployments = keep_edited_parameters(build_deployments(incoming, out_dir, interval_minutes, cron))
+    prefect_serve(*deployments, limit=limit)

@@ -469,3 +469,23 @@ def test_served_runs_take_their_defaults_from_the_environment(monkeypatch: pytes
     monkeypatch.setenv("MTHCCAR_DASK_SCHEDULER", "nonsense")
     with pytest.raises(ValueError, match="'nonsense' is not a tcp:// or tls:// address"):
         RunSettings()
+
+
+def test_serve_keeps_parameters_an_operator_edited_in_the_ui(on_server, tmp_path: Path) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import DeploymentUpdate
+
+    from flows.deployments import build_deployments, keep_edited_parameters
+
+    def operational_of(deployments: list) -> object:
+        return next(d for d in deployments if d.name == "operational")
+
+    first = operational_of(build_deployments(str(tmp_path), str(tmp_path / "out")))
+    deployment_id = first.apply()
+    edited = {"request": {**first.parameters["request"], "settle_minutes": 17.0}}
+    with get_client(sync_client=True) as client:  # as the UI's form does
+        client.update_deployment(deployment_id, DeploymentUpdate(parameters=edited))
+    restarted = operational_of(keep_edited_parameters(build_deployments(str(tmp_path), str(tmp_path / "moved"))))
+    assert restarted.parameters == {
+        "request": {"incoming": str(tmp_path), "out_dir": str(tmp_path / "moved"), "settle_minutes": 17.0}
+    }
