@@ -194,10 +194,6 @@ class Plan:
     existing: Path | None = None  # an identical product is already there: nothing to do
     replaces: tuple[Path, ...] = ()  # products of the granule that this run replaces (overwrite)
 
-    @property
-    def skip(self) -> bool:
-        return self.existing is not None
-
 
 def plan(granule: Granule, options: ProcessOptions) -> Plan:
     """Choose the model, check the files it reads, and find an existing product of the granule."""
