@@ -48,7 +48,7 @@ models: $(STAMP)
 	$(BIN)/mthccar build-default-models --work build/default-models
 
 tables: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[disort]" 2>&1 | $(QUIET_PIP)
+	$(BIN)/python -m pip install --quiet -e ".[disort,surfaces]" 2>&1 | $(QUIET_PIP)
 	$(BIN)/python -m models.training.simulate.build_tables all
 
 clean:

@@ -17,6 +17,9 @@ ancillary defaults, so a synthetic scene is self-consistent with what the pipeli
   (117 MB) in the user cache (``MTHCCAR_CACHE_DIR``, else ``$XDG_CACHE_HOME/mthccar`` or
   ``~/.cache/mthccar``) and memory-mapped, so a process holds only the pages its pixels touch.
   Lookups are index for index the package's own ``globe.is_land``.
+* **land cover**: the MODIS MCD12C1 2019 IGBP map at 0.05 degree (``data/``; Friedl &
+  Sulla-Menashe 2015), read once with Pillow (26 MB in memory); its water/land edge is replaced by
+  the finer land mask above, and land that the coarse map calls water takes the default land class.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_LAND_CLASS = 12  # IGBP croplands: the model's "land" group
 WATER_CLASS = 17
+LAND_COVER_MAP = Path(__file__).parent / "data" / "MCD12C1.A2019001.006.igbp.tif"
+LAND_COVER_STEP_DEG = 0.05
 
 
 def _season(day_of_year: float, peak_day: float) -> float:
@@ -196,6 +201,33 @@ def land_water_class(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     land = np.zeros(lat.shape, dtype=bool)
     land[ok] = ~is_ocean(np.clip(lat[ok], -90, 90), (lon[ok] + 180) % 360 - 180)
     return np.where(land, DEFAULT_LAND_CLASS, WATER_CLASS).astype(np.int16)
+
+
+@cache
+def _land_cover_map() -> np.ndarray:
+    """The MCD12C1 IGBP classes (3600, 7200), row 0 at 90 N, column 0 at 180 W."""
+    from PIL import Image
+
+    with Image.open(LAND_COVER_MAP) as image:
+        classes = np.asarray(image, dtype=np.uint8)
+    if classes.shape != (3600, 7200):
+        raise ValueError(f"{LAND_COVER_MAP.name} is {classes.shape}, not the 0.05 degree global grid")
+    return classes
+
+
+def igbp_class(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """IGBP class per pixel (CERES numbering: 1-16 as IGBP, 17 water) from the shipped MODIS map.
+
+    Water and land come from the 1 km land mask; land pixels take the map's class, or the default
+    land class where the 0.05 degree map has water (coasts, small islands).
+    """
+    base = land_water_class(lat, lon)
+    ok = np.isfinite(lat) & np.isfinite(lon)
+    rows = np.clip(((90 - np.where(ok, lat, 0)) / LAND_COVER_STEP_DEG).astype(np.int64), 0, 3599)
+    cols = np.clip((((np.where(ok, lon, 0) + 180) % 360) / LAND_COVER_STEP_DEG).astype(np.int64), 0, 7199)
+    mapped = _land_cover_map()[rows, cols].astype(np.int16)
+    land = base != WATER_CLASS
+    return np.where(land & (mapped > 0) & (mapped <= 16), mapped, base).astype(np.int16)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,21 @@ SURFACE_GROUPS: dict[str, tuple[int, ...]] = {
     "ocean_water": (17,),
 }
 
+# The default models split the reference's "land" by how much soil and dry vegetation shows through:
+# a land-cover map at inference (``models.earth.igbp_class``) then tells the network which surfaces
+# can be as bright as thin cloud.
+LAND_COVER_GROUPS: dict[str, tuple[int, ...]] = {
+    "forest": (1, 2, 3, 4, 5, 8),
+    "open_land": (6, 7, 9, 10, 11, 12, 13, 14, 18),
+    "snow": (15, 19, 20),
+    "desert": (16,),
+    "ocean_water": (17,),
+}
+SURFACE_GROUPINGS: dict[str, dict[str, tuple[int, ...]]] = {
+    "reference": SURFACE_GROUPS,
+    "land_cover": LAND_COVER_GROUPS,
+}
+
 ANCILLARY_UNITS = {"h2o": "cm", "o3": "DU", "spress": "hPa"}
 GEOMETRY_ANGLES = ("solar_zenith_angle", "viewing_zenith_angle", "relative_azimuth_angle")
 
@@ -92,9 +107,15 @@ class FeatureSpec:
     # ---- construction -------------------------------------------------------------------------
     @classmethod
     def for_sensor(
-        cls, sensor: str, bands: Sequence[str] | None = None, angle_transform: str = "cos_degrees"
+        cls,
+        sensor: str,
+        bands: Sequence[str] | None = None,
+        angle_transform: str = "cos_degrees",
+        surface_grouping: str = "reference",
     ) -> FeatureSpec:
         """The reference feature order for ``sensor`` and a band subset (default: its training bands)."""
+        if surface_grouping not in SURFACE_GROUPINGS:
+            raise SpecError(f"unknown surface grouping {surface_grouping!r} (known: {', '.join(SURFACE_GROUPINGS)})")
         table = sensor_bands(sensor)
         names = list(bands) if bands else [b.name for b in table.training_bands]
         if len(set(names)) != len(names):
@@ -108,7 +129,7 @@ class FeatureSpec:
             features.append(Feature(name, "reflectance", name, wavelength_um=band.central_um))
         for name, units in ANCILLARY_UNITS.items():
             features.append(Feature(name, "ancillary", name, units=units))
-        for group, classes in SURFACE_GROUPS.items():
+        for group, classes in SURFACE_GROUPINGS[surface_grouping].items():
             features.append(Feature(f"surface_{group}", "surface_class", "albedo_type", "one_hot", classes=classes))
         if angle_transform not in ("cos_degrees", "cos_raw"):
             raise SpecError(f"unknown angle transform {angle_transform!r}")

@@ -5,8 +5,9 @@ scenes share):
 
 * **h2o** (cm) and **o3** (DU): a smooth zonal-monthly climatology;
 * **surface pressure** (hPa): the US Standard Atmosphere over pvlib's terrain-height map;
-* **surface class** (20-class IGBP): water or land from ``global-land-mask``, land taken as
-  cropland (class 12, the model's "land" group); snow, ice and desert need a land-cover input.
+* **surface class** (20-class IGBP): the MODIS MCD12C1 2019 land-cover map that ships with the
+  models (0.05 degree), with water from ``global-land-mask`` (1 km); permanent snow and ice and
+  barren land come from the map, seasonal snow and sea ice need a land-cover input.
 
 Real sources, chosen in ``AncillaryConfig``: an NWP file (netCDF, or GRIB through cfgrib) on a
 regular latitude/longitude grid for h2o/o3/pressure, and an IGBP land-cover raster. Both are
@@ -28,7 +29,7 @@ import xarray as xr
 
 from models.earth import (
     altitude_m,
-    land_water_class,
+    igbp_class,
     ozone_climatology,
     standard_pressure_hpa,
     water_vapour_climatology,
@@ -148,7 +149,7 @@ class AncillaryConfig:
             "h2o": name(self.h2o, "zonal-monthly climatology"),
             "o3": name(self.o3, "zonal-monthly climatology"),
             "surface_pressure": name(self.surface_pressure, "US Standard Atmosphere over pvlib altitude map"),
-            "surface_class": name(self.land_cover, "global-land-mask land/water (land as IGBP 12)"),
+            "surface_class": name(self.land_cover, "MODIS MCD12C1 2019 IGBP map, global-land-mask water"),
         }
 
 
@@ -175,7 +176,7 @@ def add_ancillary(scene: xr.Dataset, config: AncillaryConfig | None = None) -> x
     o3 = from_source(config.o3, lambda a, b: ozone_climatology(a, doy))
     spress = from_source(config.surface_pressure, lambda a, b: standard_pressure_hpa(altitude_m(a, b)))
     if config.land_cover is None:
-        surface = _blockwise(land_water_class, lat, lon, np.int16)
+        surface = _blockwise(igbp_class, lat, lon, np.int16)
     else:
         surface = from_source(config.land_cover, None, np.float32)
         surface = da.where(da.isnan(surface), -1, surface).astype(np.int16)

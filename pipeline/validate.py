@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from models.earth import land_water_class
+from models.earth import igbp_class
 from models.fileio import atomic_output
 from pipeline.features import RETRIEVED_MAX
 from pipeline.netcdf_lock import netcdf_lock
@@ -36,7 +36,16 @@ logger = logging.getLogger(__name__)
 
 WARM_K = 290.0
 COLD_K = 250.0
-WATER_CLASS = 17  # IGBP water, as land_water_class gives it
+WATER_CLASS = 17  # IGBP water, as igbp_class gives it
+# surface groups of the scores, from the IGBP class of each pixel
+SURFACE_REPORT_GROUPS: dict[str, tuple[int, ...]] = {
+    "forest": (1, 2, 3, 4, 5, 8),
+    "open land": (6, 7, 9, 10, 11, 12, 14, 18),
+    "urban": (13,),
+    "barren": (16,),
+    "snow/ice": (15, 19, 20),
+    "water": (17,),
+}
 # (file-name marker, kind); the first match names the reference
 REFERENCE_KINDS = (
     ("-L2-FDC", "fire_mask"),
@@ -74,6 +83,7 @@ class ProductGrid:
     phase: np.ndarray  # 1 liquid, 2 ice, nan otherwise
     log10_cot: np.ndarray
     water: np.ndarray  # bool
+    surface_class: np.ndarray  # IGBP class per pixel (-1 without geolocation)
 
 
 def read_product(path: Path) -> ProductGrid:
@@ -95,10 +105,12 @@ def read_product(path: Path) -> ProductGrid:
             phase=np.where(retrieved & (mask == 1) & (phase > 0), phase, np.nan),
             log10_cot=np.where(retrieved & (mask == 1) & (cot > 0), np.log10(np.where(cot > 0, cot, 1)), np.nan),
             water=np.zeros(mask.shape, dtype=bool),
+            surface_class=np.full(mask.shape, -1, dtype=np.int16),
         )
     finite = np.isfinite(lat) & np.isfinite(lon)
-    classes = land_water_class(np.where(finite, lat, 0), np.where(finite, lon, 0))
+    classes = igbp_class(np.where(finite, lat, 0), np.where(finite, lon, 0))
     grid.water = finite & (classes == WATER_CLASS)
+    grid.surface_class = np.where(finite, classes, -1).astype(np.int16)
     return grid
 
 
@@ -158,11 +170,13 @@ def binary_scores(ours: np.ndarray, reference_cloudy: np.ndarray, compared: np.n
 
 
 def _by_surface(grid: ProductGrid, reference_cloudy: np.ndarray, compared: np.ndarray) -> dict[str, Any]:
-    return {
+    scores = {
         "all": binary_scores(grid.cloudy, reference_cloudy, compared),
         "land": binary_scores(grid.cloudy, reference_cloudy, compared & ~grid.water),
-        "water": binary_scores(grid.cloudy, reference_cloudy, compared & grid.water),
     }
+    for group, classes in SURFACE_REPORT_GROUPS.items():
+        scores[group] = binary_scores(grid.cloudy, reference_cloudy, compared & np.isin(grid.surface_class, classes))
+    return scores
 
 
 def _fraction_cloudy(grid: ProductGrid, where: np.ndarray) -> dict[str, Any]:
@@ -258,6 +272,8 @@ def summary_markdown(report: dict[str, Any]) -> str:
         if "scores" in entry:
             lines += ["| surface | pixels | agreement | POD | false-alarm rate |", "|---|---:|---:|---:|---:|"]
             for surface, s in entry["scores"].items():
+                if not s["pixels"] and surface != "all":
+                    continue
                 lines.append(
                     f"| {surface} | {s['pixels']} | {_percent(s['agreement'])} | {_percent(s['pod'])} | "
                     f"{_percent(s['false_alarm_rate'])} |"

@@ -16,7 +16,7 @@ from models.training.simulate.dataset import sample_state, simulate_bands, simul
 from models.training.simulate.optics import GasTables, rayleigh_optical_depth
 from models.training.simulate.rt import Layer, toa_brf
 from models.training.simulate.simulator import AtmosphereState
-from models.training.simulate.surface import snow_albedo, surface_albedo
+from models.training.simulate.surface import glint_angle, snow_albedo, surface_albedo
 
 
 def _band(name: str, centre: float, width: float = 0.02) -> Band:
@@ -114,8 +114,12 @@ def test_reflectances_and_albedos_stay_in_range() -> None:
     assert np.all(np.isfinite(brf))
     assert brf.min() >= 0.0
     # BRF well above 1 is physical only in the forward-scattering peak at oblique sun and view
-    # (checked against DISORT: 2.0 at SZA 73, VZA 64, RAA 171 over snow under thick ice cloud)
-    assert brf.max() < 2.7
+    # (checked against DISORT: 2.0 at SZA 73, VZA 64, RAA 171 over snow under thick ice cloud) and
+    # in the core of the sun glint on a calm sea (which saturates the sensors)
+    glint = (state.surface_class == 17) & (
+        glint_angle(state.solar_zenith, state.viewing_zenith, state.relative_azimuth) < 25
+    )
+    assert brf[~glint].max() < 2.7
     moderate = (state.relative_azimuth < 90) & (state.solar_zenith < 60) & (state.viewing_zenith < 60)
     assert brf[moderate].max() < 1.1
     albedo = surface_albedo(
@@ -195,7 +199,7 @@ def test_simulated_dataset_follows_the_reference_schema(tmp_path: Path) -> None:
         assert abi.angle_factor == 1.0  # stored in degrees, with units
         block = oci.read(0, 600)
         assert block.features.shape == (600, 233)
-        assert 0.2 < 1 - block.cloudy.mean() < 0.4
+        assert 0.4 < 1 - block.cloudy.mean() < 0.6  # balanced clear and cloudy
         assert abi.attributes["relative_azimuth_convention"].startswith("|sensor_azimuth - solar_azimuth|")
         assert abi.attributes["simulator_version"]
     import netCDF4

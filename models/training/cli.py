@@ -22,6 +22,11 @@ class Attention(StrEnum):
     none = "none"
 
 
+class SurfaceGrouping(StrEnum):
+    land_cover = "land_cover"
+    reference = "reference"
+
+
 def _parse_grid(values: list[str]) -> dict[str, list[Any]]:
     grid: dict[str, list[Any]] = {}
     for item in values:
@@ -46,6 +51,9 @@ def train(
     out: Annotated[Path, typer.Option(help="Output directory for checkpoints and metrics.")],
     bands: Annotated[str | None, typer.Option(help="Comma-separated band subset, e.g. C01,C03,C04,C05,C06.")] = None,
     attention: Annotated[Attention, typer.Option(help="Attention mode.")] = Attention.attending,
+    surface_grouping: Annotated[
+        SurfaceGrouping, typer.Option(help="Surface one-hot: the reference's 4 groups or land-cover groups.")
+    ] = SurfaceGrouping.land_cover,
     epochs: Annotated[int | None, typer.Option(min=1, help="Most epochs [TrainConfig: 150].")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="[TrainConfig: 1024]")] = None,
     lr: Annotated[float | None, typer.Option(min=0.0, help="Adam learning rate [TrainConfig: 2e-3].")] = None,
@@ -82,6 +90,7 @@ def train(
         sensor=sensor.value,
         bands=band_list(bands),
         attention=attention.value,
+        surface_grouping=surface_grouping.value,
         seed=seed,
         split_seed=split_seed,
         device=device,

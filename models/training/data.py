@@ -127,6 +127,7 @@ class ReferenceDataset:
         seed: int = 0,
         angle_transform: str = "cos_degrees",
         spec: FeatureSpec | None = None,
+        surface_grouping: str = "reference",
     ) -> None:
         """Open ``path`` for ``sensor``; ``spec`` (e.g. an artifact's) overrides bands and transform."""
         self.path = Path(path)
@@ -142,7 +143,7 @@ class ReferenceDataset:
         self._nc.set_auto_mask(False)
         try:
             self.npoints = self._check_layout()
-            self.spec = spec or FeatureSpec.for_sensor(sensor, bands, angle_transform)
+            self.spec = spec or FeatureSpec.for_sensor(sensor, bands, angle_transform, surface_grouping)
             self.band_index = self._select_bands(self._nc.variables[table.reflectance_variable])
             self.angle_factor = self._angle_factor()
         except Exception:

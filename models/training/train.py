@@ -46,6 +46,7 @@ class TrainConfig:
     sensor: str
     bands: list[str] | None = None
     attention: str = "attending"
+    surface_grouping: str = "reference"  # models.spec.SURFACE_GROUPINGS
     epochs: int = 150
     batch_size: int = 1024
     learning_rate: float = 2e-3
@@ -63,7 +64,15 @@ class TrainConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def hyperparameters(self) -> dict[str, Any]:
-        keys = ("attention", "batch_size", "learning_rate", "cls_weight", "recon_weight", "l1_weight")
+        keys = (
+            "attention",
+            "surface_grouping",
+            "batch_size",
+            "learning_rate",
+            "cls_weight",
+            "recon_weight",
+            "l1_weight",
+        )
         return {k: getattr(self, k) for k in keys}
 
 
@@ -275,7 +284,9 @@ def train(
     out = Path(out_dir)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
-    with ReferenceDataset(data_path, cfg.sensor, cfg.bands, seed=cfg.split_seed) as dataset:
+    with ReferenceDataset(
+        data_path, cfg.sensor, cfg.bands, seed=cfg.split_seed, surface_grouping=cfg.surface_grouping
+    ) as dataset:
         description = dataset.describe()
         resume_from = None
         last = out / "last.pt"
@@ -363,7 +374,9 @@ def cross_validate(
         raise ValueError(f"--kfold needs at least 2 folds, not {folds}")
     device = resolve_device(base.device)
     scores: list[CandidateScore] = []
-    with ReferenceDataset(data_path, base.sensor, base.bands, seed=base.split_seed) as dataset:
+    with ReferenceDataset(
+        data_path, base.sensor, base.bands, seed=base.split_seed, surface_grouping=base.surface_grouping
+    ) as dataset:
         spec = dataset.fit_scaling(split_selector("train"), base.block_size)
         budget = int(base.memory_budget_gb * 1024**3)
         sources: list[tuple[FeatureSource, FeatureSource]] = []

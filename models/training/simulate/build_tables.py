@@ -7,7 +7,10 @@
   layer over a black surface, over (g, log10(1 - ssa), log10 tau, mu0, mu, phi) (``nanodisort``,
   32 streams, TMS/IMS).
 
-``python -m models.training.simulate.build_tables [cloud-optics|correction|all]``
+* ``data/surface_library.npz``: measured land-surface endmember spectra from ``earthlib``
+  (``surface_library``; needs the ``surfaces`` extra).
+
+``python -m models.training.simulate.build_tables [cloud-optics|surfaces|correction|all]``
 """
 
 from __future__ import annotations
@@ -104,7 +107,7 @@ def build_cloud_optics(path: Path = DATA / "cloud_optics.npz", workers: int = 2)
         out[f"{phase}_ssa"] = ssa.astype(np.float64)  # co-albedos down to 1e-9 need double precision
         out[f"{phase}_g"] = g.astype(np.float32)
         logger.info("%s Mie table done (%.0f s)", phase, time.perf_counter() - started)
-    _save(path, out)
+    save_arrays(path, out)
     return path
 
 
@@ -131,11 +134,11 @@ def build_ms_correction(path: Path = DATA / "ms_correction.npz") -> Path:
         )
         logger.info("correction mu0=%.1f done (%.0f s)", mu0, time.perf_counter() - started)
     arrays = {"C": table.astype(np.float32), **{k: v.astype(np.float64) for k, v in axes.items()}}
-    _save(path, arrays)
+    save_arrays(path, arrays)
     return path
 
 
-def _save(path: Path, arrays: dict[str, Any]) -> None:
+def save_arrays(path: Path, arrays: dict[str, Any]) -> None:
     """Write a shipped table atomically: a failed or interrupted rebuild leaves the old one intact."""
     with atomic_output(path) as tmp, tmp.open("wb") as handle:
         np.savez_compressed(handle, **arrays)
@@ -146,6 +149,10 @@ def main(argv: list[str]) -> int:
     what = argv[0] if argv else "all"
     if what in ("cloud-optics", "all"):
         print(build_cloud_optics())
+    if what in ("surfaces", "all"):
+        from models.training.simulate.surface_library import build_surface_library
+
+        print(build_surface_library())
     if what in ("correction", "all"):
         if not disort.available():
             raise SystemExit("the correction table needs nanodisort: pip install -e '.[disort]'")

@@ -1,17 +1,27 @@
 """Simulated training data in the reference MT-HCCAR schema.
 
-Sampling priors (rt-simulator-notes section 7, adapted):
+Sampling priors (rt-simulator-notes section 7, widened towards the real world):
 
-* geometry: solar zenith U(0, 80) deg, viewing zenith U(0, 70) deg, relative azimuth U(0, 180)
-  deg (0 = backscatter);
-* surface: IGBP class drawn as 30 % water, 45 % land classes 1-14 and 18, 10 % desert, 15 %
-  snow/ice (classes 15, 19, 20); brightness factor U(0.7, 1.3) (U(0.9, 1.0) for snow), snow grain
-  log-U(50, 1000) um, dryness of open vegetation U(0, 1);
+* geometry: half the samples at random daytime places and times seen from GOES-West and GOES-East
+  (``geometry.geostationary_geometry``), half uniform: solar zenith U(0, 80) deg, viewing zenith
+  U(0, 70) deg, relative azimuth U(0, 180) deg (0 = backscatter);
+* surface: IGBP class drawn as 30 % water, 45 % land classes 1-14 and 18, 10 % barren, 15 %
+  snow/ice (classes 15, 19, 20). Land is a mixture of measured spectra (``surface_library``) with
+  Dirichlet cover fractions around each class mean (concentration 4), 4 % of vegetated pixels
+  burned (char cover U(0.2, 0.9)), brightness U(0.8, 1.2); a Ross-Thick/Li-Sparse BRDF with
+  weights U(0.1, 0.8) (volumetric) and U(0.02, 0.25) (geometric) relative to the isotropic one
+  (the range of MODIS MCD43 retrievals over vegetation and soil, Jiao et al. 2014, Remote Sens.
+  Environ. 153, 193). Water has Cox-Munk sun glint with a Weibull wind speed (shape 2, mean 7 m/s).
+  Snow: brightness U(0.9, 1.0), grain log-U(50, 1000) um;
+* aerosol (labelled clear): 65 % background, AOD(0.55) log-normal with median 0.08 (0.04 over
+  snow), maritime or continental over water, continental over land, dust or continental over
+  barren land; 30 % events, AOD log-U(0.2, 2.0), smoke or dust (dust over barren land);
 * surface pressure U(500, 1040) hPa (water: U(980, 1040)); h2o U(0.1, 6) cm (snow: U(0.1, 1.5));
   o3 U(220, 450) DU;
-* 30 % clear, 70 % cloudy; phase 50/50; log10 COT U(-1.5, 2.5) at 0.55 um; effective radius
-  log-U(4, 25) um liquid and log-U(10, 60) um ice; cloud top 600-950 hPa liquid and 150-450 hPa
-  ice, thickness U(30, 200) hPa, kept above the surface;
+* 50 % clear, 50 % cloudy (balanced; the reference used 30/70); phase 50/50; log10 COT
+  U(-1.5, 2.5) at 0.55 um; effective radius log-U(4, 25) um liquid and log-U(10, 60) um ice;
+  cloud top 600-950 hPa liquid and 150-450 hPa ice, thickness U(30, 200) hPa, kept above the
+  surface;
 * measurement noise: 1 % (1 sigma) multiplicative and 0.0005 additive.
 
 Angles are stored in degrees; reflectances as BRF (unitless), band-first like the reference.
@@ -34,23 +44,83 @@ import numpy as np
 from models.bands import Band, SensorBands, sensor_bands
 from models.fileio import atomic_output
 from models.spec import RELATIVE_AZIMUTH_CONVENTION
+from models.training.simulate.aerosol import AEROSOL_TYPES, TYPE_INDEX
+from models.training.simulate.geometry import geostationary_geometry, uniform_geometry
 from models.training.simulate.simulator import SIMULATOR_VERSION, AtmosphereState, Simulator
+from models.training.simulate.surface import LAND_MIXTURES
+from models.training.simulate.surface_library import POOLS, shipped_library
 
 logger = logging.getLogger(__name__)
 
 LAND_CLASSES = (*range(1, 15), 18)
 SNOW_CLASSES = (15, 19, 20)
+WATER, BARREN = 17, 16
 NOISE_RELATIVE = 0.01
 NOISE_ABSOLUTE = 0.0005
 CHUNK_SAMPLES = 8192
+MAX_SOLAR_ZENITH, MAX_VIEW_ZENITH = 80.0, 70.0
+GEOSTATIONARY_SHARE = 0.5
+MIXTURE_CONCENTRATION = 4.0
+BURNED_SHARE = 0.04
+EVENT_SHARE = 0.3
+LOG10_COT_RANGE = (-1.5, 2.5)  # at 0.55 um, as the reference's training data
+CLEAR_FRACTION = 0.5  # balanced classes; the reference used 0.3
 
 
-def sample_state(n: int, rng: np.random.Generator, clear_fraction: float = 0.3) -> AtmosphereState:
+def sample_geometry(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    geo = round(n * GEOSTATIONARY_SHARE)
+    a = geostationary_geometry(geo, rng, MAX_SOLAR_ZENITH, MAX_VIEW_ZENITH)
+    b = uniform_geometry(n - geo, rng, MAX_SOLAR_ZENITH, MAX_VIEW_ZENITH)
+    order = rng.permutation(n)
+    return tuple(np.concatenate([x, y])[order] for x, y in zip(a, b, strict=True))  # type: ignore[return-value]
+
+
+def sample_land_mixture(surface: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(fractions (N, 5), members (N, 5)): Dirichlet cover around each class mean, some burned."""
+    n = len(surface)
+    means = np.zeros((n, len(POOLS)))
+    for surface_class, mean in LAND_MIXTURES.items():
+        means[surface == surface_class] = mean
+    shapes = np.where(means > 0, MIXTURE_CONCENTRATION * means, 0.0)
+    draws = np.where(shapes > 0, rng.gamma(np.maximum(shapes, 1e-3)), 0.0)
+    total = draws.sum(axis=1, keepdims=True)
+    fractions = np.divide(draws, total, out=np.zeros_like(draws), where=total > 0)
+    vegetated = means[:, 0] >= 0.1
+    burned = vegetated & (rng.random(n) < BURNED_SHARE)
+    char = np.where(burned, rng.uniform(0.2, 0.9, n), 0.0)
+    fractions = fractions * (1 - char)[:, None]
+    fractions[:, POOLS.index("char")] += char
+    sizes = shipped_library().sizes()
+    members = np.stack([rng.integers(0, sizes[pool], n) for pool in POOLS], axis=1)
+    return fractions, members
+
+
+def sample_aerosol(surface: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(AOD at 0.55 um, type index) per sample."""
+    n = len(surface)
+    water, barren, snow = surface == WATER, surface == BARREN, np.isin(surface, SNOW_CLASSES)
+    event = ~snow & (rng.random(n) < EVENT_SHARE)
+    median = np.where(snow, 0.04, 0.08)
+    background = np.clip(median * np.exp(rng.normal(0.0, 0.8, n)), 0.01, 0.8)
+    heavy = np.exp(rng.uniform(np.log(0.2), np.log(2.0), n))
+    aod = np.where(event, heavy, background)
+    u = rng.random(n)
+    idx = TYPE_INDEX
+    background_type = np.select(
+        [water & (u < 0.7), barren & (u < 0.5)], [idx["maritime"], idx["dust"]], default=idx["continental"]
+    )
+    event_type = np.where(u < np.where(barren, 0.85, 0.4), idx["dust"], idx["smoke"])
+    kind = np.where(event, event_type, background_type).astype(np.int16)
+    assert kind.max() < len(AEROSOL_TYPES)
+    return aod, kind
+
+
+def sample_state(n: int, rng: np.random.Generator, clear_fraction: float = CLEAR_FRACTION) -> AtmosphereState:
     """``n`` independent samples from the priors above."""
-    group = rng.choice(4, size=n, p=[0.30, 0.45, 0.10, 0.15])  # water, land, desert, snow
+    group = rng.choice(4, size=n, p=[0.30, 0.45, 0.10, 0.15])  # water, land, barren, snow
     surface = np.select(
         [group == 0, group == 1, group == 2],
-        [17, rng.choice(LAND_CLASSES, size=n), 16],
+        [WATER, rng.choice(LAND_CLASSES, size=n), BARREN],
         default=rng.choice(SNOW_CLASSES, size=n),
     ).astype(np.int16)
     snow = group == 3
@@ -62,23 +132,33 @@ def sample_state(n: int, rng: np.random.Generator, clear_fraction: float = 0.3) 
     radius = np.where(
         ice, np.exp(rng.uniform(np.log(10), np.log(60), n)), np.exp(rng.uniform(np.log(4), np.log(25), n))
     )
+    solar_zenith, viewing_zenith, relative_azimuth = sample_geometry(n, rng)
+    fractions, members = sample_land_mixture(surface, rng)
+    aod, aerosol_type = sample_aerosol(surface, rng)
     return AtmosphereState(
-        solar_zenith=rng.uniform(0, 80, n),
-        viewing_zenith=rng.uniform(0, 70, n),
-        relative_azimuth=rng.uniform(0, 180, n),
+        solar_zenith=solar_zenith,
+        viewing_zenith=viewing_zenith,
+        relative_azimuth=relative_azimuth,
         surface_pressure=pressure,
         h2o=np.where(snow, rng.uniform(0.1, 1.5, n), rng.uniform(0.1, 6.0, n)),
         o3=rng.uniform(220, 450, n),
         surface_class=surface,
-        surface_brightness=np.where(snow, rng.uniform(0.9, 1.0, n), rng.uniform(0.7, 1.3, n)),
+        surface_brightness=np.where(snow, rng.uniform(0.9, 1.0, n), rng.uniform(0.8, 1.2, n)),
         snow_grain=np.exp(rng.uniform(np.log(50), np.log(1000), n)),
         surface_dryness=rng.uniform(0.0, 1.0, n),
         cloudy=cloudy,
         ice=ice,
-        log10_cot=np.where(cloudy, rng.uniform(-1.5, 2.5, n), np.nan),
+        log10_cot=np.where(cloudy, rng.uniform(*LOG10_COT_RANGE, n), np.nan),
         effective_radius=np.where(cloudy, radius, 10.0),
         cloud_top_pressure=top,
         cloud_base_pressure=np.minimum(top + rng.uniform(30, 200, n), pressure - 10),
+        land_fractions=fractions,
+        land_members=members,
+        brdf_volumetric=rng.uniform(0.1, 0.8, n),
+        brdf_geometric=rng.uniform(0.02, 0.25, n),
+        wind_speed=np.clip(7.9 * rng.weibull(2.0, n), 0.5, 20.0),
+        aerosol_aod=aod,
+        aerosol_type=aerosol_type,
     )
 
 
@@ -201,7 +281,14 @@ SCALARS = {
     "o3": ("f4", "DU", "column ozone"),
     "cloud_effective_radius": ("f4", "um", "cloud effective radius"),
     "cloud_top_pressure": ("f4", "hPa", "cloud top pressure"),
+    "aerosol_optical_depth": ("f4", "1", "aerosol optical depth at 0.55 um"),
+    "aerosol_type": ("i2", "1", "aerosol type: " + ", ".join(f"{i} {t.name}" for i, t in enumerate(AEROSOL_TYPES))),
+    "wind_speed": ("f4", "m s-1", "wind speed for sun glint (water only)"),
 }
+
+
+def _or_nan(values: np.ndarray | None, n: int, fill: float = np.nan) -> np.ndarray:
+    return np.full(n, fill) if values is None else values
 
 
 def _write_state(nc: netCDF4.Dataset, state: AtmosphereState) -> None:
@@ -218,6 +305,9 @@ def _write_state(nc: netCDF4.Dataset, state: AtmosphereState) -> None:
         "o3": state.o3,
         "cloud_effective_radius": np.where(state.cloudy, state.effective_radius, np.nan),
         "cloud_top_pressure": np.where(state.cloudy, state.cloud_top_pressure, np.nan),
+        "aerosol_optical_depth": _or_nan(state.aerosol_aod, len(state)),
+        "aerosol_type": _or_nan(state.aerosol_type, len(state), fill=-1),
+        "wind_speed": _or_nan(state.wind_speed, len(state)),
     }
     for name, (dtype, units, long_name) in SCALARS.items():
         var = nc.createVariable(name, dtype, ("npoints",), zlib=True, complevel=1)

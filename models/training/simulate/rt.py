@@ -236,8 +236,13 @@ def toa_brf(
     below: Layer,
     albedo: np.ndarray,
     correction: Correction | None = None,
+    direct_excess: np.ndarray | None = None,
 ) -> np.ndarray:
-    """TOA bidirectional reflectance factor of the three-layer atmosphere over a Lambertian surface."""
+    """TOA bidirectional reflectance factor of the three-layer atmosphere over a Lambertian surface.
+
+    ``direct_excess`` is what a non-Lambertian surface (sun glint, a BRDF hot spot) reflects beyond
+    its albedo into the sensor's direction; it is carried on the direct beams only.
+    """
     upper = block_optics(mu0, mu, cos_phi, [above])
     lower = block_optics(
         mu0, mu, cos_phi, [cloud_layer, below], correction, (cloud_layer.tau_cloud, cloud_layer.g_cloud)
@@ -251,8 +256,12 @@ def toa_brf(
     t0 = upper.total_transmittance[0] - e0
     t1 = upper.total_transmittance[1] - e1
     rb_upper = upper.spherical_albedo_bottom
+    specular: Any = 0.0
+    if direct_excess is not None:
+        specular = e0 * e1 * lower.direct_transmittance[0] * lower.direct_transmittance[1] * direct_excess
     return (
-        upper.brf
+        specular
+        + upper.brf
         + e0 * e1 * brf_lower
         + t0 * e1 * plane_lower[1]
         + e0 * t1 * plane_lower[0]

@@ -17,14 +17,22 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from models.bands import Band
+from models.training.simulate.aerosol import aerosol_optics, mix_particles
 from models.training.simulate.correction import shipped_correction
 from models.training.simulate.optics import CloudOptics, GasTables, rayleigh_optical_depth
 from models.training.simulate.rt import Layer, toa_brf
-from models.training.simulate.surface import surface_albedo
+from models.training.simulate.surface import (
+    MIXED_CLASSES,
+    WATER_CLASS,
+    cox_munk_glint,
+    mixture_albedo,
+    ross_li_shape,
+    surface_albedo,
+)
 
 logger = logging.getLogger(__name__)
 
-SIMULATOR_VERSION = "1.0"
+SIMULATOR_VERSION = "2.0"
 ELEMENTS_PER_CHUNK = 150_000  # samples x bands per vectorised step: bounds memory, keeps numpy busy
 
 
@@ -48,13 +56,22 @@ class AtmosphereState:
     effective_radius: np.ndarray  # um
     cloud_top_pressure: np.ndarray  # hPa
     cloud_base_pressure: np.ndarray  # hPa
+    # the training world's surface and aerosol; None keeps the legacy family spectra, a Lambertian
+    # surface and an aerosol-free sky (the synthetic demonstration scenes)
+    land_fractions: np.ndarray | None = None  # (N, 5) cover of green, npv, soil, built, char
+    land_members: np.ndarray | None = None  # (N, 5) endmember index within each pool
+    brdf_volumetric: np.ndarray | None = None  # Ross-Thick weight / isotropic weight (land)
+    brdf_geometric: np.ndarray | None = None  # Li-Sparse weight / isotropic weight (land)
+    wind_speed: np.ndarray | None = None  # m/s, sun glint on water
+    aerosol_aod: np.ndarray | None = None  # at 0.55 um
+    aerosol_type: np.ndarray | None = None  # index into aerosol.AEROSOL_TYPES
 
     def __len__(self) -> int:
         return len(self.solar_zenith)
 
     def albedo(self, wavelengths_um: np.ndarray) -> np.ndarray:
-        """(N, B) Lambertian surface albedo of every sample at the band wavelengths."""
-        return surface_albedo(
+        """(N, B) surface albedo (diffuse illumination) of every sample at the band wavelengths."""
+        albedo = surface_albedo(
             self.surface_class,
             wavelengths_um,
             np.cos(np.deg2rad(self.solar_zenith))[:, None],
@@ -62,15 +79,39 @@ class AtmosphereState:
             self.snow_grain[:, None],
             self.surface_dryness[:, None],
         )
+        if self.land_fractions is None or self.land_members is None:
+            return albedo
+        mixed = mixture_albedo(self.surface_class, wavelengths_um, self.land_fractions, self.land_members)
+        is_mixed = np.isin(self.surface_class, MIXED_CLASSES)[:, None]
+        return np.where(is_mixed, np.clip(mixed * self.surface_brightness[:, None], 0.0, 0.98), albedo)
+
+    def direct_excess(self, albedo: np.ndarray) -> np.ndarray | None:
+        """(N, B) what the surface adds to its albedo for the direct sun-to-sensor beam.
+
+        Sun glint on water and the Ross-Li BRDF shape on land; None for a Lambertian world.
+        """
+        excess = np.zeros_like(albedo)
+        geometry = (self.solar_zenith, self.viewing_zenith, self.relative_azimuth)
+        if self.wind_speed is not None:
+            glint = cox_munk_glint(*geometry, self.wind_speed)[:, None]
+            excess += np.where((self.surface_class == WATER_CLASS)[:, None], glint, 0.0)
+        if self.brdf_volumetric is not None and self.brdf_geometric is not None:
+            shape = ross_li_shape(*geometry, self.brdf_volumetric, self.brdf_geometric)[:, None]
+            land = np.isin(self.surface_class, MIXED_CLASSES)[:, None]
+            excess += np.where(land, np.minimum(albedo * shape, 0.98) - albedo, 0.0)
+        return excess if (self.wind_speed is not None or self.brdf_volumetric is not None) else None
 
     def take(self, index: slice | np.ndarray) -> AtmosphereState:
-        return AtmosphereState(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+        parts = {f.name: getattr(self, f.name) for f in fields(self)}
+        return AtmosphereState(**{k: None if v is None else v[index] for k, v in parts.items()})  # type: ignore[arg-type]
 
     @staticmethod
     def concatenate(states: Sequence[AtmosphereState]) -> AtmosphereState:
-        return AtmosphereState(
-            **{f.name: np.concatenate([getattr(s, f.name) for s in states]) for f in fields(states[0])}
-        )
+        def joined(name: str) -> np.ndarray | None:
+            parts = [getattr(s, name) for s in states]
+            return None if any(p is None for p in parts) else np.concatenate(parts)
+
+        return AtmosphereState(**{f.name: joined(f.name) for f in fields(states[0])})  # type: ignore[arg-type]
 
 
 class Simulator:
@@ -126,15 +167,19 @@ class Simulator:
             for k in range(3)
         ]
         tau_c, ssa_c, g_c = self._cloud_optics(state)
-
-        def cloud_free(k: int) -> Layer:
-            empty = np.zeros_like(tau_c)  # no cloud: its ssa and g are placeholders
-            return Layer(empty, empty + 1.0, empty + 0.85, fractions[k] * rayleigh, absorption[k])
-
-        above, below = cloud_free(0), cloud_free(2)
-        cloud = Layer(tau_c, ssa_c, g_c, fractions[1] * rayleigh, absorption[1])
+        empty = np.zeros_like(tau_c)
+        # aerosol sits in the boundary layer: below the cloud, or in the one block of a clear sky
+        tau_a, ssa_a, g_a = empty, empty + 1.0, empty + 0.85
+        if state.aerosol_aod is not None and state.aerosol_type is not None:
+            tau_a, ssa_a, g_a = aerosol_optics(state.aerosol_aod, state.aerosol_type, self.wavelengths)
+        clear = ~cloudy
+        mid_tau, mid_ssa, mid_g = mix_particles(tau_c, ssa_c, g_c, np.where(clear, tau_a, 0.0), ssa_a, g_a)
+        above = Layer(empty, empty + 1.0, empty + 0.85, fractions[0] * rayleigh, absorption[0])
+        cloud = Layer(mid_tau, mid_ssa, mid_g, fractions[1] * rayleigh, absorption[1])
+        below = Layer(np.where(clear, 0.0, tau_a), ssa_a, g_a, fractions[2] * rayleigh, absorption[2])
         albedo = state.albedo(self.wavelengths)
-        return toa_brf(mu0, mu, cos_phi, above, cloud, below, albedo, self.correction).astype(np.float32)
+        excess = state.direct_excess(albedo)
+        return toa_brf(mu0, mu, cos_phi, above, cloud, below, albedo, self.correction, excess).astype(np.float32)
 
 
 class QuickLookRenderer:
