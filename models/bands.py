@@ -1,4 +1,4 @@
-"""Solar-reflective band tables of the supported imagers, as data.
+"""Band tables of the supported imagers (solar-reflective and thermal infrared), as data.
 
 Band edges are satpy's reader tables (``abi_l1b.yaml``, ``viirs_l1b.yaml``: ``[min, central, max]``
 in micrometres). OCI uses the MT-HCCAR training grid: 216 hyperspectral bands at 2.5 nm steps
@@ -39,10 +39,22 @@ class SensorBands:
     band_dimension: str
     training_bands: tuple[Band, ...]
     extra_bands: tuple[Band, ...] = ()
+    thermal_bands: tuple[Band, ...] = ()
+
+    @property
+    def brightness_temperature_variable(self) -> str:
+        return f"{self.sensor}_brightness_temperatures"
+
+    @property
+    def thermal_dimension(self) -> str:
+        return f"nbands_{self.sensor}_thermal"
 
     @property
     def all_bands(self) -> tuple[Band, ...]:
-        return self.training_bands + self.extra_bands
+        return self.training_bands + self.extra_bands + self.thermal_bands
+
+    def is_thermal(self, name: str) -> bool:
+        return any(b.name == name for b in self.thermal_bands)
 
     def band(self, name: str) -> Band:
         for candidate in self.all_bands:
@@ -82,6 +94,27 @@ VIIRS_M_BANDS = _bands(
         ("M11", 2.225, 2.250, 2.275),
     ]
 )
+# Thermal infrared (``thermal_bands``): the window and split-window bands the night and day-IR
+# models use; edges from satpy's reader tables as above.
+ABI_THERMAL_BANDS = _bands(
+    [
+        ("C07", 3.80, 3.90, 4.00),
+        ("C11", 8.30, 8.50, 8.70),
+        ("C13", 10.10, 10.35, 10.60),
+        ("C14", 10.80, 11.20, 11.60),
+        ("C15", 11.80, 12.30, 12.80),
+    ]
+)
+VIIRS_THERMAL_BANDS = _bands(
+    [
+        ("M12", 3.61, 3.70, 3.79),
+        ("M13", 3.973, 4.05, 4.128),
+        ("M14", 8.40, 8.55, 8.70),
+        ("M15", 10.263, 10.763, 11.263),
+        ("M16", 11.538, 12.013, 12.489),
+    ]
+)
+
 VIIRS_I_BANDS = _bands(
     [
         ("I01", 0.600, 0.640, 0.680),
@@ -128,13 +161,14 @@ def _oci_bands() -> tuple[Band, ...]:
 OCI_BANDS = _oci_bands()
 
 SENSORS: dict[str, SensorBands] = {
-    "abi": SensorBands("abi", "abi_reflectances", "nbands_abi", ABI_BANDS),
+    "abi": SensorBands("abi", "abi_reflectances", "nbands_abi", ABI_BANDS, thermal_bands=ABI_THERMAL_BANDS),
     "viirs": SensorBands(
         "viirs",
         "viirs_reflectances",
         "nbands_viirs",
         VIIRS_TRAINING_BANDS,
         extra_bands=tuple(b for b in VIIRS_M_BANDS if b.name == "M06") + VIIRS_I_BANDS,
+        thermal_bands=VIIRS_THERMAL_BANDS,
     ),
     "oci": SensorBands("oci", "oci_reflectances", "nbands_oci", OCI_BANDS),
 }

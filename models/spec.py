@@ -56,7 +56,9 @@ SURFACE_GROUPINGS: dict[str, dict[str, tuple[int, ...]]] = {
 }
 
 ANCILLARY_UNITS = {"h2o": "cm", "o3": "DU", "spress": "hPa"}
+THERMAL_ANCILLARY_UNITS = {"skt": "K"}  # surface skin temperature, for models with thermal bands
 GEOMETRY_ANGLES = ("solar_zenith_angle", "viewing_zenith_angle", "relative_azimuth_angle")
+NIGHT_GEOMETRY_ANGLES = ("viewing_zenith_angle",)  # without the sun, only the view angle matters
 
 
 class SpecError(ValueError):
@@ -68,7 +70,7 @@ class Feature:
     """One model input: what it is computed from, how, and the fitted min-max scaling."""
 
     name: str
-    kind: str  # reflectance | ancillary | surface_class | geometry
+    kind: str  # reflectance | brightness_temperature | ancillary | surface_class | geometry
     source: str  # the input variable: a band name, "h2o", "albedo_type", "solar_zenith_angle", ...
     transform: str = "identity"  # identity | one_hot | cos_degrees | cos_raw
     units: str = "1"
@@ -112,28 +114,44 @@ class FeatureSpec:
         bands: Sequence[str] | None = None,
         angle_transform: str = "cos_degrees",
         surface_grouping: str = "reference",
+        night: bool = False,
     ) -> FeatureSpec:
-        """The reference feature order for ``sensor`` and a band subset (default: its training bands)."""
+        """The reference feature order for ``sensor`` and a band subset (default: its training bands).
+
+        Thermal bands in ``bands`` become brightness-temperature features and add the skin
+        temperature input; a ``night`` spec (implied when every band is thermal) keeps only the
+        view angle of the geometry.
+        """
         if surface_grouping not in SURFACE_GROUPINGS:
             raise SpecError(f"unknown surface grouping {surface_grouping!r} (known: {', '.join(SURFACE_GROUPINGS)})")
         table = sensor_bands(sensor)
         names = list(bands) if bands else [b.name for b in table.training_bands]
         if len(set(names)) != len(names):
             raise SpecError(f"band list {names} names a band twice")
+        night = night or (
+            bool(names) and all(table.is_thermal(n) for n in names if n in {b.name for b in table.all_bands})
+        )
         features: list[Feature] = []
         for name in names:
             try:
                 band = table.band(name)
             except KeyError as err:
                 raise SpecError(str(err.args[0])) from None
-            features.append(Feature(name, "reflectance", name, wavelength_um=band.central_um))
-        for name, units in ANCILLARY_UNITS.items():
+            if table.is_thermal(name):
+                features.append(Feature(name, "brightness_temperature", name, units="K", wavelength_um=band.central_um))
+            elif night:
+                raise SpecError(f"a night model cannot use the solar band {name}")
+            else:
+                features.append(Feature(name, "reflectance", name, wavelength_um=band.central_um))
+        thermal = any(table.is_thermal(name) for name in names)
+        ancillary = {**ANCILLARY_UNITS, **(THERMAL_ANCILLARY_UNITS if thermal else {})}
+        for name, units in ancillary.items():
             features.append(Feature(name, "ancillary", name, units=units))
         for group, classes in SURFACE_GROUPINGS[surface_grouping].items():
             features.append(Feature(f"surface_{group}", "surface_class", "albedo_type", "one_hot", classes=classes))
         if angle_transform not in ("cos_degrees", "cos_raw"):
             raise SpecError(f"unknown angle transform {angle_transform!r}")
-        for angle in GEOMETRY_ANGLES:
+        for angle in NIGHT_GEOMETRY_ANGLES if night else GEOMETRY_ANGLES:
             features.append(Feature(f"cos_{angle}", "geometry", angle, angle_transform))
         return cls(sensor=sensor, features=tuple(features))
 
@@ -148,7 +166,21 @@ class FeatureSpec:
 
     @property
     def bands(self) -> list[str]:
+        """Every band the model reads, solar and thermal."""
+        return [f.source for f in self.features if f.kind in ("reflectance", "brightness_temperature")]
+
+    @property
+    def reflective_bands(self) -> list[str]:
         return [f.source for f in self.features if f.kind == "reflectance"]
+
+    @property
+    def thermal_bands(self) -> list[str]:
+        return [f.source for f in self.features if f.kind == "brightness_temperature"]
+
+    @property
+    def night(self) -> bool:
+        """A night model: no solar band and no solar geometry."""
+        return not self.reflective_bands and "solar_zenith_angle" not in self.sources
 
     @property
     def sources(self) -> list[str]:

@@ -5,6 +5,8 @@ scenes share):
 
 * **h2o** (cm) and **o3** (DU): a smooth zonal-monthly climatology;
 * **surface pressure** (hPa): the US Standard Atmosphere over pvlib's terrain-height map;
+* **skin temperature** (K, thermal-band models): a latitude / season / local-time / land-ocean
+  climatology (``models.earth.skin_temperature_climatology``), or the NWP file's ``skt``;
 * **surface class** (20-class IGBP): the MODIS MCD12C1 2019 land-cover map that ships with the
   models (0.05 degree), with water from ``global-land-mask`` (1 km); permanent snow and ice and
   barren land come from the map, seasonal snow and sea ice need a land-cover input.
@@ -28,9 +30,12 @@ import numpy as np
 import xarray as xr
 
 from models.earth import (
+    WATER_CLASS,
     altitude_m,
     igbp_class,
+    land_water_class,
     ozone_climatology,
+    skin_temperature_climatology,
     standard_pressure_hpa,
     water_vapour_climatology,
 )
@@ -81,6 +86,16 @@ class GridSource:
             raise AncillaryError(f"ancillary file {self.path} cannot be read ({err})") from None
 
 
+def _has_variable(path: str, variable: str) -> bool:
+    """Whether an NWP file has ``variable`` (the skin temperature is optional in it)."""
+    try:
+        engine = "cfgrib" if path.endswith((".grib", ".grib2", ".grb", ".grb2")) else None
+        with xr.open_dataset(path, engine=engine) as ds:
+            return variable in ds
+    except (OSError, ValueError):
+        return False  # GridSource.open reports an unreadable file with its own sentence
+
+
 def _grid_lookup(
     lat: np.ndarray, lon: np.ndarray, lats: np.ndarray, lons: np.ndarray, values: np.ndarray
 ) -> np.ndarray:
@@ -121,17 +136,21 @@ class AncillaryConfig:
     o3: GridSource | None = None  # to DU
     surface_pressure: GridSource | None = None  # to hPa
     land_cover: GridSource | None = None  # IGBP 1-20
+    skin_temperature: GridSource | None = None  # to K
     notes: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_nwp(cls, path: str, land_cover: str | None = None, names: dict[str, str] | None = None) -> AncillaryConfig:
         """An ERA5-style file: tcwv (kg m-2), tco3 (kg m-2), sp (Pa); GRIB/GFS names via ``names``."""
-        names = {"h2o": "tcwv", "o3": "tco3", "surface_pressure": "sp", **(names or {})}
+        names = {"h2o": "tcwv", "o3": "tco3", "surface_pressure": "sp", "skin_temperature": "skt", **(names or {})}
         return cls(
             h2o=GridSource(path, names["h2o"], 0.1),  # kg m-2 = mm -> cm
             o3=GridSource(path, names["o3"], 1 / 2.1415e-5),  # kg m-2 -> DU
             surface_pressure=GridSource(path, names["surface_pressure"], 0.01),  # Pa -> hPa
             land_cover=GridSource(land_cover, "land_cover") if land_cover else None,
+            skin_temperature=GridSource(path, names["skin_temperature"])
+            if _has_variable(path, names["skin_temperature"])
+            else None,
         )
 
     @classmethod
@@ -150,6 +169,7 @@ class AncillaryConfig:
             "o3": name(self.o3, "zonal-monthly climatology"),
             "surface_pressure": name(self.surface_pressure, "US Standard Atmosphere over pvlib altitude map"),
             "surface_class": name(self.land_cover, "MODIS MCD12C1 2019 IGBP map, global-land-mask water"),
+            "skin_temperature": name(self.skin_temperature, "latitude/season/local-time climatology"),
         }
 
 
@@ -172,7 +192,13 @@ def add_ancillary(scene: xr.Dataset, config: AncillaryConfig | None = None) -> x
         grid_lat, grid_lon, values = source.open()
         return _blockwise(_grid_lookup, lat, lon, dtype, grid_lat, grid_lon, values)
 
+    utc_hour = start.hour + start.minute / 60 if isinstance(start, dt.datetime) else 12.0
+
+    def skin_default(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return skin_temperature_climatology(a, b, doy, utc_hour, land_water_class(a, b) != WATER_CLASS)
+
     h2o = from_source(config.h2o, lambda a, b: water_vapour_climatology(a, doy))
+    skt = from_source(config.skin_temperature, skin_default)
     o3 = from_source(config.o3, lambda a, b: ozone_climatology(a, doy))
     spress = from_source(config.surface_pressure, lambda a, b: standard_pressure_hpa(altitude_m(a, b)))
     if config.land_cover is None:
@@ -184,6 +210,7 @@ def add_ancillary(scene: xr.Dataset, config: AncillaryConfig | None = None) -> x
         h2o=(("y", "x"), h2o, {"units": "cm", "source": config.describe()["h2o"]}),
         o3=(("y", "x"), o3, {"units": "DU", "source": config.describe()["o3"]}),
         spress=(("y", "x"), spress, {"units": "hPa", "source": config.describe()["surface_pressure"]}),
+        skt=(("y", "x"), skt, {"units": "K", "source": config.describe()["skin_temperature"]}),
         albedo_type=(
             ("y", "x"),
             surface,

@@ -46,6 +46,7 @@ SOURCE_VARIABLES = {
     "o3": "o3",
     "spress": "spress",
     "albedo_type": "albedo_type",
+    "skt": "skt",
     "solar_zenith_angle": "solar_zenith_angle",
     "viewing_zenith_angle": "sensor_zenith_angle",
     "relative_azimuth_angle": "relative_azimuth_angle",
@@ -58,6 +59,8 @@ class FeatureError(ValueError):
 
 def _variable(scene: xr.Dataset, source: str) -> da.Array:
     name = SOURCE_VARIABLES.get(source, f"reflectance_{source}")
+    if name not in scene and f"brightness_temperature_{source}" in scene:
+        name = f"brightness_temperature_{source}"
     if name not in scene:
         what = f"band {source}" if name.startswith("reflectance_") else source
         raise FeatureError(

@@ -4,6 +4,8 @@ The scene holds, all dask-backed with dims ``(y, x)``:
 
 * ``reflectance_<band>``: BRF = pi L / (mu0 E0), unitless. satpy gives ABI and VIIRS reflectance in
   percent and *not* divided by cos(SZA) (pi L d^2 / E0); OCI's ``rhot`` already is a BRF.
+* ``brightness_temperature_<band>``: thermal bands (ABI C07-C16, VIIRS M12-M16) in kelvin, as
+  satpy calibrates them from the files' Planck constants.
 * ``solar_zenith_angle``, ``sensor_zenith_angle``, ``relative_azimuth_angle`` (degrees; relative
   azimuth in the feature-spec convention, 0 = backscatter): from the geolocation files for VIIRS
   and OCI, from satpy/pyorbital for ABI;
@@ -222,8 +224,12 @@ def _ingest(granule: Granule, bands: Sequence[str], chunk_size: int) -> xr.Datas
             absent = [b for b, name in satpy_names.items() if name not in available]
             if absent:
                 raise IngestError(f"granule {granule.id} has no readable {', '.join(absent)}")
+            table = sensor_bands(granule.sensor)
+            thermal = {b for b in bands if table.is_thermal(b)}
             try:
-                scene.load(list(satpy_names.values()), calibration="reflectance")
+                for calibration, group in (("reflectance", set(bands) - thermal), ("brightness_temperature", thermal)):
+                    if group:
+                        scene.load([satpy_names[b] for b in bands if b in group], calibration=calibration)
             except (OSError, KeyError, ValueError) as err:
                 raise IngestError(f"cannot read the bands of granule {granule.id}: {err}") from None
             if spec.target_resolution == "coarsest":
@@ -254,6 +260,12 @@ def _ingest(granule: Granule, bands: Sequence[str], chunk_size: int) -> xr.Datas
     data_vars: dict[str, Any] = {}
     fill = da.zeros(shape, chunks=chunks, dtype=bool)
     for band, name in satpy_names.items():
+        if band in thermal:
+            values = grid(scene[name].data).astype(np.float32)
+            attrs = {"units": "K", "long_name": f"{band} brightness temperature"}
+            data_vars[f"brightness_temperature_{band}"] = (("y", "x"), values, attrs)
+            fill = fill | da.isnan(values)
+            continue
         values = grid(scene[name].data).astype(np.float32) / np.float32(100.0)
         if spec.reflectance == "brf_times_mu0":
             values = da.where(mu0 > MU0_FLOOR, values / da.maximum(mu0, MU0_FLOOR), np.nan).astype(np.float32)

@@ -95,7 +95,10 @@ def _default_candidates(sensor: str) -> list[tuple[list[str], Path]]:
     for path in default_artifacts():
         meta = read_metadata(path)
         if meta["sensor"] == sensor:
-            bands = [f["source"] for f in meta["feature_spec"]["features"] if f["kind"] == "reflectance"]
+            features = meta["feature_spec"]["features"]
+            bands = [f["source"] for f in features if f["kind"] in ("reflectance", "brightness_temperature")]
+            if not any(f["kind"] == "reflectance" for f in features):
+                continue  # a night model: it runs beside a day model, never alone
             candidates.append((bands, path))
     if not candidates:
         raise ArtifactError(f"no default model for {sensor} is installed; pass --model")

@@ -65,8 +65,8 @@ class ReaderSpec:
 ABI_SLOTS_S = {"F": 600.0, "F/M3": 900.0, "F/M4": 300.0, "C": 300.0, "M1": 60.0, "M2": 60.0}
 
 
-ABI_BAND_FILES = {f"C{n:02d}": f"c{n:02d}" for n in range(1, 7)}
-VIIRS_M = [f"M{n:02d}" for n in range(1, 12)]
+ABI_BAND_FILES = {f"C{n:02d}": f"c{n:02d}" for n in range(1, 17)}  # solar C01-C06, thermal C07-C16
+VIIRS_M = [f"M{n:02d}" for n in range(1, 17)]  # solar M01-M11, thermal M12-M16
 
 READERS: dict[str, ReaderSpec] = {
     "abi_l1b": ReaderSpec(

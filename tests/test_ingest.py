@@ -286,11 +286,17 @@ def test_nwp_and_land_cover_files_replace_the_defaults(day: Path, tmp_path: Path
     assert scene.attrs["ancillary"]["h2o"] == "era5.nc:tcwv"
 
 
-def test_default_ancillary_marks_land_and_water(day: Path) -> None:
-    scene = _compute(add_ancillary(ingest(single_granule([day]), NO_C02))[["albedo_type", "spress", "h2o"]])
-    classes = set(np.unique(scene["albedo_type"]).tolist())
-    assert classes == {12, 17}  # California coast: land and Pacific
+def test_default_ancillary_marks_land_cover_and_water(day: Path) -> None:
+    scene = _compute(add_ancillary(ingest(single_granule([day]), NO_C02))[["albedo_type", "spress", "h2o", "skt"]])
+    counts = dict(zip(*np.unique(scene["albedo_type"], return_counts=True), strict=True))
+    assert {7, 10, 12, 13, 16, 17} <= set(counts)  # shrubs, grass, crops, towns, desert and the Pacific
+    assert counts[10] + counts[7] > counts[12]  # October California: more grass and shrub than crops
     water = scene["albedo_type"].values == 17
+    # a mid-day skin temperature: lowland warmer than the sea, the mountains colder
+    lowland = ~water & (scene["spress"].values > 950)
+    assert 290 < np.median(scene["skt"].values[lowland]) < 310
+    assert np.median(scene["skt"].values[water]) < np.median(scene["skt"].values[lowland])
+    assert scene["skt"].values[~water].min() < np.median(scene["skt"].values[water])
     at_sea_level = np.isclose(scene["spress"].values[water], 1013.25)
     assert at_sea_level.mean() > 0.95  # the ocean; mountain lakes (Tahoe, 1.9 km) are water too
     assert scene["spress"].values[~water].min() < 800  # the Sierra Nevada

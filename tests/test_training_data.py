@@ -51,8 +51,10 @@ def test_spec_round_trips_through_json() -> None:
 
 
 def test_unknown_band_is_a_clear_error() -> None:
-    with pytest.raises(SpecError, match="abi has no band named 'C07'"):
-        FeatureSpec.for_sensor("abi", ["C01", "C07"])
+    with pytest.raises(SpecError, match="abi has no band named 'C17'"):
+        FeatureSpec.for_sensor("abi", ["C01", "C17"])
+    with pytest.raises(SpecError, match="night model cannot use the solar band C01"):
+        FeatureSpec.for_sensor("abi", ["C01", "C13"], night=True)
     with pytest.raises(ValueError, match="unknown sensor 'modis'"):
         FeatureSpec.for_sensor("modis")
 

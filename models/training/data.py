@@ -42,6 +42,7 @@ SCALAR_VARIABLES = (
     "cloud_type",
     "log10_cloud_optical_thickness",
 )
+THERMAL_SCALARS = ("skt",)  # read when a spec uses them
 SPLIT_BLOCK = 65_536  # points per block of split random numbers; fixed so splits never move
 # Salts the split stream so it never coincides with a generator a data writer seeded plainly
 # (numpy's default_rng(0) and default_rng([0, 0]) are the same stream).
@@ -145,6 +146,7 @@ class ReferenceDataset:
             self.npoints = self._check_layout()
             self.spec = spec or FeatureSpec.for_sensor(sensor, bands, angle_transform, surface_grouping)
             self.band_index = self._select_bands(self._nc.variables[table.reflectance_variable])
+            self.thermal_index = self._select_thermal_bands()
             self.angle_factor = self._angle_factor()
         except Exception:
             self.close()
@@ -190,7 +192,7 @@ class ReferenceDataset:
         wavelengths = self._file_wavelengths_um(refl)
         table = sensor_bands(self.sensor)
         index = []
-        for name in self.spec.bands:
+        for name in self.spec.reflective_bands:
             band = table.band(name)
             tolerance = max(0.2 * (band.max_um - band.min_um), 5e-4)
             nearest = int(np.argmin(np.abs(wavelengths - band.central_um)))
@@ -201,6 +203,26 @@ class ReferenceDataset:
                 )
             index.append(nearest)
         return np.asarray(index)
+
+    def _select_thermal_bands(self) -> np.ndarray:
+        """Index of each spec thermal band in the file's thermal axis, matched by name."""
+        wanted = self.spec.thermal_bands
+        if not wanted:
+            return np.zeros(0, dtype=np.int64)
+        table = sensor_bands(self.sensor)
+        names_var = f"{self.sensor}_thermal_band_name"
+        missing_vars = [
+            v
+            for v in (table.brightness_temperature_variable, names_var, *THERMAL_SCALARS)
+            if v not in self._nc.variables
+        ]
+        if missing_vars:
+            raise SchemaError(f"{self.path} has no thermal bands for {self.sensor}: it lacks {', '.join(missing_vars)}")
+        names = [str(n) for n in self._nc.variables[names_var][:]]
+        absent = [n for n in wanted if n not in names]
+        if absent:
+            raise SchemaError(f"{self.path}: thermal bands {', '.join(absent)} are not in {names_var} ({names})")
+        return np.array([names.index(n) for n in wanted])
 
     def _angle_factor(self) -> float:
         """Factor taking the file's angles to degrees (from ``units``, else from their range)."""
@@ -263,9 +285,16 @@ class ReferenceDataset:
         """Raw (unscaled) features and targets of points [start, stop)."""
         table = sensor_bands(self.sensor)
         refl = np.asarray(self._nc.variables[table.reflectance_variable][:, start:stop], dtype=np.float32)
-        variables: dict[str, Any] = {name: refl[i] for name, i in zip(self.spec.bands, self.band_index, strict=True)}
-        for name in SCALAR_VARIABLES:
-            variables[name] = np.asarray(self._nc.variables[name][start:stop])
+        variables: dict[str, Any] = {
+            name: refl[i] for name, i in zip(self.spec.reflective_bands, self.band_index, strict=True)
+        }
+        if self.spec.thermal_bands:
+            bt = np.asarray(self._nc.variables[table.brightness_temperature_variable][:, start:stop], dtype=np.float32)
+            for name, i in zip(self.spec.thermal_bands, self.thermal_index, strict=True):
+                variables[name] = bt[i]
+        for name in (*SCALAR_VARIABLES, *THERMAL_SCALARS):
+            if name in self.spec.sources or name in SCALAR_VARIABLES:
+                variables[name] = np.asarray(self._nc.variables[name][start:stop])
         for angle in GEOMETRY_ANGLES:
             variables[angle] = variables[angle].astype(np.float64) * self.angle_factor
         features = self.spec.raw_features(variables)

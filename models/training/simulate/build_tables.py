@@ -10,7 +10,7 @@
 * ``data/surface_library.npz``: measured land-surface endmember spectra from ``earthlib``
   (``surface_library``; needs the ``surfaces`` extra).
 
-``python -m models.training.simulate.build_tables [cloud-optics|surfaces|correction|all]``
+``python -m models.training.simulate.build_tables [cloud-optics|cloud-optics-extend|surfaces|correction|all]``
 """
 
 from __future__ import annotations
@@ -89,8 +89,17 @@ def _mie_row(args: tuple[str, float]) -> np.ndarray:
     return np.array([bulk_mie(phase, wavelength, r) for r in RADII[phase]])
 
 
-def build_cloud_optics(path: Path = DATA / "cloud_optics.npz", workers: int = 2) -> Path:
+def build_cloud_optics(path: Path = DATA / "cloud_optics.npz", workers: int = 2, extend: bool = False) -> Path:
+    """Mie tables at ``table_wavelengths``; with ``extend`` only the wavelengths the file lacks."""
     wavelengths = table_wavelengths()
+    existing: dict[str, np.ndarray] = {}
+    if extend and path.exists():
+        with np.load(path) as data:
+            existing = {key: data[key] for key in data.files}
+        have = np.round(existing["wavelength_um"].astype(np.float64), 4)
+        wavelengths = np.array([w for w in wavelengths if not np.any(np.abs(have - w) < 1e-4)])
+        if not len(wavelengths):
+            return path
     out: dict[str, np.ndarray] = {"wavelength_um": wavelengths.astype(np.float32)}
     started = time.perf_counter()
     for phase in ("liquid", "ice"):
@@ -107,6 +116,12 @@ def build_cloud_optics(path: Path = DATA / "cloud_optics.npz", workers: int = 2)
         out[f"{phase}_ssa"] = ssa.astype(np.float64)  # co-albedos down to 1e-9 need double precision
         out[f"{phase}_g"] = g.astype(np.float32)
         logger.info("%s Mie table done (%.0f s)", phase, time.perf_counter() - started)
+    if existing:
+        order = np.argsort(np.concatenate([existing["wavelength_um"], out["wavelength_um"]]))
+        for key, values in out.items():
+            if key.endswith("effective_radius_um"):
+                continue
+            out[key] = np.concatenate([existing[key], values])[order]
     save_arrays(path, out)
     return path
 
@@ -149,6 +164,8 @@ def main(argv: list[str]) -> int:
     what = argv[0] if argv else "all"
     if what in ("cloud-optics", "all"):
         print(build_cloud_optics())
+    if what == "cloud-optics-extend":
+        print(build_cloud_optics(extend=True))
     if what in ("surfaces", "all"):
         from models.training.simulate.surface_library import build_surface_library
 

@@ -18,11 +18,21 @@ Sampling priors (rt-simulator-notes section 7, widened towards the real world):
   barren land; 30 % events, AOD log-U(0.2, 2.0), smoke or dust (dust over barren land);
 * surface pressure U(500, 1040) hPa (water: U(980, 1040)); h2o U(0.1, 6) cm (snow: U(0.1, 1.5));
   o3 U(220, 450) DU;
-* 50 % clear, 50 % cloudy (balanced; the reference used 30/70); phase 50/50; log10 COT
-  U(-1.5, 2.5) at 0.55 um; effective radius log-U(4, 25) um liquid and log-U(10, 60) um ice;
-  cloud top 600-950 hPa liquid and 150-450 hPa ice, thickness U(30, 200) hPa, kept above the
-  surface;
-* measurement noise: 1 % (1 sigma) multiplicative and 0.0005 additive.
+* 50 % clear, 50 % cloudy (balanced; the reference used 30/70); phase 50/50; log10 COT at
+  0.55 um in [-1.5, 2.5] as the reference, drawn 80 % from N(0.7, 0.6) (most real clouds have COT
+  2-20) and 20 % uniformly (the reference drew all uniformly); effective radius log-U(4, 25) um
+  liquid and log-U(10, 60) um ice; cloud top 600-950 hPa liquid and 150-450 hPa ice, thickness
+  U(30, 200) hPa, kept above the surface;
+* temperatures (thermal bands): skin temperature U(271.5, 304) K over water, U(262, 335) K over
+  land by day and U(235, 310) K at night, U(215, 273) K over snow; skin minus near-surface air
+  temperature U(-1, 2) K over water, U(-2, 12) K over land by day, U(-8, 2) K at night; tropopause
+  U(195, 225) K; column water vapour capped by the saturated column of the air temperature
+  (0.7 exp(0.07 (T_air - 273.15)) cm, a fit to the Reitan 1963 dew-point relation); cloud tops kept
+  where the phase can exist (liquid no colder than 238 K, ice no warmer than 268 K); soil quartz
+  share U(0, 1) (U(0.3, 1) on barren land). The model's skin-temperature input is the truth plus
+  Gaussian error of 1-8 K (climatology to NWP);
+* night samples (``night=True``): solar zenith U(95, 170) deg, no sunlight in any band;
+* measurement noise: 1 % (1 sigma) multiplicative and 0.0005 additive; 0.15 K in the thermal bands.
 
 Angles are stored in degrees; reflectances as BRF (unitless), band-first like the reference.
 """
@@ -49,6 +59,7 @@ from models.training.simulate.geometry import geostationary_geometry, uniform_ge
 from models.training.simulate.simulator import SIMULATOR_VERSION, AtmosphereState, Simulator
 from models.training.simulate.surface import LAND_MIXTURES
 from models.training.simulate.surface_library import POOLS, shipped_library
+from models.training.simulate.thermal import ThermalSimulator, add_bt_noise
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +75,10 @@ MIXTURE_CONCENTRATION = 4.0
 BURNED_SHARE = 0.04
 EVENT_SHARE = 0.3
 LOG10_COT_RANGE = (-1.5, 2.5)  # at 0.55 um, as the reference's training data
+# log10 COT: a log-normal body (most clouds have COT 2-20, as in MODIS and ISCCP optical-thickness
+# histograms, e.g. King et al. 2013, IEEE TGRS 51, 3826) plus a uniform share over the whole range
+LOG10_COT_BODY = (0.7, 0.6)  # mean, standard deviation
+LOG10_COT_UNIFORM_SHARE = 0.2
 CLEAR_FRACTION = 0.5  # balanced classes; the reference used 0.3
 
 
@@ -115,7 +130,45 @@ def sample_aerosol(surface: np.ndarray, rng: np.random.Generator) -> tuple[np.nd
     return aod, kind
 
 
-def sample_state(n: int, rng: np.random.Generator, clear_fraction: float = CLEAR_FRACTION) -> AtmosphereState:
+def sample_log10_cot(n: int, rng: np.random.Generator) -> np.ndarray:
+    body = rng.normal(*LOG10_COT_BODY, n)
+    uniform = rng.uniform(*LOG10_COT_RANGE, n)
+    return np.clip(np.where(rng.random(n) < LOG10_COT_UNIFORM_SHARE, uniform, body), *LOG10_COT_RANGE)
+
+
+def saturated_column_cm(air_temperature: np.ndarray) -> np.ndarray:
+    """Column water vapour (cm) of a saturated atmosphere over air at ``air_temperature`` (K)."""
+    return 0.7 * np.exp(0.07 * (air_temperature - 273.15))
+
+
+def _pressure_at_temperature(temperature: float, air: np.ndarray, surface: np.ndarray) -> np.ndarray:
+    """Pressure (hPa) where the lapse-rate profile reaches ``temperature`` (surface if never)."""
+    from models.training.simulate.thermal import LAPSE_EXPONENT
+
+    return surface * np.clip(temperature / air, 0.0, 1.0) ** (1 / LAPSE_EXPONENT)
+
+
+def sample_temperatures(
+    surface: np.ndarray, night: bool, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(skin, skin - air, tropopause, soil quartz) per sample."""
+    n = len(surface)
+    water, snow = surface == WATER, np.isin(surface, SNOW_CLASSES)
+    land_range = (235.0, 310.0) if night else (262.0, 335.0)
+    land_offset = (-8.0, 2.0) if night else (-2.0, 12.0)
+    skin = np.select(
+        [water, snow], [rng.uniform(271.5, 304.0, n), rng.uniform(215.0, 273.0, n)], default=rng.uniform(*land_range, n)
+    )
+    offset = np.select(
+        [water, snow], [rng.uniform(-1.0, 2.0, n), rng.uniform(-5.0, 3.0, n)], default=rng.uniform(*land_offset, n)
+    )
+    quartz = np.where(surface == BARREN, rng.uniform(0.3, 1.0, n), rng.uniform(0.0, 1.0, n))
+    return skin, offset, rng.uniform(195.0, 225.0, n), quartz
+
+
+def sample_state(
+    n: int, rng: np.random.Generator, clear_fraction: float = CLEAR_FRACTION, night: bool = False
+) -> AtmosphereState:
     """``n`` independent samples from the priors above."""
     group = rng.choice(4, size=n, p=[0.30, 0.45, 0.10, 0.15])  # water, land, barren, snow
     surface = np.select(
@@ -127,12 +180,22 @@ def sample_state(n: int, rng: np.random.Generator, clear_fraction: float = CLEAR
     cloudy = rng.random(n) >= clear_fraction
     ice = cloudy & (rng.random(n) < 0.5)
     pressure = np.where(group == 0, rng.uniform(980, 1040, n), rng.uniform(500, 1040, n))
+    skin, air_offset, tropopause, quartz = sample_temperatures(surface, night, rng)
+    air = skin - air_offset
+    # the phase must be possible at the cloud top: liquid no colder than 238 K, ice no warmer than 268 K
+    ice = np.where(cloudy & (air < 250.0), True, ice)
     top = np.where(ice, rng.uniform(150, 450, n), rng.uniform(600, 950, n))
+    top = np.where(ice, np.minimum(top, _pressure_at_temperature(268.0, air, pressure)), top)
+    top = np.where(~ice, np.maximum(top, _pressure_at_temperature(238.0, air, pressure)), top)
     top = np.minimum(top, pressure - 40)
     radius = np.where(
         ice, np.exp(rng.uniform(np.log(10), np.log(60), n)), np.exp(rng.uniform(np.log(4), np.log(25), n))
     )
     solar_zenith, viewing_zenith, relative_azimuth = sample_geometry(n, rng)
+    if night:
+        solar_zenith = rng.uniform(95.0, 170.0, n)
+    h2o = np.where(snow, rng.uniform(0.1, 1.5, n), rng.uniform(0.1, 6.0, n))
+    h2o = np.clip(np.minimum(h2o, saturated_column_cm(air) * rng.uniform(0.3, 1.0, n)), 0.05, 7.0)
     fractions, members = sample_land_mixture(surface, rng)
     aod, aerosol_type = sample_aerosol(surface, rng)
     return AtmosphereState(
@@ -140,7 +203,7 @@ def sample_state(n: int, rng: np.random.Generator, clear_fraction: float = CLEAR
         viewing_zenith=viewing_zenith,
         relative_azimuth=relative_azimuth,
         surface_pressure=pressure,
-        h2o=np.where(snow, rng.uniform(0.1, 1.5, n), rng.uniform(0.1, 6.0, n)),
+        h2o=h2o,
         o3=rng.uniform(220, 450, n),
         surface_class=surface,
         surface_brightness=np.where(snow, rng.uniform(0.9, 1.0, n), rng.uniform(0.8, 1.2, n)),
@@ -148,7 +211,7 @@ def sample_state(n: int, rng: np.random.Generator, clear_fraction: float = CLEAR
         surface_dryness=rng.uniform(0.0, 1.0, n),
         cloudy=cloudy,
         ice=ice,
-        log10_cot=np.where(cloudy, rng.uniform(*LOG10_COT_RANGE, n), np.nan),
+        log10_cot=np.where(cloudy, sample_log10_cot(n, rng), np.nan),
         effective_radius=np.where(cloudy, radius, 10.0),
         cloud_top_pressure=top,
         cloud_base_pressure=np.minimum(top + rng.uniform(30, 200, n), pressure - 10),
@@ -159,6 +222,10 @@ def sample_state(n: int, rng: np.random.Generator, clear_fraction: float = CLEAR
         wind_speed=np.clip(7.9 * rng.weibull(2.0, n), 0.5, 20.0),
         aerosol_aod=aod,
         aerosol_type=aerosol_type,
+        skin_temperature=skin,
+        air_temperature_offset=air_offset,
+        tropopause_temperature=tropopause,
+        soil_quartz=quartz,
     )
 
 
@@ -174,10 +241,26 @@ def _simulator(bands: tuple[Band, ...], correction: bool) -> Simulator:
     return Simulator(bands, correction)
 
 
-def _simulate_chunk(args: tuple[tuple[Band, ...], bool, AtmosphereState, int, int]) -> np.ndarray:
-    bands, correction, state, seed, index = args
-    clean = _simulator(bands, correction).reflectance(state)
-    return add_noise(clean, np.random.default_rng([seed, index, 0x4E01]))
+@cache
+def _thermal(bands: tuple[Band, ...]) -> ThermalSimulator:
+    return ThermalSimulator(bands)
+
+
+ChunkJob = tuple[tuple[Band, ...], tuple[Band, ...], bool, AtmosphereState, int, int, bool]
+
+
+def _simulate_chunk(args: ChunkJob) -> tuple[np.ndarray, np.ndarray]:
+    """(noisy BRF (N, solar bands), noisy BT (N, thermal bands)) of one chunk."""
+    solar, thermal, correction, state, seed, index, night = args
+    rng = np.random.default_rng([seed, index, 0x4E01])
+    if night:  # no sunlight: the reflectance variables hold zeros
+        reflectance = np.zeros((len(state), len(solar)), dtype=np.float32)
+    else:
+        reflectance = add_noise(_simulator(solar, correction).reflectance(state), rng)
+    temperature = np.zeros((len(state), 0), dtype=np.float32)
+    if thermal:
+        temperature = add_bt_noise(_thermal(thermal).brightness_temperature(state), rng)
+    return reflectance, temperature
 
 
 def _sensor_list(sensor: str) -> list[str]:
@@ -191,31 +274,42 @@ def simulate_dataset(
     seed: int = 0,
     correction: bool = True,
     workers: int | None = None,
+    night: bool = False,
 ) -> Path:
-    """Write ``samples`` simulated points for one sensor (or ``all``) in the reference schema."""
+    """Write ``samples`` simulated points for one sensor (or ``all``) in the reference schema.
+
+    Sensors with thermal bands also get ``{sensor}_brightness_temperatures``; ``night`` draws
+    night-time samples (no sunlight: reflectances are zero).
+    """
     path = Path(path)
     if samples < 1:
         raise ValueError(f"--samples must be positive, not {samples}")
     sensors = _sensor_list(sensor)
     tables = [sensor_bands(s) for s in sensors]
-    all_bands = tuple(b for t in tables for b in t.training_bands)
+    solar = tuple(b for t in tables for b in t.training_bands)
+    thermal = tuple(b for t in tables for b in t.thermal_bands)
     rng = np.random.default_rng(seed)
-    state = sample_state(samples, rng)
+    state = sample_state(samples, rng, night=night)
     workers = workers or min(2, os.cpu_count() or 1)
-    chunks = [
-        (all_bands, correction, state.take(slice(s, s + CHUNK_SAMPLES)), seed, i)
+    chunks: list[ChunkJob] = [
+        (solar, thermal, correction, state.take(slice(s, s + CHUNK_SAMPLES)), seed, i, night)
         for i, s in enumerate(range(0, samples, CHUNK_SAMPLES))
     ]
     with atomic_output(path) as tmp, netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
-        variables = _create_schema(nc, tables, samples, sensor, seed, correction)
-        _write_state(nc, state)
+        variables, thermal_variables = _create_schema(nc, tables, samples, sensor, seed, correction)
+        nc.setncattr("simulator_night", int(night))
+        _write_state(nc, state, np.random.default_rng([seed, 0x5C7]))
         offsets = np.cumsum([0] + [len(t.training_bands) for t in tables])
+        thermal_offsets = np.cumsum([0] + [len(t.thermal_bands) for t in tables])
         start = 0
         with ProcessPoolExecutor(workers) as pool:
-            for reflectance in pool.map(_simulate_chunk, chunks):
+            for reflectance, temperature in pool.map(_simulate_chunk, chunks):
                 stop = start + len(reflectance)
                 for k, var in enumerate(variables):
                     var[:, start:stop] = reflectance[:, offsets[k] : offsets[k + 1]].T
+                for k, var in enumerate(thermal_variables):
+                    if var is not None:
+                        var[:, start:stop] = temperature[:, thermal_offsets[k] : thermal_offsets[k + 1]].T
                 start = stop
                 logger.debug("simulated %d / %d samples", stop, samples)
     logger.info("wrote %d simulated samples (%s) to %s", samples, ", ".join(sensors), path)
@@ -224,7 +318,7 @@ def simulate_dataset(
 
 def _create_schema(
     nc: netCDF4.Dataset, tables: Sequence[SensorBands], samples: int, sensor: str, seed: int, correction: bool
-) -> list[Any]:
+) -> tuple[list[Any], list[Any]]:
     nc.createDimension("npoints", samples)
     nc.setncatts(
         {
@@ -264,7 +358,32 @@ def _create_schema(
         var.units = "1"
         var.long_name = f"{table.sensor} TOA bidirectional reflectance factor"
         variables.append(var)
-    return variables
+    thermal_variables: list[Any] = []
+    for table in tables:
+        if not table.thermal_bands:
+            thermal_variables.append(None)
+            continue
+        dim = table.thermal_dimension
+        nc.createDimension(dim, len(table.thermal_bands))
+        coord = nc.createVariable(dim, "f4", (dim,))
+        coord[:] = [b.central_um for b in table.thermal_bands]
+        coord.units = "um"
+        coord.long_name = f"{table.sensor} thermal band central wavelength"
+        names = nc.createVariable(f"{table.sensor}_thermal_band_name", str, (dim,))
+        for i, band in enumerate(table.thermal_bands):
+            names[i] = band.name
+        var = nc.createVariable(
+            table.brightness_temperature_variable,
+            "f4",
+            (dim, "npoints"),
+            zlib=True,
+            complevel=1,
+            chunksizes=(len(table.thermal_bands), min(samples, 16384)),
+        )
+        var.units = "K"
+        var.long_name = f"{table.sensor} TOA brightness temperature"
+        thermal_variables.append(var)
+    return variables, thermal_variables
 
 
 SCALARS = {
@@ -284,14 +403,20 @@ SCALARS = {
     "aerosol_optical_depth": ("f4", "1", "aerosol optical depth at 0.55 um"),
     "aerosol_type": ("i2", "1", "aerosol type: " + ", ".join(f"{i} {t.name}" for i, t in enumerate(AEROSOL_TYPES))),
     "wind_speed": ("f4", "m s-1", "wind speed for sun glint (water only)"),
+    "skin_temperature": ("f4", "K", "surface skin temperature (truth)"),
+    "skt": ("f4", "K", "surface skin temperature as a model input: truth plus climatology-to-NWP error"),
 }
+SKT_ERROR_K = (1.0, 8.0)  # the 1-sigma error of the skin temperature input, drawn per sample
 
 
 def _or_nan(values: np.ndarray | None, n: int, fill: float = np.nan) -> np.ndarray:
     return np.full(n, fill) if values is None else values
 
 
-def _write_state(nc: netCDF4.Dataset, state: AtmosphereState) -> None:
+def _write_state(nc: netCDF4.Dataset, state: AtmosphereState, rng: np.random.Generator) -> None:
+    n = len(state)
+    skin = _or_nan(state.skin_temperature, n)
+    skt_input = skin + rng.normal(0.0, 1.0, n) * rng.uniform(*SKT_ERROR_K, n)
     values = {
         "solar_zenith_angle": state.solar_zenith,
         "viewing_zenith_angle": state.viewing_zenith,
@@ -308,6 +433,8 @@ def _write_state(nc: netCDF4.Dataset, state: AtmosphereState) -> None:
         "aerosol_optical_depth": _or_nan(state.aerosol_aod, len(state)),
         "aerosol_type": _or_nan(state.aerosol_type, len(state), fill=-1),
         "wind_speed": _or_nan(state.wind_speed, len(state)),
+        "skin_temperature": skin,
+        "skt": skt_input,
     }
     for name, (dtype, units, long_name) in SCALARS.items():
         var = nc.createVariable(name, dtype, ("npoints",), zlib=True, complevel=1)

@@ -65,6 +65,11 @@ class AtmosphereState:
     wind_speed: np.ndarray | None = None  # m/s, sun glint on water
     aerosol_aod: np.ndarray | None = None  # at 0.55 um
     aerosol_type: np.ndarray | None = None  # index into aerosol.AEROSOL_TYPES
+    # the thermal infrared (``thermal.ThermalSimulator``)
+    skin_temperature: np.ndarray | None = None  # K
+    air_temperature_offset: np.ndarray | None = None  # skin minus near-surface air temperature, K
+    tropopause_temperature: np.ndarray | None = None  # K
+    soil_quartz: np.ndarray | None = None  # 0 clay/loam to 1 quartz sand: soil emissivity at 8.5 um
 
     def __len__(self) -> int:
         return len(self.solar_zenith)
@@ -124,14 +129,15 @@ class Simulator:
         self.clouds = CloudOptics(self.wavelengths)
         self.correction = shipped_correction() if correction else None
 
-    def reflectance(self, state: AtmosphereState) -> np.ndarray:
-        """TOA BRF (N, B) float32."""
+    def reflectance(self, state: AtmosphereState, albedo: np.ndarray | None = None) -> np.ndarray:
+        """TOA BRF (N, B) float32; ``albedo`` (N, B) replaces the surface's (thermal bands: 1 - emissivity)."""
         n, b = len(state), len(self.bands)
         out = np.empty((n, b), dtype=np.float32)
         step = max(64, ELEMENTS_PER_CHUNK // max(b, 1))
         for start in range(0, n, step):
             part = state.take(slice(start, start + step))
-            out[start : start + step] = self._chunk(part)
+            override = None if albedo is None else albedo[start : start + step]
+            out[start : start + step] = self._chunk(part, override)
         if not np.all(np.isfinite(out)):
             raise FloatingPointError("the simulator produced non-finite reflectances")
         return out
@@ -144,7 +150,7 @@ class Simulator:
         tau = np.where(state.cloudy[:, None], 10.0 ** state.log10_cot[:, None] * np.where(ice, ratio_i, ratio_l), 0.0)
         return tau, np.where(ice, ssa_i, ssa_l), np.where(ice, g_i, g_l)
 
-    def _chunk(self, state: AtmosphereState) -> np.ndarray:
+    def _chunk(self, state: AtmosphereState, albedo_override: np.ndarray | None = None) -> np.ndarray:
         mu0 = np.cos(np.deg2rad(state.solar_zenith))[:, None]
         mu = np.cos(np.deg2rad(state.viewing_zenith))[:, None]
         cos_phi = -np.cos(np.deg2rad(state.relative_azimuth))[:, None]
@@ -177,7 +183,7 @@ class Simulator:
         above = Layer(empty, empty + 1.0, empty + 0.85, fractions[0] * rayleigh, absorption[0])
         cloud = Layer(mid_tau, mid_ssa, mid_g, fractions[1] * rayleigh, absorption[1])
         below = Layer(np.where(clear, 0.0, tau_a), ssa_a, g_a, fractions[2] * rayleigh, absorption[2])
-        albedo = state.albedo(self.wavelengths)
+        albedo = state.albedo(self.wavelengths) if albedo_override is None else albedo_override
         excess = state.direct_excess(albedo)
         return toa_brf(mu0, mu, cos_phi, above, cloud, below, albedo, self.correction, excess).astype(np.float32)
 
