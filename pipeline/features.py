@@ -13,12 +13,17 @@ code  meaning                        when
 3     not retrieved: no valid input  off the Earth / no geolocation, a band is fill,
                                      saturated or out of range
 4     not retrieved: no ancillary    h2o, o3, pressure or surface class missing
+5     night: mask and phase only     solar zenith >= 80 deg, retrieved by the night
+                                     (thermal-only) model; COT is not retrieved
 ====  =============================  ==================================================
 
-Only pixels with code 0 or 1 are ever sent to the model.
+Only pixels with code 0, 1 (day model) or 5 (night model) are ever sent to a model. A night
+model's own quality marks the sunlit pixels ``DAY_PIXEL`` (never written): the day model has them.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import dask.array as da
 import numpy as np
@@ -36,9 +41,18 @@ QUALITY_MEANINGS = (
     "not_retrieved_night",
     "not_retrieved_no_valid_input",
     "not_retrieved_no_ancillary",
+    "night_mask_and_phase_only",
 )
-GOOD, DEGRADED, NIGHT, NO_INPUT, NO_ANCILLARY = range(5)
-RETRIEVED_MAX = DEGRADED
+GOOD, DEGRADED, NIGHT, NO_INPUT, NO_ANCILLARY, NIGHT_RETRIEVED = range(6)
+RETRIEVED_MAX = DEGRADED  # codes up to this have mask, phase and COT
+MASK_RETRIEVED = (GOOD, DEGRADED, NIGHT_RETRIEVED)  # codes with a cloud mask and phase
+DAY_PIXEL = 255  # a night model's quality for sunlit pixels
+
+
+def mask_retrieved(quality: Any) -> Any:
+    """Where a pixel has a cloud mask and phase (day or night model); numpy or dask."""
+    return (quality <= RETRIEVED_MAX) | (quality == NIGHT_RETRIEVED)
+
 
 # scene variable for each feature-spec source that is not a band
 SOURCE_VARIABLES = {
@@ -69,8 +83,8 @@ def _variable(scene: xr.Dataset, source: str) -> da.Array:
     return scene[name].data
 
 
-def retrieval_quality(scene: xr.Dataset) -> da.Array:
-    """Per-pixel quality code (see the module table), lazily."""
+def retrieval_quality(scene: xr.Dataset, night_model: bool = False) -> da.Array:
+    """Per-pixel quality code (see the module table), lazily; ``night_model`` for a thermal-only model."""
     flags = scene["input_flags"].data
     sza = scene["solar_zenith_angle"].data
     vza = scene["sensor_zenith_angle"].data
@@ -83,6 +97,10 @@ def retrieval_quality(scene: xr.Dataset) -> da.Array:
     bad_input = (flags & (FLAG_FILL | FLAG_SATURATED)) > 0
     night = ~(sza < SOLAR_ZENITH_LIMIT)  # NaN solar zenith counts as night
     degraded = (sza >= DEGRADED_SOLAR_ZENITH) | (vza > DEGRADED_SENSOR_ZENITH)
+    if night_model:
+        usable = da.where(bad_input, NO_INPUT, da.where(missing_ancillary, NO_ANCILLARY, NIGHT_RETRIEVED))
+        quality = da.where(no_geolocation, NO_INPUT, da.where(night, usable, DAY_PIXEL))
+        return quality.astype(np.uint8)
     quality = da.where(
         no_geolocation,
         NO_INPUT,
@@ -130,7 +148,7 @@ def build_features(scene: xr.Dataset, spec: FeatureSpec) -> xr.Dataset:
             "features": (("y", "x", "feature"), features),
             "retrieval_quality": (
                 ("y", "x"),
-                retrieval_quality(scene),
+                retrieval_quality(scene, night_model=spec.night),
                 {"flag_values": list(range(len(QUALITY_MEANINGS))), "flag_meanings": " ".join(QUALITY_MEANINGS)},
             ),
         },

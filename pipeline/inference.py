@@ -27,7 +27,7 @@ import torch
 import xarray as xr
 
 from models.artifact import Artifact, ArtifactError, load_artifact
-from pipeline.features import RETRIEVED_MAX
+from pipeline.features import mask_retrieved
 from pipeline.netcdf_lock import NETCDF_LOCK  # noqa: F401  (dask workers importing this share xarray's locks too)
 
 logger = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def infer_block(
     module = worker_model(path, sha256, resolved)
     rows, cols, n_features = features.shape
     flat = features.reshape(-1, n_features)
-    valid = (quality.reshape(-1) <= RETRIEVED_MAX) & np.isfinite(flat).all(axis=1)
+    valid = mask_retrieved(quality.reshape(-1)) & np.isfinite(flat).all(axis=1)
     out = np.full((rows * cols, len(OUTPUTS)), np.nan, dtype=np.float32)
     index = np.flatnonzero(valid)
     batch = batch_size or DEFAULT_BATCH["cuda" if resolved.startswith("cuda") else "cpu"]

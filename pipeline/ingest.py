@@ -270,7 +270,8 @@ def _ingest(granule: Granule, bands: Sequence[str], chunk_size: int) -> xr.Datas
         if spec.reflectance == "brf_times_mu0":
             values = da.where(mu0 > MU0_FLOOR, values / da.maximum(mu0, MU0_FLOOR), np.nan).astype(np.float32)
         data_vars[f"reflectance_{band}"] = (("y", "x"), values, {"units": "1", "long_name": f"{band} BRF"})
-        fill = fill | da.isnan(values)
+        # without sun a solar band has no reflectance, which is not a fill (the night model reads none)
+        fill = fill | (da.isnan(values) & ~(mu0 <= MU0_FLOOR))
     no_geo = da.isnan(lats) | da.isnan(lons)
     flags = da.where(no_geo, FLAG_NO_GEOLOCATION, 0) | da.where(fill & ~no_geo, FLAG_FILL, 0)
     if spec.quality_flags == "abi_dqf":

@@ -21,11 +21,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from models.artifact import Artifact, ArtifactError, load_artifact, read_metadata
 from models.registry import default_artifacts
 from pipeline.ancillary import AncillaryConfig, add_ancillary
 from pipeline.claims import claim
-from pipeline.features import build_features
+from pipeline.features import NIGHT, NIGHT_RETRIEVED, build_features
 from pipeline.granules import Granule
 from pipeline.inference import compute_context, run_inference
 from pipeline.ingest import check_file, ingest
@@ -134,6 +136,11 @@ def choose_artifact(granule: Granule, model: Path | None) -> Artifact:
     """The given artifact (checked against the granule), or the default model with the most bands it has."""
     if model is not None:
         artifact = checked_artifact(model, expect_sensor=granule.sensor)
+        if artifact.spec.night:
+            raise ArtifactError(
+                f"{artifact.path.name} is a night (thermal-only) model; pass a day model, and keep the night "
+                "model in the same folder: it is used for the pixels without sun"
+            )
         missing = granule.missing(artifact.spec.bands)
         if missing:
             raise ArtifactError(
@@ -147,6 +154,27 @@ def choose_artifact(granule: Granule, model: Path | None) -> Artifact:
             return checked_artifact(path, expect_sensor=granule.sensor)
     needs = "; ".join(f"{p.name} needs {' and '.join(granule.missing(b))}" for b, p in candidates)
     raise ArtifactError(f"no default {granule.sensor} model fits granule {granule.id}: {needs}")
+
+
+def night_partner(granule: Granule, day: Artifact) -> Artifact | None:
+    """The night model that runs beside ``day``: from the same folder, same sensor, the most bands
+    the granule has; None when there is none (the night pixels are then not retrieved)."""
+    partners = []
+    for path in sorted(day.path.parent.glob("*.pt")):
+        try:
+            meta = read_metadata(path)
+        except ArtifactError:
+            continue
+        features = meta.get("feature_spec", {}).get("features", [])
+        kinds = {f["kind"] for f in features}
+        if meta.get("sensor") != granule.sensor or "reflectance" in kinds or "brightness_temperature" not in kinds:
+            continue
+        bands = [f["source"] for f in features if f["kind"] == "brightness_temperature"]
+        if not granule.missing(bands):
+            partners.append((len(bands), path))
+    if not partners:
+        return None
+    return checked_artifact(max(partners)[1], expect_sensor=granule.sensor)
 
 
 def granule_attrs(granule: Granule, bands: list[str] | None = None) -> dict[str, Any]:
@@ -167,20 +195,39 @@ def granule_stem(granule: Granule) -> str:
     return product_stem(granule_attrs(granule))
 
 
-def build_granule_product(granule: Granule, artifact: Artifact, options: ProcessOptions) -> tuple[Any, dict[str, Any]]:
+def build_granule_product(
+    granule: Granule, artifact: Artifact, options: ProcessOptions, night: Artifact | None = None
+) -> tuple[Any, dict[str, Any]]:
     """The lazy product dataset of a granule and the scene's attributes; nothing is computed.
 
-    Opening the files reads their metadata through netCDF-C, so the graph is built under the
-    process-wide netCDF lock.
+    With a ``night`` model, the pixels without sun (``NIGHT``) get its mask and phase (quality
+    ``NIGHT_RETRIEVED``). Opening the files reads their metadata through netCDF-C, so the graph is
+    built under the process-wide netCDF lock.
     """
+    bands = list(dict.fromkeys([*artifact.spec.bands, *(night.spec.bands if night else [])]))
     with opening_files():
-        scene = ingest(granule, artifact.spec.bands, options.chunk_size)
+        scene = ingest(granule, bands, options.chunk_size)
         scene = add_ancillary(scene, options.ancillary)
         features = build_features(scene, artifact.spec)
-        outputs = run_inference(
-            features, artifact, options.device, options.batch_size, options.torch_threads, options.resources
-        )
-        return build_product(scene, features["retrieval_quality"], outputs, artifact), dict(scene.attrs)
+        run = (options.device, options.batch_size, options.torch_threads, options.resources)
+        outputs = run_inference(features, artifact, *run)
+        quality = features["retrieval_quality"]
+        if night is not None:
+            night_features = build_features(scene, night.spec)
+            night_outputs = run_inference(night_features, night, *run)
+            use_night = (quality == NIGHT) & (night_features["retrieval_quality"] == NIGHT_RETRIEVED)
+            quality = quality.where(~use_night, NIGHT_RETRIEVED).astype(np.uint8)
+            outputs = outputs.where(~use_night, night_outputs)
+        product = build_product(scene, quality, outputs, artifact)
+        if night is not None:
+            product.attrs.update(
+                {
+                    "night_model_name": night.name,
+                    "night_model_version": night.version,
+                    "night_model_sha256": night.sha256,
+                }
+            )
+        return product, dict(scene.attrs)
 
 
 @dataclass(frozen=True)
@@ -194,6 +241,8 @@ class Plan:
     model_name: str
     model_sha256: str
     bands: tuple[str, ...]
+    night_model: Path | None = None  # runs beside the model on the pixels without sun
+    night_model_sha256: str = ""
     existing: Path | None = None  # an identical product is already there: nothing to do
     replaces: tuple[Path, ...] = ()  # products of the granule that this run replaces (overwrite)
 
@@ -201,7 +250,8 @@ class Plan:
 def plan(granule: Granule, options: ProcessOptions) -> Plan:
     """Choose the model, check the files it reads, and find an existing product of the granule."""
     artifact = choose_artifact(granule, options.model)
-    bands = artifact.spec.bands
+    night = night_partner(granule, artifact)
+    bands = list(dict.fromkeys([*artifact.spec.bands, *(night.spec.bands if night else [])]))
     granule.require(bands)
     for path in granule.used_paths(bands):
         check_file(path, granule.reader)
@@ -217,6 +267,8 @@ def plan(granule: Granule, options: ProcessOptions) -> Plan:
         model_name=artifact.name,
         model_sha256=artifact.sha256,
         bands=tuple(bands),
+        night_model=night.path if night else None,
+        night_model_sha256=night.sha256 if night else "",
         existing=existing,
         replaces=tuple(replaces),
     )
@@ -227,7 +279,12 @@ def stage(plan: Plan, options: ProcessOptions) -> StagedProduct:
     artifact = checked_artifact(plan.model, expect_sensor=plan.granule.sensor)
     if artifact.sha256 != plan.model_sha256:
         raise ValueError(f"model {plan.model} changed since the granule {plan.granule.id} was planned")
-    product, attrs = build_granule_product(plan.granule, artifact, options)
+    night = None
+    if plan.night_model is not None:
+        night = checked_artifact(plan.night_model, expect_sensor=plan.granule.sensor)
+        if night.sha256 != plan.night_model_sha256:
+            raise ValueError(f"model {plan.night_model} changed since the granule {plan.granule.id} was planned")
+    product, attrs = build_granule_product(plan.granule, artifact, options, night)
     with compute_context(options.resources):
         return stage_product(product, attrs, plan.out_dir, list(plan.replaces))
 

@@ -25,7 +25,7 @@ import xarray as xr
 from models import MODEL_NAME
 from models.artifact import Artifact
 from models.fileio import publish, temporary_path
-from pipeline.features import GOOD, QUALITY_MEANINGS, RETRIEVED_MAX
+from pipeline.features import GOOD, QUALITY_MEANINGS, RETRIEVED_MAX, mask_retrieved
 from pipeline.netcdf_lock import netcdf_lock
 from pipeline.quicklook import quicklook_path, write_quicklook
 from pipeline.sensors import PLATFORM_CODES
@@ -77,7 +77,8 @@ def build_product(scene: xr.Dataset, quality: xr.DataArray, outputs: xr.Dataset,
     """The product dataset (lazy) from the scene, quality codes and model outputs."""
     swath = "x" not in scene.coords
     q = quality.data
-    retrieved = q <= RETRIEVED_MAX
+    retrieved = mask_retrieved(q)  # mask and phase: day or night model
+    with_cot = q <= RETRIEVED_MAX  # COT: the day model only
     p_cloudy = outputs["cloud_mask_probability"].data
     cloudy = retrieved & (p_cloudy >= 0.5)
     p_ice = outputs["cloud_phase_probability"].data
@@ -139,7 +140,7 @@ def build_product(scene: xr.Dataset, quality: xr.DataArray, outputs: xr.Dataset,
             },
         ),
         "cloud_optical_thickness": field_(
-            da.where(cloudy, cot, np.nan).astype(np.float32),
+            da.where(cloudy & with_cot, cot, np.nan).astype(np.float32),
             {
                 "long_name": "cloud optical thickness at 0.55 um",
                 "standard_name": "atmosphere_optical_thickness_due_to_cloud",
@@ -150,7 +151,7 @@ def build_product(scene: xr.Dataset, quality: xr.DataArray, outputs: xr.Dataset,
             },
         ),
         "cloud_optical_thickness_class": field_(
-            da.where(cloudy, cot_class, FILL_U1).astype(np.uint8),
+            da.where(cloudy & with_cot, cot_class, FILL_U1).astype(np.uint8),
             {
                 "long_name": "coarse cloud optical thickness class (C_Aux head): thin < 1, moderate 1-10, thick >= 10",
                 "units": "1",
@@ -167,7 +168,8 @@ def build_product(scene: xr.Dataset, quality: xr.DataArray, outputs: xr.Dataset,
                 "coverage_content_type": "qualityInformation",
                 **_flag_attrs(list(range(len(QUALITY_MEANINGS))), " ".join(QUALITY_MEANINGS)),
                 "comment": "degraded: solar zenith 70-80 deg or sensor zenith > 65 deg; night: solar zenith >= 80 deg; "
-                "no valid input: off disk, fill, saturated or out of range",
+                "no valid input: off disk, fill, saturated or out of range; night_mask_and_phase_only: the "
+                "thermal-only night model gave mask and phase, COT is not retrieved at night",
             },
         ),
         "solar_zenith_angle": field_(
@@ -361,7 +363,7 @@ def _summary(product: xr.Dataset) -> dict[str, Any]:
     mask = product["cloud_mask"].data
     phase = product["cloud_phase"].data
     quality = product["retrieval_quality"].data
-    retrieved = quality <= RETRIEVED_MAX
+    retrieved = mask_retrieved(quality)
     stats: dict[str, Any] = {
         "pixels": np.int64(quality.size),
         "retrieved": retrieved.sum(),

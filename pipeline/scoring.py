@@ -9,7 +9,7 @@ import numpy as np
 import xarray as xr
 
 from models.synthetic.truth import NOT_SIMULATED
-from pipeline.features import RETRIEVED_MAX
+from pipeline.features import RETRIEVED_MAX, mask_retrieved
 
 
 def score_against_truth(product: Path, truth: Path) -> dict[str, Any]:
@@ -17,9 +17,9 @@ def score_against_truth(product: Path, truth: Path) -> dict[str, Any]:
     with xr.open_dataset(product, mask_and_scale=False) as p, xr.open_dataset(truth, mask_and_scale=False) as t:
         if p["cloud_mask"].shape != t["cloud_mask"].shape:
             raise ValueError(f"{product.name} and {truth.name} are on different grids")
-        retrieved = (p["retrieval_quality"].values <= RETRIEVED_MAX) & (t["cloud_mask"].values != NOT_SIMULATED)
+        retrieved = mask_retrieved(p["retrieval_quality"].values) & (t["cloud_mask"].values != NOT_SIMULATED)
         mask, true_mask = p["cloud_mask"].values, t["cloud_mask"].values
-        both = retrieved & (mask == 1) & (true_mask == 1)
+        both = retrieved & (p["retrieval_quality"].values <= RETRIEVED_MAX) & (mask == 1) & (true_mask == 1)
         phase, true_phase = p["cloud_phase"].values, t["cloud_phase"].values
         log_true = np.log10(t["cloud_optical_thickness"].values[both])
         log_error = np.log10(p["cloud_optical_thickness"].values[both]) - log_true

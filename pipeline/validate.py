@@ -29,7 +29,7 @@ import xarray as xr
 
 from models.earth import igbp_class
 from models.fileio import atomic_output
-from pipeline.features import RETRIEVED_MAX
+from pipeline.features import RETRIEVED_MAX, mask_retrieved
 from pipeline.netcdf_lock import netcdf_lock
 
 logger = logging.getLogger(__name__)
@@ -92,7 +92,9 @@ def read_product(path: Path) -> ProductGrid:
             raise ValidationError(f"{path.name} is not on the GOES fixed grid; validation needs an ABI product")
         mapping = ds["goes_imager_projection"].attrs
         height = float(mapping["perspective_point_height"])
-        retrieved = ds["retrieval_quality"].values <= RETRIEVED_MAX
+        quality = ds["retrieval_quality"].values
+        retrieved = mask_retrieved(quality)  # mask and phase, day or night model
+        with_cot = quality <= RETRIEVED_MAX
         mask = ds["cloud_mask"].values.astype(np.float64)
         phase = ds["cloud_phase"].values.astype(np.float64)
         cot = ds["cloud_optical_thickness"].values.astype(np.float64)
@@ -103,7 +105,7 @@ def read_product(path: Path) -> ProductGrid:
             lon0=float(mapping["longitude_of_projection_origin"]),
             cloudy=np.where(retrieved, mask, np.nan),
             phase=np.where(retrieved & (mask == 1) & (phase > 0), phase, np.nan),
-            log10_cot=np.where(retrieved & (mask == 1) & (cot > 0), np.log10(np.where(cot > 0, cot, 1)), np.nan),
+            log10_cot=np.where(with_cot & (mask == 1) & (cot > 0), np.log10(np.where(cot > 0, cot, 1)), np.nan),
             water=np.zeros(mask.shape, dtype=bool),
             surface_class=np.full(mask.shape, -1, dtype=np.int16),
         )

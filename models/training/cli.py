@@ -185,17 +185,22 @@ class SimSensor(StrEnum):
     viirs = "viirs"
     oci = "oci"
     all = "all"
+    thermal = "thermal"
 
 
 @app.command()
 @friendly_errors
 def simulate(
-    sensor: Annotated[SimSensor, typer.Option(help="Which sensor's reflectances to write (all: OCI, VIIRS and ABI).")],
+    sensor: Annotated[
+        SimSensor,
+        typer.Option(help="Which sensor's bands to write (all: OCI, VIIRS and ABI; thermal: VIIRS and ABI)."),
+    ],
     samples: Annotated[int, typer.Option(min=1, help="Number of samples.")],
     out: Annotated[Path, typer.Option(help="Output file (reference schema, netCDF-4).")],
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     correction: Annotated[bool, typer.Option(help="Apply the DISORT-derived multiple-scattering correction.")] = True,
     workers: Annotated[int, typer.Option(min=1, help="Processes (default: up to 2).")] = 2,
+    night: Annotated[bool, typer.Option(help="Night samples: no sunlight (thermal bands only carry signal).")] = False,
 ) -> None:
     """Simulate training data in the reference schema with the offline RT model."""
     import time
@@ -203,7 +208,7 @@ def simulate(
     from models.training.simulate.dataset import simulate_dataset
 
     started = time.perf_counter()
-    simulate_dataset(out, sensor.value, samples, seed, correction, workers)
+    simulate_dataset(out, sensor.value, samples, seed, correction, workers, night)
     typer.echo(f"wrote {samples} samples to {out} in {time.perf_counter() - started:.1f} s")
 
 
@@ -213,8 +218,8 @@ def build_default_models(
     work: Annotated[Path, typer.Option(help="Working directory for the simulated data and training runs.")] = Path(
         "build/default-models"
     ),
-    samples: Annotated[int, typer.Option(min=1000, help="Simulated samples.")] = 400_000,
-    epochs: Annotated[int, typer.Option(min=1)] = 150,
+    samples: Annotated[int, typer.Option(min=1000, help="Simulated samples (by day, and again at night).")] = 300_000,
+    epochs: Annotated[int, typer.Option(min=1)] = 80,
     ablation: Annotated[bool, typer.Option(help="Also train the OCI attention ablation.")] = True,
     only: Annotated[str | None, typer.Option(help="Comma-separated model names to (re)build.")] = None,
 ) -> None:

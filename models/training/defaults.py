@@ -1,9 +1,12 @@
 """The shipped default models: how they are built (``make models``) and where they live.
 
-One simulated file (all three sensors from the same samples) trains every default model with
-the attending attention; each is exported to ``models/artifacts/<name>.pt`` with a model card and
-metrics beside it. The ablation (reference vs attending vs no attention) is run on the OCI data,
-the sensor of the reference's published results.
+Two simulated files train every default model with the attending attention and land-cover surface
+groups: a daytime file (all three sensors from the same samples, solar and thermal bands) and a
+night file (the thermal bands of ABI and VIIRS, no sun). Each model is exported to
+``models/artifacts/<name>.pt`` with a model card and metrics beside it. Day models come with and
+without thermal bands (granules that lack them still run); night models give mask and phase where
+the sun is down. The ablation (reference vs attending vs no attention) runs on the model that
+processes the shared real day scene.
 """
 
 from __future__ import annotations
@@ -22,9 +25,17 @@ from models.training.train import TrainConfig, train
 
 logger = logging.getLogger(__name__)
 
-MODEL_VERSION = "1.0.0"
-TRAINING_SAMPLES = 400_000  # the 67.5 % training split alone exceeds 250k
+MODEL_VERSION = "2.0.0"
+TRAINING_SAMPLES = 300_000  # the 67.5 % training split is ~200k points per sensor and time of day
+TRAINING_EPOCHS = 80
 TRAINING_SEED = 2024
+SURFACE_GROUPING = "land_cover"
+
+ABI_IR = ("C07", "C11", "C13", "C14", "C15")
+VIIRS_IR = ("M12", "M13", "M14", "M15", "M16")
+ABI_SOLAR = ("C01", "C02", "C03", "C04", "C05", "C06")
+ABI_SOLAR_NO_C02 = ("C01", "C03", "C04", "C05", "C06")
+VIIRS_SOLAR = ("M01", "M02", "M03", "M04", "M05", "M07", "M08", "M09", "M10", "M11")
 
 
 @dataclass(frozen=True)
@@ -33,20 +44,41 @@ class DefaultModel:
     sensor: str
     bands: tuple[str, ...] | None
     summary: str
+    night: bool = False  # trained on the night simulation (thermal bands only)
 
 
 DEFAULT_MODELS = (
-    DefaultModel("mthccar_abi", "abi", None, "GOES ABI C01-C06"),
+    DefaultModel("mthccar_abi_ir", "abi", ABI_SOLAR + ABI_IR, "GOES ABI C01-C06 and C07, C11, C13-C15 (day)"),
     DefaultModel(
-        "mthccar_abi_noc02",
+        "mthccar_abi_noc02_ir",
         "abi",
-        ("C01", "C03", "C04", "C05", "C06"),
-        "GOES ABI without C02 (granules often lack the 0.5 km band)",
+        ABI_SOLAR_NO_C02 + ABI_IR,
+        "GOES ABI without C02 (granules often lack the 0.5 km band), with C07, C11, C13-C15 (day)",
     ),
-    DefaultModel("mthccar_viirs", "viirs", None, "VIIRS M01-M05, M07-M11 (the reference's 10 bands; M06 saturates)"),
+    DefaultModel("mthccar_abi_night", "abi", ABI_IR, "GOES ABI C07, C11, C13-C15: mask and phase at night", True),
+    DefaultModel("mthccar_abi", "abi", ABI_SOLAR, "GOES ABI C01-C06 (granules without thermal bands)"),
+    DefaultModel("mthccar_abi_noc02", "abi", ABI_SOLAR_NO_C02, "GOES ABI without C02 and thermal bands"),
+    DefaultModel("mthccar_viirs_ir", "viirs", VIIRS_SOLAR + VIIRS_IR, "VIIRS M01-M05, M07-M11 and M12-M16 (day)"),
+    DefaultModel("mthccar_viirs_night", "viirs", VIIRS_IR, "VIIRS M12-M16: mask and phase at night", True),
+    DefaultModel("mthccar_viirs", "viirs", VIIRS_SOLAR, "VIIRS M01-M05, M07-M11 (the reference's 10 bands)"),
     DefaultModel("mthccar_oci", "oci", None, "PACE OCI, 223 bands (216 hyperspectral 350-887 nm + 7 SWIR)"),
 )
+# the attention ablation runs on the model that processes the shared real day scene (it lacks C02)
+ABLATION_MODEL = "mthccar_abi_noc02_ir"
 ABLATION_MODES = ("reference", "none")  # attending is the default model itself
+
+
+def _train_export_evaluate(name: str, cfg: TrainConfig, data: Path, work: Path, out: Path) -> dict[str, Any]:
+    run = work / name
+    result = train(data, run, cfg, resume=(run / "last.pt").exists(), progress=False)
+    artifact = out / f"{name}.pt"
+    export_checkpoint(result.best_checkpoint, artifact, MODEL_VERSION, name)
+    report = work / f"{name}_evaluation"
+    metrics = evaluate_artifact(artifact, data, report, split="test")
+    shutil.copy(report / "model_card.md", out / f"{name}.md")
+    (out / f"{name}.metrics.json").write_text(json.dumps(metrics, indent=1))
+    logger.info("%s: %s", name, _summary_row(name, metrics))
+    return metrics
 
 
 def _summary_row(name: str, metrics: dict[str, Any]) -> str:
@@ -58,7 +90,7 @@ def _summary_row(name: str, metrics: dict[str, Any]) -> str:
     )
 
 
-ABLATION_HEADING = "## Ablation on OCI (same data, same split)"
+ABLATION_HEADING = f"## Attention ablation on {ABLATION_MODEL} (same data, same split)"
 SUMMARY_FOOTER = "Each `<name>.md` is the model card, `<name>.metrics.json` the full metrics."
 TABLE_HEADER = (
     "| model | mask accuracy | phase accuracy | log10 COT R^2 | log10 COT RMSE | liquid COT>5 within 30 % "
@@ -78,7 +110,7 @@ def build_default_models(
     work: Path,
     out: Path = ARTIFACTS,
     samples: int = TRAINING_SAMPLES,
-    epochs: int = 150,
+    epochs: int = TRAINING_EPOCHS,
     ablation: bool = True,
     only: tuple[str, ...] = (),
 ) -> Path:
@@ -87,36 +119,33 @@ def build_default_models(
 
     work.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
-    data = work / f"simulated_{samples}_seed{TRAINING_SEED}.nc"
-    if not data.exists():
-        simulate_dataset(data, "all", samples, seed=TRAINING_SEED)
-    base = TrainConfig(sensor="abi", epochs=epochs, seed=TRAINING_SEED, split_seed=TRAINING_SEED)
+    data = {
+        False: work / f"simulated_{samples}_seed{TRAINING_SEED}.nc",
+        True: work / f"simulated_night_{samples}_seed{TRAINING_SEED}.nc",
+    }
+    wanted = [m for m in DEFAULT_MODELS if not only or m.name in only]
+    for night in (False, True):
+        if any(m.night == night for m in wanted) and not data[night].exists():
+            sensors = "all" if not night else "thermal"
+            simulate_dataset(data[night], sensors, samples, seed=TRAINING_SEED + int(night), night=night)
+    base = TrainConfig(
+        sensor="abi", epochs=epochs, seed=TRAINING_SEED, split_seed=TRAINING_SEED, surface_grouping=SURFACE_GROUPING
+    )
     results: dict[str, dict[str, Any]] = {}
-    for model in DEFAULT_MODELS:
-        if only and model.name not in only:
-            continue
+    for model in wanted:
         cfg = replace(base, sensor=model.sensor, bands=list(model.bands) if model.bands else None)
-        run = work / model.name
-        result = train(data, run, cfg, resume=(run / "last.pt").exists(), progress=False)
-        artifact = out / f"{model.name}.pt"
-        export_checkpoint(result.best_checkpoint, artifact, MODEL_VERSION, model.name)
-        report = work / f"{model.name}_evaluation"
-        metrics = evaluate_artifact(artifact, data, report, split="test")
-        shutil.copy(report / "model_card.md", out / f"{model.name}.md")
-        (out / f"{model.name}.metrics.json").write_text(json.dumps(metrics, indent=1))
-        results[model.name] = metrics
-        logger.info("%s: %s", model.name, _summary_row(model.name, metrics))
+        results[model.name] = _train_export_evaluate(model.name, cfg, data[model.night], work, out)
     ablation_rows = []
-    if ablation and (not only or "mthccar_oci" in only):
-        oci = next(m for m in DEFAULT_MODELS if m.sensor == "oci")
-        ablation_rows.append(_summary_row("attending (default)", results[oci.name]))
+    if ablation and (not only or ABLATION_MODEL in only):
+        target = next(m for m in DEFAULT_MODELS if m.name == ABLATION_MODEL)
+        ablation_rows.append(_summary_row("attending (default)", results[target.name]))
         for mode in ABLATION_MODES:
-            run = work / f"ablation_oci_{mode}"
-            cfg = replace(base, sensor="oci", attention=mode)
-            result = train(data, run, cfg, resume=(run / "last.pt").exists(), progress=False)
-            artifact = run / f"oci_{mode}.pt"
-            export_checkpoint(result.best_checkpoint, artifact, MODEL_VERSION, f"mthccar_oci_{mode}")
-            metrics = evaluate_artifact(artifact, data, run / "evaluation", split="test")
+            run = work / f"ablation_{target.name}_{mode}"
+            cfg = replace(base, sensor=target.sensor, bands=list(target.bands or ()), attention=mode)
+            result = train(data[target.night], run, cfg, resume=(run / "last.pt").exists(), progress=False)
+            artifact = run / f"{target.name}_{mode}.pt"
+            export_checkpoint(result.best_checkpoint, artifact, MODEL_VERSION, f"{target.name}_{mode}")
+            metrics = evaluate_artifact(artifact, data[target.night], run / "evaluation", split="test")
             ablation_rows.append(_summary_row(mode, metrics))
     for model in DEFAULT_MODELS:  # models not rebuilt in this run keep their row
         earlier = out / f"{model.name}.metrics.json"
@@ -130,8 +159,9 @@ def build_default_models(
     lines = [
         "# Default models",
         "",
-        f"Trained with `make models` on {samples} simulated samples (seed {TRAINING_SEED}, "
-        "67.5/22.5/10 % train/validation/test split); metrics on the held-out test split. "
+        f"Trained with `make models` on {samples} simulated samples by day and {samples} at night (seed "
+        f"{TRAINING_SEED}, 67.5/22.5/10 % train/validation/test split), {epochs} epochs at most; metrics on "
+        "the held-out test split. Night models give mask and phase only (their COT columns are not used). "
         "Targets from the reference's published OCI results on its own data: mask accuracy >= 0.984, "
         "phase accuracy >= 0.98, log10-COT R^2 >= 0.89 and RMSE <= 0.163.",
         "",

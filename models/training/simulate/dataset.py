@@ -264,7 +264,8 @@ def _simulate_chunk(args: ChunkJob) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _sensor_list(sensor: str) -> list[str]:
-    return ["oci", "viirs", "abi"] if sensor == "all" else [sensor]
+    """``all``: every sensor; ``thermal``: the sensors with thermal bands (night files)."""
+    return {"all": ["oci", "viirs", "abi"], "thermal": ["viirs", "abi"]}.get(sensor, [sensor])
 
 
 def simulate_dataset(
