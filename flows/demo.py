@@ -1,8 +1,11 @@
 """The embedded default run (``make demo``): a synthetic ABI scene with truth and, when present, the
-real GOES-17 granules, processed by the ``process_granule`` flow on a temporary Prefect server.
+real GOES-17 day and night granules, processed by the ``process_granule`` flow on a temporary
+Prefect server.
 
-Writes into ``demo-output/``: the synthetic L1b files and their truth, products, quicklooks and
-``score.json`` (the product scored against the truth), and prints where everything is.
+Writes into ``demo-output/``: the synthetic L1b files and their truth, products, quicklooks,
+``score.json`` (the synthetic product scored against its truth) and ``validation/`` (the real day
+product against NOAA's same-time fire/cloud mask and the scan's 10.3 um band), and prints where
+everything is.
 """
 
 from __future__ import annotations
@@ -20,10 +23,29 @@ logger = logging.getLogger(__name__)
 SCENE_TIME = dt.datetime(2019, 10, 27, 20, 0, 27, 500000)
 
 
-def real_granules() -> Path | None:
-    root = Path(os.environ.get("MTHCCAR_GRANULES", Path(__file__).resolve().parents[2] / "shared" / "granules"))
-    day = root / "abi" / "g17_meso1_20191027T2000_day"
-    return day if any(day.glob("OR_ABI-L1b-*.nc")) else None
+REAL_SCENES = {"real": "g17_meso1_20191027T2000_day", "real_night": "g17_meso1_20191201T1027_night"}
+FIRE_REFERENCE = "g17_conus_20191027T2001_l2fire"
+
+
+def granules_root() -> Path:
+    return Path(os.environ.get("MTHCCAR_GRANULES", Path(__file__).resolve().parents[2] / "shared" / "granules"))
+
+
+def real_granules() -> dict[str, Path]:
+    """The shared real scenes that are present, by run name."""
+    root = granules_root() / "abi"
+    return {name: root / folder for name, folder in REAL_SCENES.items() if any((root / folder).glob("OR_ABI-L1b-*.nc"))}
+
+
+def _validate_real_day(product: Path, out: Path) -> Path | None:
+    """The real day product against the same-time FDCC and the scan's C13, when both are there."""
+    from pipeline.validate import validate_product
+
+    root = granules_root() / "abi"
+    references = [*(root / FIRE_REFERENCE).glob("OR_ABI-L2-FDC*.nc"), *(root / REAL_SCENES["real"]).glob("*C13_*.nc")]
+    if not references:
+        return None
+    return validate_product(product, sorted(references), out)["markdown"]
 
 
 def run_demo(out: Path = Path("demo-output"), seed: int = 7) -> dict[str, Any]:
@@ -48,11 +70,14 @@ def run_demo(out: Path = Path("demo-output"), seed: int = 7) -> dict[str, Any]:
         runs["synthetic"] = process_granule(
             ProcessRequest(inputs=[str(synthetic)], out_dir=str(products / "synthetic"))
         )
-        if real is not None:
-            runs["real"] = process_granule(ProcessRequest(inputs=[str(real)], out_dir=str(products / "real")))
+        for name, folder in real.items():
+            runs[name] = process_granule(ProcessRequest(inputs=[str(folder)], out_dir=str(products / name)))
     truth = next(synthetic.glob("MTHCCAR-TRUTH_*.nc"))
     score = score_against_truth(Path(runs["synthetic"][0]["product"]), truth)
     (out / "score.json").write_text(json.dumps(score, indent=1))
+    validation = None
+    if "real" in runs and runs["real"][0].get("product"):
+        validation = _validate_real_day(Path(runs["real"][0]["product"]), out / "validation")
     summary = {"runs": runs, "score": score, "seconds": time.perf_counter() - started}
     print(f"\nMT-HCCAR demo finished in {time.perf_counter() - started:.0f} s")
     for name, outcomes in runs.items():
@@ -60,6 +85,11 @@ def run_demo(out: Path = Path("demo-output"), seed: int = 7) -> dict[str, Any]:
             print(f"  {name}: {o['granule']} {o['status']} -> {o.get('product')}")
             if o.get("quicklook"):
                 print(f"    quicklook {o['quicklook']}")
+    if validation is not None:
+        print(f"  the real day product against NOAA's fire/cloud mask and C13 ({validation}):")
+        for line in validation.read_text().splitlines():
+            if line.startswith("- "):
+                print(f"    {line[2:]}")
     print(f"  score of the synthetic product against its truth ({out / 'score.json'}):")
     print(
         f"    mask accuracy {score['mask_accuracy']:.3f} (cloud fraction {score['cloud_fraction_retrieved']:.2f} "

@@ -155,6 +155,11 @@ class Artifact:
         return str(self.metadata["sensor"])
 
     @property
+    def trained_on_glint(self) -> bool:
+        """Whether the training data had sun glint on water (files of simulator 2.0 and later)."""
+        return bool(self.metadata.get("training_data", {}).get("sun_glint", False))
+
+    @property
     def name(self) -> str:
         return str(self.metadata["name"])
 

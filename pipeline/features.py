@@ -15,9 +15,11 @@ code  meaning                        when
 4     not retrieved: no ancillary    h2o, o3, pressure or surface class missing
 5     night: mask and phase only     solar zenith >= 80 deg, retrieved by the night
                                      (thermal-only) model; COT is not retrieved
+6     degraded: sun glint            retrieved, but water within 25 deg of the specular
+                                     direction and the model was trained without glint
 ====  =============================  ==================================================
 
-Only pixels with code 0, 1 (day model) or 5 (night model) are ever sent to a model. A night
+Only pixels with code 0, 1, 6 (day model) or 5 (night model) are ever sent to a model. A night
 model's own quality marks the sunlit pixels ``DAY_PIXEL`` (never written): the day model has them.
 """
 
@@ -42,16 +44,38 @@ QUALITY_MEANINGS = (
     "not_retrieved_no_valid_input",
     "not_retrieved_no_ancillary",
     "night_mask_and_phase_only",
+    "degraded_sun_glint",
 )
-GOOD, DEGRADED, NIGHT, NO_INPUT, NO_ANCILLARY, NIGHT_RETRIEVED = range(6)
-RETRIEVED_MAX = DEGRADED  # codes up to this have mask, phase and COT
-MASK_RETRIEVED = (GOOD, DEGRADED, NIGHT_RETRIEVED)  # codes with a cloud mask and phase
+GOOD, DEGRADED, NIGHT, NO_INPUT, NO_ANCILLARY, NIGHT_RETRIEVED, DEGRADED_GLINT = range(7)
+COT_RETRIEVED = (GOOD, DEGRADED, DEGRADED_GLINT)  # codes with mask, phase and COT (day model)
+MASK_RETRIEVED = (*COT_RETRIEVED, NIGHT_RETRIEVED)  # codes with a cloud mask and phase
 DAY_PIXEL = 255  # a night model's quality for sunlit pixels
+GLINT_ANGLE_LIMIT = 25.0  # degrees from the specular direction
+WATER_CLASS = 17
+
+
+def _any_of(quality: Any, codes: tuple[int, ...]) -> Any:
+    out = quality == codes[0]
+    for code in codes[1:]:
+        out = out | (quality == code)
+    return out
 
 
 def mask_retrieved(quality: Any) -> Any:
     """Where a pixel has a cloud mask and phase (day or night model); numpy or dask."""
-    return (quality <= RETRIEVED_MAX) | (quality == NIGHT_RETRIEVED)
+    return _any_of(quality, MASK_RETRIEVED)
+
+
+def cot_retrieved(quality: Any) -> Any:
+    """Where a pixel also has a cloud optical thickness (day model only); numpy or dask."""
+    return _any_of(quality, COT_RETRIEVED)
+
+
+def glint_angle(solar_zenith: Any, sensor_zenith: Any, relative_azimuth: Any) -> Any:
+    """Degrees between the view and the specular direction (relative azimuth 0 = backscatter)."""
+    ts, tv = np.deg2rad(solar_zenith), np.deg2rad(sensor_zenith)
+    cos_g = np.cos(ts) * np.cos(tv) - np.sin(ts) * np.sin(tv) * np.cos(np.deg2rad(relative_azimuth))
+    return np.degrees(np.arccos(np.clip(cos_g, -1.0, 1.0)))
 
 
 # scene variable for each feature-spec source that is not a band
@@ -83,8 +107,9 @@ def _variable(scene: xr.Dataset, source: str) -> da.Array:
     return scene[name].data
 
 
-def retrieval_quality(scene: xr.Dataset, night_model: bool = False) -> da.Array:
-    """Per-pixel quality code (see the module table), lazily; ``night_model`` for a thermal-only model."""
+def retrieval_quality(scene: xr.Dataset, night_model: bool = False, flag_glint: bool = False) -> da.Array:
+    """Per-pixel quality code (see the module table), lazily; ``night_model`` for a thermal-only model,
+    ``flag_glint`` for a model trained without sun glint."""
     flags = scene["input_flags"].data
     sza = scene["solar_zenith_angle"].data
     vza = scene["sensor_zenith_angle"].data
@@ -97,6 +122,11 @@ def retrieval_quality(scene: xr.Dataset, night_model: bool = False) -> da.Array:
     bad_input = (flags & (FLAG_FILL | FLAG_SATURATED)) > 0
     night = ~(sza < SOLAR_ZENITH_LIMIT)  # NaN solar zenith counts as night
     degraded = (sza >= DEGRADED_SOLAR_ZENITH) | (vza > DEGRADED_SENSOR_ZENITH)
+    good = da.full_like(sza, GOOD, dtype=np.uint8)
+    if flag_glint:
+        water = scene["albedo_type"].data == WATER_CLASS
+        glint = water & (glint_angle(sza, vza, scene["relative_azimuth_angle"].data) < GLINT_ANGLE_LIMIT)
+        good = da.where(glint, DEGRADED_GLINT, good)
     if night_model:
         usable = da.where(bad_input, NO_INPUT, da.where(missing_ancillary, NO_ANCILLARY, NIGHT_RETRIEVED))
         quality = da.where(no_geolocation, NO_INPUT, da.where(night, usable, DAY_PIXEL))
@@ -108,7 +138,7 @@ def retrieval_quality(scene: xr.Dataset, night_model: bool = False) -> da.Array:
             night,
             NIGHT,
             da.where(
-                bad_input, NO_INPUT, da.where(missing_ancillary, NO_ANCILLARY, da.where(degraded, DEGRADED, GOOD))
+                bad_input, NO_INPUT, da.where(missing_ancillary, NO_ANCILLARY, da.where(degraded, DEGRADED, good))
             ),
         ),
     )
@@ -120,7 +150,7 @@ def _feature_block(*blocks: np.ndarray, spec: FeatureSpec, sources: tuple[str, .
     return spec.scale(spec.raw_features(dict(zip(sources, blocks, strict=True))))
 
 
-def build_features(scene: xr.Dataset, spec: FeatureSpec) -> xr.Dataset:
+def build_features(scene: xr.Dataset, spec: FeatureSpec, trained_on_glint: bool = True) -> xr.Dataset:
     """``features`` (y, x, feature) scaled as the spec says, and ``retrieval_quality`` (y, x)."""
     if not spec.scaling_fitted:
         raise FeatureError(f"the {spec.sensor} model carries no fitted feature scaling; it cannot be applied")
@@ -148,7 +178,7 @@ def build_features(scene: xr.Dataset, spec: FeatureSpec) -> xr.Dataset:
             "features": (("y", "x", "feature"), features),
             "retrieval_quality": (
                 ("y", "x"),
-                retrieval_quality(scene, night_model=spec.night),
+                retrieval_quality(scene, night_model=spec.night, flag_glint=not trained_on_glint),
                 {"flag_values": list(range(len(QUALITY_MEANINGS))), "flag_meanings": " ".join(QUALITY_MEANINGS)},
             ),
         },

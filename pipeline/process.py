@@ -208,7 +208,7 @@ def build_granule_product(
     with opening_files():
         scene = ingest(granule, bands, options.chunk_size)
         scene = add_ancillary(scene, options.ancillary)
-        features = build_features(scene, artifact.spec)
+        features = build_features(scene, artifact.spec, artifact.trained_on_glint)
         run = (options.device, options.batch_size, options.torch_threads, options.resources)
         outputs = run_inference(features, artifact, *run)
         quality = features["retrieval_quality"]
@@ -337,4 +337,4 @@ def granule_features(
     artifact = choose_artifact(granule, model)
     with opening_files():
         scene = add_ancillary(ingest(granule, artifact.spec.bands, chunk_size), ancillary)
-        return build_features(scene, artifact.spec), artifact
+        return build_features(scene, artifact.spec, artifact.trained_on_glint), artifact

@@ -25,7 +25,7 @@ import xarray as xr
 from models import MODEL_NAME
 from models.artifact import Artifact
 from models.fileio import publish, temporary_path
-from pipeline.features import GOOD, QUALITY_MEANINGS, RETRIEVED_MAX, mask_retrieved
+from pipeline.features import GOOD, QUALITY_MEANINGS, cot_retrieved, mask_retrieved
 from pipeline.netcdf_lock import netcdf_lock
 from pipeline.quicklook import quicklook_path, write_quicklook
 from pipeline.sensors import PLATFORM_CODES
@@ -78,7 +78,7 @@ def build_product(scene: xr.Dataset, quality: xr.DataArray, outputs: xr.Dataset,
     swath = "x" not in scene.coords
     q = quality.data
     retrieved = mask_retrieved(q)  # mask and phase: day or night model
-    with_cot = q <= RETRIEVED_MAX  # COT: the day model only
+    with_cot = cot_retrieved(q)  # COT: the day model only
     p_cloudy = outputs["cloud_mask_probability"].data
     cloudy = retrieved & (p_cloudy >= 0.5)
     p_ice = outputs["cloud_phase_probability"].data

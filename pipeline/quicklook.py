@@ -14,6 +14,7 @@ import numpy as np
 import xarray as xr
 
 from models.fileio import atomic_output
+from pipeline.features import NIGHT_RETRIEVED
 from pipeline.netcdf_lock import netcdf_lock
 
 NOT_RETRIEVED = "#b0b0b0"
@@ -87,6 +88,8 @@ def write_quicklook(product: Path, target: Path | None = None, max_pixels: int =
         title = f"{ds.attrs['platform']} {ds.attrs['instrument']} {ds.attrs['time_coverage_start']}"
         retrieved = int(ds.attrs.get("retrieved_pixels", 0))
         fraction = float(ds.attrs.get("cloud_fraction", -1))
+        night_model = str(ds.attrs.get("night_model_name", ""))
+        night_pixels = int((ds["retrieval_quality"].values == NIGHT_RETRIEVED).sum())
     fig = Figure(figsize=(15, 5.2), layout="constrained")
     axes = fig.subplots(1, 3)
     panels = [
@@ -109,12 +112,14 @@ def write_quicklook(product: Path, target: Path | None = None, max_pixels: int =
         interpolation="nearest",
     )
     fig.colorbar(image, ax=axes[2], shrink=0.8, label="COT")
-    axes[2].set_title("cloud optical thickness")
+    axes[2].set_title("cloud optical thickness" + (" (none at night)" if night_pixels else ""))
     for ax in axes:
         draw_geography(ax, lat, lon)
         ax.set_xticks([])
         ax.set_yticks([])
     summary = f"cloud fraction {fraction:.2f}" if retrieved else "no retrieved pixels (night or no valid input)"
+    if night_pixels:
+        summary += f"; night: mask and phase by {night_model}"
     fig.suptitle(f"MT-HCCAR {title} - {summary} (grey: not retrieved)")
     target = target or quicklook_path(product)
     with atomic_output(target) as tmp:

@@ -9,7 +9,7 @@ import numpy as np
 import xarray as xr
 
 from models.synthetic.truth import NOT_SIMULATED
-from pipeline.features import RETRIEVED_MAX, mask_retrieved
+from pipeline.features import cot_retrieved, mask_retrieved
 
 
 def score_against_truth(product: Path, truth: Path) -> dict[str, Any]:
@@ -19,7 +19,7 @@ def score_against_truth(product: Path, truth: Path) -> dict[str, Any]:
             raise ValueError(f"{product.name} and {truth.name} are on different grids")
         retrieved = mask_retrieved(p["retrieval_quality"].values) & (t["cloud_mask"].values != NOT_SIMULATED)
         mask, true_mask = p["cloud_mask"].values, t["cloud_mask"].values
-        both = retrieved & (p["retrieval_quality"].values <= RETRIEVED_MAX) & (mask == 1) & (true_mask == 1)
+        both = retrieved & cot_retrieved(p["retrieval_quality"].values) & (mask == 1) & (true_mask == 1)
         phase, true_phase = p["cloud_phase"].values, t["cloud_phase"].values
         log_true = np.log10(t["cloud_optical_thickness"].values[both])
         log_error = np.log10(p["cloud_optical_thickness"].values[both]) - log_true

@@ -29,7 +29,7 @@ import xarray as xr
 
 from models.earth import igbp_class
 from models.fileio import atomic_output
-from pipeline.features import RETRIEVED_MAX, mask_retrieved
+from pipeline.features import cot_retrieved, mask_retrieved
 from pipeline.netcdf_lock import netcdf_lock
 
 logger = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ def read_product(path: Path) -> ProductGrid:
         height = float(mapping["perspective_point_height"])
         quality = ds["retrieval_quality"].values
         retrieved = mask_retrieved(quality)  # mask and phase, day or night model
-        with_cot = quality <= RETRIEVED_MAX
+        with_cot = cot_retrieved(quality)
         mask = ds["cloud_mask"].values.astype(np.float64)
         phase = ds["cloud_phase"].values.astype(np.float64)
         cot = ds["cloud_optical_thickness"].values.astype(np.float64)

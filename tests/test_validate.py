@@ -108,3 +108,45 @@ def test_unusable_references_are_one_sentence(product: Path, tmp_path: Path) -> 
     east.to_netcdf(moved)
     with pytest.raises(ValidationError, match=r"from the satellite at -75\.0 deg, the product from the one at -137\.0"):
         validate_product(product, [moved], tmp_path)
+
+
+NIGHT = "g17_meso1_20191201T1027_night"
+
+
+def test_default_model_holds_on_the_real_day_scene(granules: Path, product: Path, tmp_path: Path) -> None:
+    """The thresholds of the real-granules issue: FDCC clear land, FDCC cloud, and the scan's C13."""
+    with xr.open_dataset(product) as ds:
+        assert ds.attrs["model_name"] == "mthccar_abi_noc02_ir"  # thermal bands present, C02 absent
+    references = [*sorted((granules / "abi" / FDCC).glob("*.nc")), *sorted((granules / "abi" / DAY).glob("*C13_*.nc"))]
+    report = json.loads(validate_product(product, references, tmp_path)["json"].read_text())
+    fire, c13 = (next(e for e in report["references"].values() if e["kind"] == kind) for kind in ("fire_mask", "c13"))
+    assert fire["clear_land_flagged_cloudy"]["flagged_cloudy"] <= 0.10
+    assert fire["cloud_flagged_cloudy"]["flagged_cloudy"] >= 0.90
+    assert c13["warm_above_290K"]["flagged_cloudy"] <= 0.05
+    assert c13["cold_below_250K"]["flagged_cloudy"] >= 0.98
+
+
+def test_the_real_night_scene_gets_mask_and_phase(granules: Path, tmp_path: Path) -> None:
+    from pipeline.features import NIGHT_RETRIEVED, NO_INPUT
+    from pipeline.granules import single_granule
+    from pipeline.process import ProcessOptions, process_granule
+
+    night = process_granule(
+        single_granule([granules / "abi" / NIGHT]), ProcessOptions(out_dir=tmp_path, quicklook=False)
+    ).product
+    with xr.open_dataset(night, mask_and_scale=False) as ds:
+        quality = ds["retrieval_quality"].values
+        assert set(np.unique(quality)) <= {NIGHT_RETRIEVED, NO_INPUT}
+        retrieved = quality == NIGHT_RETRIEVED
+        assert retrieved.mean() > 0.99
+        assert np.all(ds["cloud_mask"].values[retrieved] <= 1)
+        assert np.all(ds["cloud_phase"].values[retrieved] <= 2)
+        assert np.isnan(ds["cloud_optical_thickness"].values).all()  # no COT at night
+        assert ds.attrs["night_model_name"] == "mthccar_abi_night"
+    report = json.loads(
+        validate_product(night, sorted((granules / "abi" / NIGHT).glob("*C13_*.nc")), tmp_path / "v")[
+            "json"
+        ].read_text()
+    )
+    c13 = next(iter(report["references"].values()))
+    assert c13["cold_below_250K"]["flagged_cloudy"] >= 0.95

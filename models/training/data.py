@@ -256,6 +256,9 @@ class ReferenceDataset:
             "split_seed": self.seed,
             "description": str(attrs.get("description", attrs.get("title", ""))),
             "version": str(attrs.get("version", attrs.get("simulator_version", ""))),
+            "simulator_version": str(attrs.get("simulator_version", "")),
+            # glint-free worlds (the reference's data, simulator 1.x) leave glint geometry untrained
+            "sun_glint": "wind_speed" in self._nc.variables,
         }
 
     def close(self) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -81,6 +82,72 @@ def _train_export_evaluate(name: str, cfg: TrainConfig, data: Path, work: Path, 
     return metrics
 
 
+REAL_DAY_SCENE = ("abi", "g17_meso1_20191027T2000_day")
+REAL_FIRE_REFERENCE = ("abi", "g17_conus_20191027T2001_l2fire")
+REAL_SCENE_MODELS = ("mthccar_abi_noc02_ir", "mthccar_abi_noc02")  # the scene has no C02
+
+
+def _granules_root() -> Path:
+    return Path(os.environ.get("MTHCCAR_GRANULES", Path(__file__).resolve().parents[3] / "shared" / "granules"))
+
+
+def real_scene_section(out: Path, work: Path) -> list[str]:
+    """The shared real day scene through ``mthccar validate`` for the models that can process it.
+
+    A markdown section for the summary (and appended to those model cards); empty when the
+    granules are not there.
+    """
+    from pipeline.granules import single_granule
+    from pipeline.process import ProcessOptions, process_granule
+    from pipeline.validate import validate_product
+
+    scene = _granules_root().joinpath(*REAL_DAY_SCENE)
+    fire = sorted(_granules_root().joinpath(*REAL_FIRE_REFERENCE).glob("OR_ABI-L2-FDC*.nc"))
+    c13 = sorted(scene.glob("*C13_*.nc"))
+    models = [out / f"{name}.pt" for name in REAL_SCENE_MODELS if (out / f"{name}.pt").exists()]
+    if not (fire and c13 and models):
+        return []
+    rows = []
+    for model in models:
+        product = process_granule(
+            single_granule([scene]),
+            ProcessOptions(out_dir=work / "real_scene" / model.stem, model=model, overwrite=True),
+        ).product
+        report = json.loads(
+            validate_product(product, [*fire, *c13], work / "real_scene" / model.stem)["json"].read_text()
+        )
+        checks = {}
+        for entry in report["references"].values():
+            checks.update(
+                {k: v["flagged_cloudy"] for k, v in entry.items() if isinstance(v, dict) and "flagged_cloudy" in v}
+            )
+        rows.append(
+            f"| {model.stem} | {report['cloud_fraction']:.3f} | "
+            + " | ".join(f"{100 * checks[k]:.1f} %" for k in REAL_SCENE_CHECKS)
+            + " |"
+        )
+    section = [
+        "## The real GOES-17 day scene (2019-10-27 20:00 UTC Meso-1, `mthccar validate`)",
+        "",
+        "Share of pixels flagged cloudy, against NOAA's same-time fire product (FDCC) mask and the "
+        "scan's own 10.3 um band. Targets: FDCC clear land <= 10 %, FDCC cloud >= 90 %, C13 > 290 K "
+        "<= 10 % (<= 5 % with thermal bands), C13 < 250 K >= 98 %.",
+        "",
+        "| model | cloud fraction | FDCC clear land | FDCC cloud | C13 > 290 K | C13 < 250 K |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+    for model in models:
+        card = out / f"{model.stem}.md"
+        if card.exists():
+            card.write_text(card.read_text().rstrip("\n") + "\n\n" + "\n".join(section))
+    return section
+
+
+REAL_SCENE_CHECKS = ("clear_land_flagged_cloudy", "cloud_flagged_cloudy", "warm_above_290K", "cold_below_250K")
+
+
 def _summary_row(name: str, metrics: dict[str, Any]) -> str:
     cot = metrics["log10_cot"]["all"]
     return (
@@ -102,7 +169,8 @@ def _earlier_ablation(summary: Path) -> list[str]:
     """The ablation section of an earlier summary: kept when a run rebuilds only other models."""
     text = summary.read_text() if summary.exists() else ""
     start = text.find(ABLATION_HEADING)
-    end = text.find(SUMMARY_FOOTER, start)
+    ends = [i for i in (text.find("\n## ", start + 1), text.find(SUMMARY_FOOTER, start)) if i > start]
+    end = min(ends) if ends and start >= 0 else -1
     return [*text[start:end].rstrip("\n").split("\n"), ""] if 0 <= start < end else []
 
 
@@ -169,6 +237,7 @@ def build_default_models(
         *[_summary_row(name, m) for name, m in results.items()],
         "",
         *ablation_section,
+        *real_scene_section(out, work),
         SUMMARY_FOOTER,
         "",
     ]

@@ -276,21 +276,45 @@ def _training_lines(training: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _intended_use(metadata: dict[str, Any]) -> str:
+    spec = metadata.get("feature_spec", {}).get("features", [])
+    kinds = {f.get("kind") for f in spec}
+    if "reflectance" not in kinds:
+        what = (
+            "Per-pixel night-time cloud mask and phase from thermal bands (its COT output is not used). Runs "
+            "beside a day model on the pixels without sun."
+        )
+    elif "brightness_temperature" in kinds:
+        what = "Per-pixel daytime cloud mask, phase and optical thickness from solar-reflective and thermal bands."
+    else:
+        what = "Per-pixel daytime cloud mask, phase and optical thickness from solar-reflective bands."
+    world = (
+        "Trained on plane-parallel single-layer radiative-transfer simulations of the project's simulator "
+        f"{metadata.get('training_data', {}).get('simulator_version', '')}: measured land spectra with a BRDF, "
+        "sun glint, background and heavy aerosol labelled clear. Multi-layer cloud, broken cloud within a "
+        "pixel and seasonal snow without a land-cover input are outside the training distribution. Pixels "
+        "beyond the model's sun limit are flagged, not produced."
+    )
+    return f"{what} {world}"
+
+
 def model_card(metadata: dict[str, Any], metrics: dict[str, Any], data_name: str, split: str) -> str:
     """A markdown model card from artifact metadata and evaluation metrics."""
     spec = metadata["feature_spec"]
-    bands = [f for f in spec["features"] if f["kind"] == "reflectance"]
-    band_text = ", ".join(f"{f['name']} ({f['wavelength_um']:.3f} um)" for f in bands[:12])
-    if len(bands) > 12:
+    bands = [f for f in spec["features"] if f["kind"] in ("reflectance", "brightness_temperature")]
+    band_text = ", ".join(
+        f"{f['name']} ({f['wavelength_um']:.3f} um{', BT' if f['kind'] == 'brightness_temperature' else ''})"
+        for f in bands[:16]
+    )
+    if len(bands) > 16:
         band_text += f", ... ({len(bands)} bands, {bands[0]['wavelength_um']:.3f}-{bands[-1]['wavelength_um']:.3f} um)"
+    others = [f["name"] for f in spec["features"] if f["kind"] not in ("reflectance", "brightness_temperature")]
     mask, phase, cot = metrics["cloud_mask"], metrics["phase"], metrics["log10_cot"]
     lines = [
         f"# Model card: {metadata['name']}",
         "",
         f"- Model: {metadata['model_name']} {metadata['model_version']}, attention `{metadata['attention']}`",
-        f"- Sensor: {metadata['sensor']}; inputs ({metadata['input_size']}): {band_text}; h2o (cm), o3 (DU), "
-        "surface pressure (hPa), 4-class surface one-hot, cosines of solar zenith, sensor zenith and relative "
-        "azimuth",
+        f"- Sensor: {metadata['sensor']}; inputs ({metadata['input_size']}): {band_text}; {', '.join(others)}",
         f"- Reflectance: {spec['reflectance_convention']}; relative azimuth: {spec['relative_azimuth_convention']}",
         f"- Weights sha256: `{metadata['weights_sha256']}`",
         *_training_lines(metadata.get("training_data", {})),
@@ -333,10 +357,7 @@ def model_card(metadata: dict[str, Any], metrics: dict[str, Any], data_name: str
         "",
         "## Intended use and limits",
         "",
-        "Per-pixel daytime cloud mask, phase and optical thickness from solar-reflective bands. Trained on "
-        "plane-parallel single-layer radiative-transfer simulations (Lambertian surfaces, no aerosol, no "
-        "glint): multi-layer cloud, heavy aerosol, sun glint and snow/ice edges are outside the training "
-        "distribution. Retrievals beyond the solar-zenith limit are flagged, not produced.",
+        _intended_use(metadata),
         "",
     ]
     return "\n".join(lines)
