@@ -368,3 +368,28 @@ def test_each_reader_states_what_its_files_must_contain(tmp_path: Path) -> None:
         IngestError, match=r"is not a pace_oci_l1b_nc file: it lacks observation_data, geolocation_data"
     ):
         check_file(str(path), "pace_oci_l1b_nc")
+
+
+def test_thermal_bands_ingest_as_brightness_temperatures(day: Path, tmp_path: Path) -> None:
+    """Real C13/C14 through satpy in kelvin; a synthetic scan's thermal files read back as the
+    thermal simulator drew them: cloud colder than clear ground."""
+    import datetime as dt
+
+    import xarray as xr
+
+    from models.synthetic.l1b_abi import write_abi_scene
+
+    real = _compute(ingest(single_granule([day]), ["C05", "C13", "C14"])[["brightness_temperature_C13"]])
+    bt = real["brightness_temperature_C13"].values
+    assert np.nanmin(bt) > 200
+    assert np.nanmax(bt) < 340
+    assert np.nanmedian(bt) > 270
+    write_abi_scene(tmp_path, dt.datetime(2019, 10, 27, 20, 0, 27), "M1", "G17", bands=["C05"], seed=5, thermal=True)
+    scene = _compute(ingest(single_granule([tmp_path]), ["C05", "C07", "C13"]))
+    with xr.open_dataset(next(tmp_path.glob("MTHCCAR-TRUTH_*.nc"))) as truth:
+        cloudy = truth["cloud_mask"].values == 1
+        clear = truth["cloud_mask"].values == 0
+    c13 = scene["brightness_temperature_C13"].values
+    assert np.nanmedian(c13[clear]) > np.nanmedian(c13[cloudy]) + 5
+    assert np.nanpercentile(c13[cloudy], 10) < np.nanpercentile(c13[clear], 10) - 20  # high ice tops
+    assert np.isfinite(scene["brightness_temperature_C07"].values).mean() > 0.99

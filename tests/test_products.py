@@ -34,17 +34,17 @@ def day(granules: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def day_product(day: Path, tmp_path_factory: pytest.TempPathFactory):
-    """The real daytime granule through the shipped no-C02 model, as the CLI would pick it."""
+    """The real daytime granule through the shipped no-C02 thermal model, as the CLI would pick it."""
     out = tmp_path_factory.mktemp("day_product")
     result = process_granule(single_granule([day], sensor="abi"), ProcessOptions(out_dir=out))
     return result
 
 
-def test_day_product_uses_the_no_c02_model_and_finds_cloud_and_clear(day_product) -> None:
-    assert day_product.model == "mthccar_abi_noc02"
+def test_day_product_uses_the_no_c02_thermal_model_and_finds_cloud_and_clear(day_product) -> None:
+    assert day_product.model == "mthccar_abi_noc02_ir"
     # the scan's start and its nominal end (a mesoscale slot is 1 min), whatever band files end when
     assert day_product.product.name.startswith("MTHCCAR-L2-CLD_G17_abi_M1_s20191027T200027_e20191027T200127_c")
-    assert day_product.product.name.endswith("_v1.0.0.nc")
+    assert day_product.product.name.endswith("_v2.0.0.nc")
     stats = day_product.stats
     assert stats["retrieved"] == 250_000
     fraction = stats["cloudy"] / stats["retrieved"]
@@ -86,11 +86,12 @@ def test_day_product_opens_in_xarray_cf_xarray_and_satpy(day_product) -> None:
 
 def test_product_records_provenance(day_product, day: Path) -> None:
     with xr.open_dataset(day_product.product) as ds:
-        # the files the model read: its five band files, not every file of the scan
-        used = [p.name for p in sorted(day.glob("*.nc")) if any(f"-M6{b}_" in p.name for b in NO_C02_BANDS)]
+        # the files the model read: its ten band files (five solar, five thermal), not every file of the scan
+        bands = (*NO_C02_BANDS, "C07", "C11", "C13", "C14", "C15")
+        used = [p.name for p in sorted(day.glob("*.nc")) if any(f"-M6{b}_" in p.name for b in bands)]
         assert ds.attrs["source"].split() == used
         assert len(ds.attrs["model_sha256"]) == 64
-        assert ds.attrs["model_version"] == "1.0.0"
+        assert ds.attrs["model_version"] == "2.0.0"
         assert ds.attrs["platform"] == "GOES-17"
         assert ds.attrs["instrument"] == "ABI"
         assert ds.attrs["time_coverage_start"] == "2019-10-27T20:00:27Z"
@@ -247,7 +248,7 @@ def test_cli_process_picks_the_no_c02_model_and_summarises(day: Path, tmp_path: 
     result = CliRunner().invoke(app, ["process", str(day), "--sensor", "abi", "--out", str(tmp_path), "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "pixels retrieved, cloud fraction" in result.output
-    assert "mthccar_abi_noc02" in result.output
+    assert "mthccar_abi_noc02_ir" in result.output
     assert len(list(tmp_path.glob("MTHCCAR-L2-CLD_*.nc"))) == 1
     assert len(list(tmp_path.glob("*_quicklook.png"))) == 1
 

@@ -20,10 +20,12 @@ def _abi(out: Path, time: dt.datetime, options: dict[str, Any]) -> list[Path]:
         platform=options.get("platform") or "G17",
         bands=options.get("bands"),
         seed=options.get("seed", 0),
+        thermal=bool(options.get("thermal")),
     )
 
 
 def _viirs(out: Path, time: dt.datetime, options: dict[str, Any]) -> list[Path]:
+    _solar_only("VIIRS", options)
     kwargs = {k: options[k] for k in ("lines", "pixels", "centre_lat") if options.get(k) is not None}
     return write_viirs_granule(
         out,
@@ -36,7 +38,13 @@ def _viirs(out: Path, time: dt.datetime, options: dict[str, Any]) -> list[Path]:
     )
 
 
+def _solar_only(sensor: str, options: dict[str, Any]) -> None:
+    if options.get("thermal"):
+        raise ValueError(f"synthetic {sensor} granules have solar bands only; --thermal is for ABI")
+
+
 def _oci(out: Path, time: dt.datetime, options: dict[str, Any]) -> list[Path]:
+    _solar_only("OCI", options)
     kwargs = {k: options[k] for k in ("lines", "pixels", "centre_lat") if options.get(k) is not None}
     if options.get("bands"):
         raise ValueError("OCI granules always carry every blue, red and SWIR band; drop --bands")

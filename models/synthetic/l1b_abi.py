@@ -10,6 +10,9 @@ the 1 km and 0.5 km bands, so the truth (written beside, on the 2 km grid) holds
 
 Calibration: satpy's reflectance is Rad x pi d^2 / esun, i.e. BRF x cos(SZA); so Rad = BRF mu0
 esun / (pi d^2). Band constants (scale, offset, bit depth, esun) are those of GOES-17 L1b files.
+Thermal bands (``thermal=True``: C07, C11, C13-C15) carry the GOES-17 files' Planck constants and
+radiance scaling; their brightness temperatures come from the thermal simulator (or a closed form
+for ``quick`` benchmark scans) over a skin-temperature climatology, day and night.
 """
 
 from __future__ import annotations
@@ -18,20 +21,22 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import netCDF4
 import numpy as np
 from pyorbital.astronomy import sun_earth_distance_correction
 
-from models.bands import ABI_BANDS, Band, requested_bands
+from models.bands import ABI_BANDS, ABI_THERMAL_BANDS, Band, requested_bands
+from models.earth import WATER_CLASS, skin_temperature_climatology
 from models.fileio import publish, temporary_path
 from models.spec import relative_azimuth
 from models.synthetic.geometry import GeostationaryGrid, geostationary_sensor_angles, sun_angles
 from models.synthetic.scenes import SceneFields, scene_state
 from models.synthetic.truth import TruthWriter
-from models.training.simulate.simulator import QuickLookRenderer, Simulator
+from models.training.simulate.simulator import AtmosphereState, QuickLookRenderer, Simulator
+from models.training.simulate.thermal import THERMAL_BANDS, ThermalSimulator, temperature_at
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +74,33 @@ ABI_BAND_CONSTANTS = {
 
 
 @dataclass(frozen=True)
+class AbiThermalBand:
+    band: Band
+    number: int
+    scale: float
+    offset: float
+    bits: int
+
+
+# Rad scale, offset and bit depth of the GOES-17 L1b files (mW m-2 sr-1 (cm-1)-1); the Planck
+# constants are the thermal simulator's, read from the same files
+ABI_THERMAL_CONSTANTS = {
+    b.name: AbiThermalBand(b, int(b.name[1:]), *row)
+    for b, row in zip(
+        ABI_THERMAL_BANDS,
+        [
+            (0.001564351, -0.0376, 14),
+            (0.03335779, -1.3022, 12),
+            (0.04572892, -1.6443, 12),
+            (0.049492206, -1.7187, 12),
+            (0.05277411, -1.7558, 12),
+        ],
+        strict=True,
+    )
+}
+
+
+@dataclass(frozen=True)
 class Sector:
     code: str  # in file names: M1, M2, C, F
     scene_id: str
@@ -99,7 +131,12 @@ def _stamp(time: dt.datetime) -> str:
 
 
 def abi_file_name(
-    sector: Sector, band: AbiBand, platform: str, start: dt.datetime, end: dt.datetime, created: dt.datetime
+    sector: Sector,
+    band: AbiBand | AbiThermalBand,
+    platform: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    created: dt.datetime,
 ) -> str:
     return (
         f"OR_ABI-L1b-Rad{sector.code}-M6C{band.number:02d}_{platform}_s{_stamp(start)}_e{_stamp(end)}"
@@ -114,7 +151,7 @@ class _BandFile:
         self,
         directory: Path,
         name: str,
-        abi: AbiBand,
+        abi: AbiBand | AbiThermalBand,
         grid: GeostationaryGrid,
         sector: Sector,
         platform: str,
@@ -137,7 +174,9 @@ class _BandFile:
         nc.createDimension("number_of_image_bounds", 2)
         chunk = (min(ON_DISK_CHUNK, rows), min(ON_DISK_CHUNK, cols))
         slot, lon0, sub_lon = PLATFORMS[platform]
-        resolution = {1: "2km", 2: "1km", 4: "0.5km"}[abi.refinement]
+        self.refinement = abi.refinement if isinstance(abi, AbiBand) else 1
+        self.thermal = THERMAL_BANDS.get(abi.band.name) if isinstance(abi, AbiThermalBand) else None
+        resolution = {1: "2km", 2: "1km", 4: "0.5km"}[self.refinement]
         nc.setncatts(
             {
                 "naming_authority": "gov.nesdis.noaa",
@@ -182,7 +221,7 @@ class _BandFile:
                 "valid_range": np.array([0, self.max_count], dtype=np.int16),
                 "scale_factor": np.float32(abi.scale),
                 "add_offset": np.float32(abi.offset),
-                "units": "W m-2 sr-1 um-1",
+                "units": "mW m-2 sr-1 (cm-1)-1" if self.thermal else "W m-2 sr-1 um-1",
                 "resolution": f"y: {grid.step:.6f} rad x: {grid.step:.6f} rad",
                 "coordinates": "band_id band_wavelength t y x",
                 "grid_mapping": "goes_imager_projection",
@@ -288,21 +327,34 @@ class _BandFile:
             }
         )
         wavelength[:] = abi.band.central_um
+        esun = abi.esun if isinstance(abi, AbiBand) else -999.0
         for name_, value, units in (
-            ("esun", abi.esun, "W m-2 um-1"),
-            ("kappa0", np.pi * esd**2 / abi.esun, "(W m-2 um-1)-1"),
+            ("esun", esun, "W m-2 um-1"),
+            ("kappa0", np.pi * esd**2 / esun if esun > 0 else -999.0, "(W m-2 um-1)-1"),
             ("earth_sun_distance_anomaly_in_AU", esd, "ua"),
         ):
             var = nc.createVariable(name_, "f4", fill_value=np.float32(-999.0))
             var.units = units
             var[...] = value
-        for name_ in ("planck_fk1", "planck_fk2", "planck_bc1", "planck_bc2"):
-            nc.createVariable(name_, "f4", fill_value=np.float32(-999.0))
+        planck = (
+            (self.thermal.fk1, self.thermal.fk2, self.thermal.bc1, self.thermal.bc2) if self.thermal else (-999.0,) * 4
+        )
+        for name_, value in zip(("planck_fk1", "planck_fk2", "planck_bc1", "planck_bc2"), planck, strict=True):
+            var = nc.createVariable(name_, "f4", fill_value=np.float32(-999.0))
+            var[...] = value
 
     def write(self, rows: slice, brf: np.ndarray, mu0: np.ndarray, valid: np.ndarray) -> None:
         """Write 2 km rows ``rows`` of BRF (replicated to the band's resolution)."""
-        f = self.abi.refinement
-        radiance = brf * np.maximum(mu0, 0) * self.abi.esun / (np.pi * self.esd**2)
+        assert isinstance(self.abi, AbiBand)
+        self._write_radiance(rows, brf * np.maximum(mu0, 0) * self.abi.esun / (np.pi * self.esd**2), valid)
+
+    def write_brightness_temperature(self, rows: slice, temperature: np.ndarray, valid: np.ndarray) -> None:
+        """Write 2 km rows ``rows`` of a thermal band from brightness temperatures (K)."""
+        assert self.thermal is not None
+        self._write_radiance(rows, self.thermal.radiance(np.where(valid, temperature, 250.0)), valid)
+
+    def _write_radiance(self, rows: slice, radiance: np.ndarray, valid: np.ndarray) -> None:
+        f = self.refinement
         counts = np.rint((radiance - self.abi.offset) / self.abi.scale)
         saturated = valid & (counts > self.max_count)
         counts = np.clip(counts, 0, self.max_count).astype(np.int16)
@@ -348,6 +400,39 @@ class _BandFile:
         self.tmp.unlink(missing_ok=True)
 
 
+def _scene_temperatures(
+    state: AtmosphereState, lat: np.ndarray, lon: np.ndarray, start: dt.datetime
+) -> AtmosphereState:
+    """The scene's state with the skin-temperature climatology and a standard profile added."""
+    land = state.surface_class != WATER_CLASS
+    skin = skin_temperature_climatology(
+        lat, lon, start.timetuple().tm_yday, start.hour + start.minute / 60, land
+    ) + 2.0 * np.tanh(np.nan_to_num(state.surface_pressure - 1000.0) / 50.0)
+    return replace(
+        state,
+        skin_temperature=skin,
+        air_temperature_offset=np.where(land, 2.0, 0.5),
+        tropopause_temperature=np.full(len(state), 210.0),
+    )
+
+
+def quick_brightness_temperature(state: AtmosphereState, names: Sequence[str]) -> np.ndarray:
+    """A closed-form stand-in for the thermal simulator (benchmark scans only): the cloud's emissivity
+    1 - exp(-COT / 2) mixes the skin and cloud-top Planck radiances."""
+    bands = [THERMAL_BANDS[n] for n in names]
+    skin = np.asarray(state.skin_temperature)
+    air = skin - np.asarray(state.air_temperature_offset)
+    tropopause = np.full(len(state), 210.0) if state.tropopause_temperature is None else state.tropopause_temperature
+    top = temperature_at(state.cloud_top_pressure, state.surface_pressure, air, tropopause)
+    cot = np.where(state.cloudy, 10.0 ** np.nan_to_num(state.log10_cot, nan=-9.0), 0.0)
+    emissivity = (1 - np.exp(-cot / 2))[:, None]
+    out = np.empty((len(state), len(bands)))
+    for k, band in enumerate(bands):
+        radiance = (1 - emissivity[:, 0]) * band.radiance(skin - 1.5) + emissivity[:, 0] * band.radiance(top)
+        out[:, k] = band.brightness_temperature(radiance)
+    return out
+
+
 def write_abi_scene(
     out_dir: str | Path,
     start: dt.datetime,
@@ -358,11 +443,12 @@ def write_abi_scene(
     block_rows: int = ON_DISK_CHUNK,
     cloud_fraction: float = 0.6,
     quick: bool = False,
+    thermal: bool = False,
 ) -> list[Path]:
     """Render one ABI scan of synthetic scene into band files plus a truth file; returns their paths.
 
-    ``quick`` swaps the RT model for ``QuickLookRenderer`` (benchmark granules: format and size real,
-    radiances only plausible).
+    ``quick`` swaps the RT models for closed forms (benchmark granules: format and size real,
+    radiances only plausible); ``thermal`` adds the C07, C11, C13-C15 files, day and night.
     """
     if sector not in SECTORS:
         raise ValueError(f"unknown ABI sector {sector!r}: expected one of {', '.join(SECTORS)}")
@@ -381,6 +467,9 @@ def write_abi_scene(
     abi_bands = [ABI_BAND_CONSTANTS[b] for b in names]
     bands_ = [a.band for a in abi_bands]
     renderer: Simulator | QuickLookRenderer = QuickLookRenderer(bands_) if quick else Simulator(bands_)
+    thermal_bands = [ABI_THERMAL_CONSTANTS[b.name] for b in ABI_THERMAL_BANDS] if thermal else []
+    files: list[AbiBand | AbiThermalBand] = [*abi_bands, *thermal_bands]
+    thermal_model = ThermalSimulator([t.band for t in thermal_bands]) if thermal and not quick else None
     fields = SceneFields.generate(seed, cloud_fraction)
     rng = np.random.default_rng([seed, 0xAB1])
     writers = [
@@ -388,14 +477,14 @@ def write_abi_scene(
             out,
             abi_file_name(sec, a, platform, start, end, created),
             a,
-            grid.refined(a.refinement),
+            grid.refined(a.refinement if isinstance(a, AbiBand) else 1),
             sec,
             platform,
             start,
             end,
             esd,
         )
-        for a in abi_bands
+        for a in files
     ]
     granule_id = f"ABI-{sec.code}_{platform}_s{_stamp(start)}"
     truth = TruthWriter(
@@ -440,8 +529,35 @@ def write_abi_scene(
                 clean = renderer.reflectance(state)
                 brf[day] = clean * rng.normal(1.0, 0.005, clean.shape).astype(np.float32)
             mu0 = np.cos(np.radians(np.minimum(sza, 90.0)))
-            for k, writer in enumerate(writers):
+            for k, writer in enumerate(writers[: len(abi_bands)]):
                 writer.write(rows, brf[..., k], mu0, on_disk)
+            if thermal_bands:
+                seen = on_disk & (vza < 85)
+                hot = _scene_temperatures(
+                    scene_state(
+                        fields,
+                        v[seen],
+                        u[seen],
+                        lat[seen],
+                        lon[seen],
+                        sza[seen],
+                        vza[seen],
+                        relative_azimuth(vaz[seen], saz[seen]),
+                        start.timetuple().tm_yday,
+                    ),
+                    lat[seen],
+                    lon[seen],
+                    start,
+                )
+                bt = np.full((*lat.shape, len(thermal_bands)), 250.0)
+                if len(hot):
+                    bt[seen] = (
+                        thermal_model.brightness_temperature(hot)
+                        if thermal_model is not None
+                        else quick_brightness_temperature(hot, [t.band.name for t in thermal_bands])
+                    ) + rng.normal(0.0, 0.1, (len(hot), len(thermal_bands)))
+                for k, writer in enumerate(writers[len(abi_bands) :]):
+                    writer.write_brightness_temperature(rows, bt[..., k], seen)
             truth.write(rows, day, state)
             logger.debug("rendered rows %d-%d of %d", rows.start, rows.stop, rows_total)
         paths = [w.finish() for w in writers]

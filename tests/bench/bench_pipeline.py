@@ -6,8 +6,10 @@ Three measurements, each in its own process so its peak RSS is its own:
 * ``read``: ingest + ancillary + features computed and reduced, no model;
 * ``end_to_end``: ``process_granule`` to a product file.
 
-The scan is written once (``build/bench/abi_full_disk``) with the synthetic writer's quick renderer:
-real format, sizes and chunking, plausible radiances. Run: ``python -m tests.bench.bench_pipeline``.
+The scan is written once (``build/bench/abi_full_disk``) with the synthetic writer's quick renderers:
+real format, sizes and chunking, plausible radiances and brightness temperatures (C01, C03-C06 and
+the thermal C07, C11, C13-C15), processed by the default no-C02 thermal model by day and the night
+model beside it. Run: ``python -m tests.bench.bench_pipeline``.
 """
 
 from __future__ import annotations
@@ -42,9 +44,9 @@ def _peak_rss_mb() -> float:
 def prepare() -> Path:
     from models.synthetic.l1b_abi import write_abi_scene
 
-    if not any(SCAN.glob("OR_ABI-L1b-RadF-*C06*.nc")):
+    if not any(SCAN.glob("OR_ABI-L1b-RadF-*C15*.nc")):
         started = time.perf_counter()
-        write_abi_scene(SCAN, START, sector="F", platform="G17", bands=BANDS, seed=11, quick=True)
+        write_abi_scene(SCAN, START, sector="F", platform="G17", bands=BANDS, seed=11, quick=True, thermal=True)
         print(f"wrote the full-disk scan in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return SCAN
 
@@ -52,10 +54,11 @@ def prepare() -> Path:
 def run(mode: str, chunk: int) -> dict[str, float]:
     import dask
 
+    from pipeline.features import mask_retrieved
     from pipeline.granules import single_granule
     from pipeline.process import ProcessOptions, granule_features, process_granule
 
-    model = REPO / "models" / "artifacts" / "mthccar_abi_noc02.pt"
+    model = REPO / "models" / "artifacts" / "mthccar_abi_noc02_ir.pt"
     started = time.perf_counter()
     if mode == "inference":
         import torch
@@ -63,11 +66,12 @@ def run(mode: str, chunk: int) -> dict[str, float]:
         from models.artifact import load_artifact
         from pipeline.inference import DEFAULT_BATCH
 
-        module = load_artifact(model).module
+        artifact = load_artifact(model)
+        module = artifact.module
         torch.set_num_threads(2)
         batch = DEFAULT_BATCH["cpu"]
         pixels = 4_000_000 // batch * batch
-        x = torch.rand(batch, 15)
+        x = torch.rand(batch, artifact.spec.size)
         with torch.inference_mode():
             started = time.perf_counter()
             for _ in range(pixels // batch):
@@ -77,7 +81,7 @@ def run(mode: str, chunk: int) -> dict[str, float]:
         quality = features["retrieval_quality"].data
         total = features["features"].data.sum(axis=2)
         with dask.config.set(scheduler="threads"):
-            counts, _ = dask.compute((quality <= 1).sum(), total.sum())
+            counts, _ = dask.compute(mask_retrieved(quality).sum(), total.sum())
         pixels = int(counts)
     else:
         out = REPO / "build" / "bench" / "products"
