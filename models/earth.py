@@ -67,7 +67,7 @@ def skin_temperature_climatology(
     over the ocean) peaking in mid-July in the north; over land a diurnal cycle of 15 K amplitude
     peaking at 13 h local solar time and 6.5 K/km colder with altitude; the ocean never below
     freezing sea water (271.4 K). Typical errors against a real day are 5-10 K: the thermal models
-    are trained with input errors of 1-8 K, and an NWP ``skt`` (``--nwp``) replaces it.
+    are trained with input errors of 1-12 K, and an NWP ``skt`` (``--nwp``) replaces it.
     """
     phi = np.deg2rad(np.clip(lat, -90, 90))
     base = 303.0 - 45.0 * np.sin(phi) ** 2

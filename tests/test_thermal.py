@@ -119,3 +119,11 @@ def test_3_9_um_reflected_sunlight_separates_liquid_from_ice_by_day_only() -> No
 def test_simulator_needs_the_temperatures() -> None:
     with pytest.raises(ValueError, match="skin"):
         ABI.brightness_temperature(replace(_state(), skin_temperature=None))
+
+
+def test_clear_ocean_8_5_um_is_only_slightly_colder_than_11_um() -> None:
+    """Over a clear sea BT(8.5) - BT(11) is a small negative number that grows with water vapour
+    (the 8.5 um window has more water-vapour absorption and sea water a slightly lower emissivity)."""
+    bt = ABI.brightness_temperature(_state(3, h2o=np.array([0.5, 2.5, 5.0])))
+    difference = bt[:, C11] - bt[:, C14]
+    assert np.all((difference < -0.2) & (difference > -2.0))

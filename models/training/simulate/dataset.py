@@ -29,8 +29,9 @@ Sampling priors (rt-simulator-notes section 7, widened towards the real world):
   U(195, 225) K; column water vapour capped by the saturated column of the air temperature
   (0.7 exp(0.07 (T_air - 273.15)) cm, a fit to the Reitan 1963 dew-point relation); cloud tops kept
   where the phase can exist (liquid no colder than 238 K, ice no warmer than 268 K); soil quartz
-  share U(0, 1) (U(0.3, 1) on barren land). The model's skin-temperature input is the truth plus
-  Gaussian error of 1-8 K (climatology to NWP);
+  share U(0, 0.5) (U(0.2, 1) on barren land: quartz sands are deserts). The model's skin-temperature
+  input is the truth plus Gaussian error of 1-12 K (NWP to climatology, which can miss a given day
+  by 10 K);
 * night samples (``night=True``): solar zenith U(95, 170) deg, no sunlight in any band;
 * measurement noise: 1 % (1 sigma) multiplicative and 0.0005 additive; 0.15 K in the thermal bands.
 
@@ -162,7 +163,7 @@ def sample_temperatures(
     offset = np.select(
         [water, snow], [rng.uniform(-1.0, 2.0, n), rng.uniform(-5.0, 3.0, n)], default=rng.uniform(*land_offset, n)
     )
-    quartz = np.where(surface == BARREN, rng.uniform(0.3, 1.0, n), rng.uniform(0.0, 1.0, n))
+    quartz = np.where(surface == BARREN, rng.uniform(0.2, 1.0, n), rng.uniform(0.0, 0.5, n))
     return skin, offset, rng.uniform(195.0, 225.0, n), quartz
 
 
@@ -407,7 +408,7 @@ SCALARS = {
     "skin_temperature": ("f4", "K", "surface skin temperature (truth)"),
     "skt": ("f4", "K", "surface skin temperature as a model input: truth plus climatology-to-NWP error"),
 }
-SKT_ERROR_K = (1.0, 8.0)  # the 1-sigma error of the skin temperature input, drawn per sample
+SKT_ERROR_K = (1.0, 12.0)  # the 1-sigma error of the skin temperature input, drawn per sample
 
 
 def _or_nan(values: np.ndarray | None, n: int, fill: float = np.nan) -> np.ndarray:
