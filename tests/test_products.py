@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import shutil
 import warnings
 from pathlib import Path
 
@@ -102,9 +103,12 @@ def test_product_records_provenance(day_product, day: Path) -> None:
         assert encoding["complevel"] == 4
 
 
-def test_night_granule_gives_an_all_night_product(granules: Path, tmp_path: Path) -> None:
+def test_night_granule_without_a_night_model_gives_an_all_night_product(granules: Path, tmp_path: Path) -> None:
     night = granules / "abi" / "g17_meso1_20191201T1027_night"
-    result = process_granule(single_granule([night]), ProcessOptions(out_dir=tmp_path))
+    alone = tmp_path / "models"
+    alone.mkdir()
+    shutil.copy(ARTIFACTS / "mthccar_abi.pt", alone)  # a day model with no night model beside it
+    result = process_granule(single_granule([night]), ProcessOptions(out_dir=tmp_path, model=alone / "mthccar_abi.pt"))
     assert result.stats["retrieved"] == 0
     with xr.open_dataset(result.product, mask_and_scale=False) as ds:
         assert np.all(ds["retrieval_quality"].values == NIGHT)
