@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,20 @@ from pipeline.sensors import PLATFORM_NAMES, ReaderSpec, reader_spec, readers_fo
 logger = logging.getLogger(__name__)
 
 TIME_THRESHOLD_S = 30.0
+
+
+@lru_cache(maxsize=64)
+def _group_variables(path: str, group: str) -> frozenset[str] | None:
+    """Variable names in one group of a local netCDF file; None when it cannot be read here."""
+    import netCDF4
+
+    from pipeline.netcdf_lock import netcdf_lock
+
+    try:
+        with netcdf_lock(), netCDF4.Dataset(path) as nc:
+            return frozenset(nc.groups[group].variables) if group in nc.groups else None
+    except (OSError, ValueError):
+        return None  # remote or unreadable: the file check reports it in its own words
 
 
 class GranuleError(ValueError):
@@ -74,10 +89,16 @@ class Granule:
         """Plain-words list of what the granule lacks for these bands (empty when complete)."""
         spec, keys = self.spec, self.keys()
         problems = []
+        absent: list[str] = []
         if spec.band_keys is not None:
             absent = [b for b in bands if spec.band_keys.get(b) not in keys]
-            if absent:
-                problems.append(f"band{'s' if len(absent) > 1 else ''} {', '.join(absent)}")
+        elif spec.band_group is not None:
+            main_paths = [f.path for f in self.files if f.file_type in spec.main_files]
+            present = _group_variables(main_paths[0], spec.band_group) if main_paths else None
+            if present is not None:
+                absent = [b for b in bands if b not in present]
+        if absent:
+            problems.append(f"band{'s' if len(absent) > 1 else ''} {', '.join(absent)}")
         for main in spec.main_files:
             if main not in keys:
                 problems.append(f"its {main} file")

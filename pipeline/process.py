@@ -222,7 +222,7 @@ def build_granule_product(
         if night is not None:
             product.attrs.update(
                 {
-                    "night_model_name": night.name,
+                    "night_model_artifact": night.name,
                     "night_model_version": night.version,
                     "night_model_sha256": night.sha256,
                 }

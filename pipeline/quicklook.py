@@ -88,7 +88,7 @@ def write_quicklook(product: Path, target: Path | None = None, max_pixels: int =
         title = f"{ds.attrs['platform']} {ds.attrs['instrument']} {ds.attrs['time_coverage_start']}"
         retrieved = int(ds.attrs.get("retrieved_pixels", 0))
         fraction = float(ds.attrs.get("cloud_fraction", -1))
-        night_model = str(ds.attrs.get("night_model_name", ""))
+        night_model = str(ds.attrs.get("night_model_artifact", ""))
         night_pixels = int((ds["retrieval_quality"].values == NIGHT_RETRIEVED).sum())
     fig = Figure(figsize=(15, 5.2), layout="constrained")
     axes = fig.subplots(1, 3)

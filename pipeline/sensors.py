@@ -56,6 +56,9 @@ class ReaderSpec:
     required_content: tuple[str, ...] = ()
     required_any: bool = False
     file_chunk: int | None = None  # on-disk chunk of the finest band: dask chunks are multiples of it
+    # readers with every band in one file (band_keys None): the group of the main file whose
+    # variables are the bands, so a granule knows which it has (VIIRS L1B carries M12-M16 or not)
+    band_group: str | None = None
     quality_flags: Literal["abi_dqf"] | None = None  # per-band data-quality flags read into input_flags
     grid: Literal["geostationary", "swath"] = "swath"
 
@@ -98,6 +101,7 @@ READERS: dict[str, ReaderSpec] = {
         nominal_duration_s=360.0,
         required_content=("observation_data", "geolocation_data"),
         required_any=True,
+        band_group="observation_data",
     ),
     "viirs_sdr": ReaderSpec(
         reader="viirs_sdr",

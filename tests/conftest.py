@@ -49,6 +49,7 @@ def trained_viirs(tmp_path_factory: pytest.TempPathFactory, toy_reference_file: 
 @pytest.fixture(scope="session")
 def tiny_artifacts(tmp_path_factory: pytest.TempPathFactory, toy_reference_file: Path) -> dict[str, Path]:
     """Artifacts trained for one epoch on the toy file (their skill does not matter, their specs do)."""
+    from models.training.defaults import MODEL_VERSION
     from models.training.export import export_checkpoint
     from models.training.train import TrainConfig, train
 
@@ -65,7 +66,8 @@ def tiny_artifacts(tmp_path_factory: pytest.TempPathFactory, toy_reference_file:
             toy_reference_file, out / name, TrainConfig(sensor=sensor, bands=bands, epochs=1), progress=False
         )
         paths[name] = out / f"{name}.pt"
-        export_checkpoint(result.best_checkpoint, paths[name], name=f"tiny_{name}")
+        # the shipped models' version: a tiny model's product has the same name pattern as theirs
+        export_checkpoint(result.best_checkpoint, paths[name], MODEL_VERSION, name=f"tiny_{name}")
     return paths
 
 

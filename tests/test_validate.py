@@ -128,7 +128,7 @@ DAY_LIMITS = {
 def test_default_model_on_the_real_day_scene(granules: Path, product: Path, tmp_path: Path) -> None:
     """FDCC clear and cloudy land and the scan's own C13, as ``mthccar validate`` scores them."""
     with xr.open_dataset(product) as ds:
-        assert ds.attrs["model_name"] == "mthccar_abi_noc02_ir"  # thermal bands present, C02 absent
+        assert ds.attrs["model_artifact"] == "mthccar_abi_noc02_ir"  # thermal bands present, C02 absent
     references = [*sorted((granules / "abi" / FDCC).glob("*.nc")), *sorted((granules / "abi" / DAY).glob("*C13_*.nc"))]
     report = json.loads(validate_product(product, references, tmp_path)["json"].read_text())
     checks = {
@@ -157,8 +157,9 @@ def test_the_real_night_scene_gets_mask_and_phase(granules: Path, tmp_path: Path
         assert retrieved.mean() > 0.99
         assert np.all(ds["cloud_mask"].values[retrieved] <= 1)
         assert np.all(ds["cloud_phase"].values[retrieved] <= 2)
-        assert np.isnan(ds["cloud_optical_thickness"].values).all()  # no COT at night
-        assert ds.attrs["night_model_name"] == "mthccar_abi_night"
+        cot = ds["cloud_optical_thickness"]
+        assert (cot.values == cot.attrs["_FillValue"]).all()  # no COT at night
+        assert ds.attrs["night_model_artifact"] == "mthccar_abi_night"
     issues = compliance_issues(night)
     assert issues["high"] == []
     assert issues["medium"] == []

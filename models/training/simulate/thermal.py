@@ -266,7 +266,9 @@ class ThermalSimulator:
         emissivity = surface_emissivity(state.surface_class, self.wavelengths, state.land_fractions, state.soil_quartz)
         planck_surface = np.stack([b.radiance(skin) for b in self.bands], axis=1)
         sky_at_cloud_top = above.downward
-        sky_at_base = (1 - r_d - t_d) * planck_cloud + t_d * sky_at_cloud_top + r_d * 0.0
+        # downwelling under the cloud: its own emission and the sky it lets through (the surface's
+        # radiance reflected back down by the cloud base is left out: second order)
+        sky_at_base = (1 - r_d - t_d) * planck_cloud + t_d * sky_at_cloud_top
         sky_at_surface = below.downward + below.transmittance_diffuse * sky_at_base
         leaving_surface = emissivity * planck_surface + (1 - emissivity) * sky_at_surface
         at_base = below.upward + below.transmittance * leaving_surface
