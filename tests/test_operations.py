@@ -328,9 +328,9 @@ def test_permission_denied_is_one_sentence(scans: list[Path], tmp_path: Path, mo
         raise PermissionError(errno.EACCES, "Permission denied", str(final))
 
     monkeypatch.setattr(product_module, "publish", forbidden)
-    code, output = _cli([str(scans[6]), "--out", str(tmp_path)])
+    code, output = _cli([str(scans[0]), "--out", str(tmp_path)])
     assert code == 1
-    assert f"error: granule abi_G17_M1_20191027T203027: permission is denied at {tmp_path}/MTHCCAR-L2-CLD_G17" in output
+    assert f"error: granule abi_G17_M1_20191027T200027: permission is denied at {tmp_path}/MTHCCAR-L2-CLD_G17" in output
     assert _products(tmp_path) == []
     assert _leftovers(tmp_path) == []
 
@@ -350,16 +350,16 @@ def test_failure_sentences_for_library_errors() -> None:
 
 # ---- quicklooks with their products -----------------------------------------------------------------
 def test_quicklooks_follow_their_products(scans: list[Path], tmp_path: Path) -> None:
-    code, _ = _cli([str(scans[7]), "--out", str(tmp_path)])
+    code, _ = _cli([str(scans[1]), "--out", str(tmp_path)])
     assert code == 0
     (product,) = _products(tmp_path)
     (quicklook,) = _quicklooks(tmp_path)
     quicklook.unlink()  # as a run killed between the product and its quicklook left it
     orphan = tmp_path / (product.stem.replace("_c2", "_c1") + "_quicklook.png")
     orphan.write_bytes(b"a quicklook whose product was never published")
-    assert _cli([str(scans[7]), "--out", str(tmp_path)])[0] == 0
+    assert _cli([str(scans[1]), "--out", str(tmp_path)])[0] == 0
     assert _quicklooks(tmp_path) == sorted([quicklook, orphan])  # drawn again on skip
-    code, _ = _cli([str(scans[7]), "--out", str(tmp_path), "--overwrite"])
+    code, _ = _cli([str(scans[1]), "--out", str(tmp_path), "--overwrite"])
     assert code == 0
     _assert_one_per_granule(tmp_path, 1)  # the replaced product's quicklook and the orphan are gone
 
