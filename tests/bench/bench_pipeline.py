@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from pipeline.sensors import DEFAULT_CHUNK
+
 REPO = Path(__file__).resolve().parents[2]
 SCAN = REPO / "build" / "bench" / "abi_full_disk"
 BANDS = ["C01", "C03", "C04", "C05", "C06"]
@@ -105,7 +107,7 @@ def run(mode: str, chunk: int) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=["inference", "read", "end_to_end"])
-    parser.add_argument("--chunk", type=int, default=1356)
+    parser.add_argument("--chunk", type=int, default=DEFAULT_CHUNK)
     args = parser.parse_args()
     if args.mode:
         print(json.dumps(run(args.mode, args.chunk)))
