@@ -160,3 +160,20 @@ def test_land_cover_map_knows_known_places() -> None:
     assert classes[3] == 15  # Antarctic plateau: permanent snow and ice
     assert classes[4] == 17
     assert classes[5] == 17
+
+
+def test_thermal_training_files_feed_day_and_night_specs(tmp_path) -> None:
+    from models.training.data import ReferenceDataset
+    from models.training.simulate.dataset import simulate_dataset
+
+    day = simulate_dataset(tmp_path / "day.nc", "abi", 600, seed=1)
+    night = simulate_dataset(tmp_path / "night.nc", "thermal", 600, seed=2, night=True)
+    with ReferenceDataset(day, "abi", ["C01", "C13", "C14"]) as dataset:
+        block = dataset.read(0, 600)
+        assert dataset.spec.names[:4] == ["C01", "C13", "C14", "h2o"]
+        assert "skt" in dataset.spec.names
+        assert np.all((block.features[:, 1] > 180) & (block.features[:, 1] < 345))
+    with ReferenceDataset(night, "viirs", ["M12", "M15", "M16"]) as dataset:
+        assert dataset.spec.night
+        assert "cos_solar_zenith_angle" not in dataset.spec.names
+        assert dataset.read(0, 600).features.shape == (600, dataset.spec.size)

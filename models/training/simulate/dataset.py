@@ -338,54 +338,60 @@ def _create_schema(
             "file_format": "NetCDF4",
         }
     )
-    variables = []
-    for table in tables:
-        dim = table.band_dimension
-        nc.createDimension(dim, len(table.training_bands))
-        coord = nc.createVariable(dim, "f4", (dim,))
-        coord[:] = [b.central_um * 1e3 for b in table.training_bands]
-        coord.units = "nm"
-        coord.long_name = f"{table.sensor} band central wavelength"
-        names = nc.createVariable(f"{table.sensor}_band_name", str, (dim,))
-        for i, band in enumerate(table.training_bands):
-            names[i] = band.name
-        var = nc.createVariable(
-            table.reflectance_variable,
-            "f4",
-            (dim, "npoints"),
-            zlib=True,
-            complevel=1,
-            chunksizes=(len(table.training_bands), min(samples, 16384)),
+    variables = [
+        _band_variable(
+            nc,
+            table.band_dimension,
+            table.training_bands,
+            samples,
+            (f"{table.sensor}_band_name", table.reflectance_variable),
+            ("nm", 1e3, f"{table.sensor} band central wavelength"),
+            ("1", f"{table.sensor} TOA bidirectional reflectance factor"),
         )
-        var.units = "1"
-        var.long_name = f"{table.sensor} TOA bidirectional reflectance factor"
-        variables.append(var)
-    thermal_variables: list[Any] = []
-    for table in tables:
-        if not table.thermal_bands:
-            thermal_variables.append(None)
-            continue
-        dim = table.thermal_dimension
-        nc.createDimension(dim, len(table.thermal_bands))
-        coord = nc.createVariable(dim, "f4", (dim,))
-        coord[:] = [b.central_um for b in table.thermal_bands]
-        coord.units = "um"
-        coord.long_name = f"{table.sensor} thermal band central wavelength"
-        names = nc.createVariable(f"{table.sensor}_thermal_band_name", str, (dim,))
-        for i, band in enumerate(table.thermal_bands):
-            names[i] = band.name
-        var = nc.createVariable(
-            table.brightness_temperature_variable,
-            "f4",
-            (dim, "npoints"),
-            zlib=True,
-            complevel=1,
-            chunksizes=(len(table.thermal_bands), min(samples, 16384)),
+        for table in tables
+    ]
+    thermal_variables = [
+        _band_variable(
+            nc,
+            table.thermal_dimension,
+            table.thermal_bands,
+            samples,
+            (f"{table.sensor}_thermal_band_name", table.brightness_temperature_variable),
+            ("um", 1.0, f"{table.sensor} thermal band central wavelength"),
+            ("K", f"{table.sensor} TOA brightness temperature"),
         )
-        var.units = "K"
-        var.long_name = f"{table.sensor} TOA brightness temperature"
-        thermal_variables.append(var)
+        if table.thermal_bands
+        else None
+        for table in tables
+    ]
     return variables, thermal_variables
+
+
+def _band_variable(
+    nc: netCDF4.Dataset,
+    dim: str,
+    bands: Sequence[Band],
+    samples: int,
+    names: tuple[str, str],
+    coordinate: tuple[str, float, str],
+    data: tuple[str, str],
+) -> Any:
+    """A (band, npoints) variable with its wavelength coordinate and band-name list."""
+    name_variable, data_variable = names
+    coord_units, coord_factor, coord_name = coordinate
+    nc.createDimension(dim, len(bands))
+    coord = nc.createVariable(dim, "f4", (dim,))
+    coord[:] = [b.central_um * coord_factor for b in bands]
+    coord.units = coord_units
+    coord.long_name = coord_name
+    band_names = nc.createVariable(name_variable, str, (dim,))
+    for i, band in enumerate(bands):
+        band_names[i] = band.name
+    var = nc.createVariable(
+        data_variable, "f4", (dim, "npoints"), zlib=True, complevel=1, chunksizes=(len(bands), min(samples, 16384))
+    )
+    var.units, var.long_name = data
+    return var
 
 
 SCALARS = {
