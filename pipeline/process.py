@@ -91,16 +91,31 @@ class ProcessResult:
         )
 
 
+BAND_KINDS = ("reflectance", "brightness_temperature")
+
+
+def _bands_and_role(meta: dict[str, Any]) -> tuple[list[str], bool]:
+    """(the bands a model reads, whether it is a night model) from an artifact's metadata, unloaded.
+
+    A night model reads thermal bands only; it runs beside a day model, never alone.
+    """
+    features = meta.get("feature_spec", {}).get("features", [])
+    bands = [f["source"] for f in features if f["kind"] in BAND_KINDS]
+    return bands, not any(f["kind"] == "reflectance" for f in features)
+
+
+def retrieval_bands(day: Artifact, night: Artifact | None) -> list[str]:
+    """Every band a granule's retrieval reads: the day model's, then the night model's others."""
+    return list(dict.fromkeys([*day.spec.bands, *(night.spec.bands if night else [])]))
+
+
 def _default_candidates(sensor: str) -> list[tuple[list[str], Path]]:
     """(bands, path) of the shipped models for a sensor, most bands first; an error when there are none."""
     candidates = []
     for path in default_artifacts():
         meta = read_metadata(path)
-        if meta["sensor"] == sensor:
-            features = meta["feature_spec"]["features"]
-            bands = [f["source"] for f in features if f["kind"] in ("reflectance", "brightness_temperature")]
-            if not any(f["kind"] == "reflectance" for f in features):
-                continue  # a night model: it runs beside a day model, never alone
+        bands, night = _bands_and_role(meta)
+        if meta["sensor"] == sensor and not night:
             candidates.append((bands, path))
     if not candidates:
         raise ArtifactError(f"no default model for {sensor} is installed; pass --model")
@@ -165,12 +180,8 @@ def night_partner(granule: Granule, day: Artifact) -> Artifact | None:
             meta = read_metadata(path)
         except ArtifactError:
             continue
-        features = meta.get("feature_spec", {}).get("features", [])
-        kinds = {f["kind"] for f in features}
-        if meta.get("sensor") != granule.sensor or "reflectance" in kinds or "brightness_temperature" not in kinds:
-            continue
-        bands = [f["source"] for f in features if f["kind"] == "brightness_temperature"]
-        if not granule.missing(bands):
+        bands, night = _bands_and_role(meta)
+        if meta.get("sensor") == granule.sensor and night and bands and not granule.missing(bands):
             partners.append((len(bands), path))
     if not partners:
         return None
@@ -204,7 +215,7 @@ def build_granule_product(
     ``NIGHT_RETRIEVED``). Opening the files reads their metadata through netCDF-C, so the graph is
     built under the process-wide netCDF lock.
     """
-    bands = list(dict.fromkeys([*artifact.spec.bands, *(night.spec.bands if night else [])]))
+    bands = retrieval_bands(artifact, night)
     with opening_files():
         scene = ingest(granule, bands, options.chunk_size)
         scene = add_ancillary(scene, options.ancillary)
@@ -251,7 +262,7 @@ def plan(granule: Granule, options: ProcessOptions) -> Plan:
     """Choose the model, check the files it reads, and find an existing product of the granule."""
     artifact = choose_artifact(granule, options.model)
     night = night_partner(granule, artifact)
-    bands = list(dict.fromkeys([*artifact.spec.bands, *(night.spec.bands if night else [])]))
+    bands = retrieval_bands(artifact, night)
     granule.require(bands)
     for path in granule.used_paths(bands):
         check_file(path, granule.reader)
