@@ -21,7 +21,7 @@ from models.training.simulate.surface import (
     ross_li_kernels,
     ross_li_shape,
 )
-from models.training.simulate.surface_library import POOLS, shipped_library
+from models.training.simulate.surface_library import POOLS, crust_spectra, shipped_library
 
 ABI = sensor_bands("abi").training_bands  # C01-C06
 
@@ -128,6 +128,30 @@ def test_surface_library_holds_measured_pools() -> None:
     assert soil[0] > 2 * green[0]
     assert soil[3] > green[3]
     assert all(np.all((rows >= 0) & (rows <= 1.05)) for rows in library.spectra.values())
+
+
+def test_playa_crusts_are_bright_flat_and_darker_in_the_blue_and_at_2_2_um() -> None:
+    at = shipped_library().at(np.array([0.47, 0.65, 0.86, 1.61, 2.20]))["crust"]
+    assert len(at) == 200
+    assert np.all(at[:, 1] >= 0.25)  # playas reflect more than 0.3 in the visible (CEOS LANDNET)
+    assert np.all(at[:, 0] < at[:, 1])  # lower blue
+    assert np.all(np.abs(at[:, 2] / at[:, 1] - 1) < 0.05)  # flat across the red and near infrared
+    assert np.median(at[:, 4] / at[:, 3]) < 0.95  # the clay/sulfate and moisture dip at 2.2 um
+    # the same pool everywhere: drawn from a fixed seed
+    np.testing.assert_array_equal(shipped_library().spectra["crust"], crust_spectra(shipped_library().wavelength_um))
+
+
+def test_barren_land_mixes_soil_crust_and_sparse_vegetation() -> None:
+    state = sample_state(20_000, np.random.default_rng(2))
+    barren = state.surface_class == 16
+    assert state.land_fractions is not None
+    crust = state.land_fractions[barren, POOLS.index("crust")]
+    soil = state.land_fractions[barren, POOLS.index("soil")]
+    assert 0.25 < crust.mean() < 0.35
+    assert 0.45 < soil.mean() < 0.6
+    assert np.mean(crust > 0.5) > 0.1  # whole playas, not only specks of crust
+    forest = np.isin(state.surface_class, (1, 2, 3, 4, 5))
+    assert np.all(state.land_fractions[forest, POOLS.index("crust")] == 0)
 
 
 def test_sampled_land_mixtures_are_convex_and_cover_soil_bright_land() -> None:

@@ -32,7 +32,7 @@ from models.training.simulate.surface import (
 
 logger = logging.getLogger(__name__)
 
-SIMULATOR_VERSION = "2.0"
+SIMULATOR_VERSION = "2.1"
 ELEMENTS_PER_CHUNK = 150_000  # samples x bands per vectorised step: bounds memory, keeps numpy busy
 
 
@@ -58,8 +58,8 @@ class AtmosphereState:
     cloud_base_pressure: np.ndarray  # hPa
     # the training world's surface and aerosol; None keeps the legacy family spectra, a Lambertian
     # surface and an aerosol-free sky (the synthetic demonstration scenes)
-    land_fractions: np.ndarray | None = None  # (N, 5) cover of green, npv, soil, built, char
-    land_members: np.ndarray | None = None  # (N, 5) endmember index within each pool
+    land_fractions: np.ndarray | None = None  # (N, 6) cover of green, npv, soil, built, char, crust
+    land_members: np.ndarray | None = None  # (N, 6) endmember index within each pool
     brdf_volumetric: np.ndarray | None = None  # Ross-Thick weight / isotropic weight (land)
     brdf_geometric: np.ndarray | None = None  # Li-Sparse weight / isotropic weight (land)
     wind_speed: np.ndarray | None = None  # m/s, sun glint on water

@@ -51,28 +51,29 @@ SEA_ICE_DARKENING = 0.8  # sea ice: snow-like shape, visible 0.6-0.85 (rt-simula
 WATER_CLASS, WETLAND_CLASS = 17, 11
 WETLAND_WATER_SHARE = 0.3
 
-# class -> mean cover fraction of (green, npv, soil, built, char); the per-pixel fractions are
+# class -> mean cover fraction of (green, npv, soil, built, char, crust); the per-pixel fractions are
 # Dirichlet draws around it (``models.training.simulate.dataset``). Forests are mostly canopy with
 # litter; open shrublands, savannas and grasslands are mixtures where dry vegetation and soil often
 # dominate (Guerschman et al. 2009, Remote Sens. Environ. 113, 928, fractional cover of Australian
-# savannas; Okin 2007 for arid shrublands); barren land is soil and sand.
-LAND_MIXTURES: dict[int, tuple[float, float, float, float, float]] = {
-    1: (0.80, 0.12, 0.08, 0.0, 0.0),
-    2: (0.85, 0.10, 0.05, 0.0, 0.0),
-    3: (0.75, 0.15, 0.10, 0.0, 0.0),
-    4: (0.75, 0.15, 0.10, 0.0, 0.0),
-    5: (0.78, 0.13, 0.09, 0.0, 0.0),
-    6: (0.45, 0.25, 0.30, 0.0, 0.0),
-    7: (0.15, 0.30, 0.55, 0.0, 0.0),
-    8: (0.55, 0.25, 0.20, 0.0, 0.0),
-    9: (0.35, 0.35, 0.30, 0.0, 0.0),
-    10: (0.35, 0.40, 0.25, 0.0, 0.0),
-    11: (0.70, 0.20, 0.10, 0.0, 0.0),
-    12: (0.45, 0.20, 0.35, 0.0, 0.0),
-    13: (0.20, 0.05, 0.15, 0.60, 0.0),
-    14: (0.50, 0.25, 0.25, 0.0, 0.0),
-    16: (0.02, 0.08, 0.90, 0.0, 0.0),
-    18: (0.35, 0.35, 0.30, 0.0, 0.0),
+# savannas; Okin 2007 for arid shrublands); barren land is soil, sand and the salt and clay crusts
+# of playas and pans, with a little sparse vegetation.
+LAND_MIXTURES: dict[int, tuple[float, float, float, float, float, float]] = {
+    1: (0.80, 0.12, 0.08, 0.0, 0.0, 0.0),
+    2: (0.85, 0.10, 0.05, 0.0, 0.0, 0.0),
+    3: (0.75, 0.15, 0.10, 0.0, 0.0, 0.0),
+    4: (0.75, 0.15, 0.10, 0.0, 0.0, 0.0),
+    5: (0.78, 0.13, 0.09, 0.0, 0.0, 0.0),
+    6: (0.45, 0.25, 0.30, 0.0, 0.0, 0.0),
+    7: (0.15, 0.30, 0.50, 0.0, 0.0, 0.05),
+    8: (0.55, 0.25, 0.20, 0.0, 0.0, 0.0),
+    9: (0.35, 0.35, 0.30, 0.0, 0.0, 0.0),
+    10: (0.35, 0.40, 0.25, 0.0, 0.0, 0.0),
+    11: (0.70, 0.20, 0.10, 0.0, 0.0, 0.0),
+    12: (0.45, 0.20, 0.35, 0.0, 0.0, 0.0),
+    13: (0.20, 0.05, 0.15, 0.60, 0.0, 0.0),
+    14: (0.50, 0.25, 0.25, 0.0, 0.0, 0.0),
+    16: (0.04, 0.12, 0.54, 0.0, 0.0, 0.30),
+    18: (0.35, 0.35, 0.30, 0.0, 0.0, 0.0),
 }
 MIXED_CLASSES = tuple(LAND_MIXTURES)
 
@@ -168,8 +169,8 @@ def mixture_albedo(
 ) -> np.ndarray:
     """(N, B) albedo of land pixels mixed from measured endmembers.
 
-    ``fractions`` (N, 5) cover of green, npv, soil, built, char (summing to 1) and ``members``
-    (N, 5) the index of each pixel's endmember within its pool; wetlands add open water.
+    ``fractions`` (N, 6) cover of green, npv, soil, built, char, crust (summing to 1) and ``members``
+    (N, 6) the index of each pixel's endmember within its pool; wetlands add open water.
     """
     from models.training.simulate.surface_library import POOLS
 

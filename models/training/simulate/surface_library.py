@@ -13,6 +13,16 @@ once, offline, with the ``surfaces`` extra) draws a fixed, seeded subset of each
 * ``built``: roofs, roads, concrete, paint (LEVEL_2 ``urban``/``built``);
 * ``char``: burned surfaces (LEVEL_2 ``burn``/``burned``).
 
+One pool is not measured: ``crust``, the salt and clay crusts of playas, pans and salars (the
+Great Basin, the Altiplano, the Kalahari and Australian pans, the chotts of the Sahara), which
+earthlib does not hold and which cover much of the world's barren land. Its spectra are drawn from
+a parametric form of what field campaigns report: reflectance above 0.3 and spectrally flat except
+for lower blue and a shortwave-infrared absorption (Railroad Valley playa, CEOS LANDNET site
+description; Thome 2001, Remote Sens. Environ. 78, 27), chlorides featureless and sulfates and
+clays absorbing near 2.2 um (Henley 1990, Mojave saline playas), and a gentle shortwave-infrared
+darkening by moisture from a shallow water table (Lobell & Asner 2002, Soil Sci. Soc. Am. J. 66,
+722). ``crust_spectra`` draws them from a fixed seed, so the pool is the same everywhere.
+
 The library's water-vapour gaps (1.36-1.45 and 1.80-1.95 um) are filled by linear interpolation
 across them; below 0.40 um (OCI's ultraviolet bands) each spectrum is held at its 0.40 um value.
 """
@@ -34,8 +44,11 @@ from models.training.simulate.optics import DATA
 logger = logging.getLogger(__name__)
 
 LIBRARY_FILE = DATA / "surface_library.npz"
-POOLS = ("green", "npv", "soil", "built", "char")
+POOLS = ("green", "npv", "soil", "built", "char", "crust")
+MEASURED_POOLS = POOLS[:-1]
 POOL_SIZES = {"green": 400, "npv": 200, "soil": 700, "built": 300, "char": 50}  # at most
+CRUST_SPECTRA = 200
+CRUST_SEED = 20261201
 SHIPPED_GRID_UM = np.round(np.arange(0.40, 2.4501, 0.01), 3)
 LIBRARY_SEED = 20261130
 
@@ -59,13 +72,24 @@ class SurfaceLibrary:
         return {pool: len(rows) for pool, rows in self.spectra.items()}
 
 
+def crust_spectra(wavelength_um: np.ndarray, n: int = CRUST_SPECTRA, seed: int = CRUST_SEED) -> np.ndarray:
+    """(n, w) playa and salt-crust spectra: a flat level, lower blue, 2.2 um absorption, moist SWIR."""
+    rng = np.random.default_rng(seed)
+    wl = np.asarray(wavelength_um, dtype=np.float64)[None, :]
+    level = rng.uniform(0.25, 0.65, (n, 1))
+    blue_drop = rng.uniform(0.05, 0.40, (n, 1)) * np.clip((0.60 - wl) / 0.20, 0.0, 1.0)
+    moisture = rng.uniform(0.0, 0.30, (n, 1)) * np.clip((wl - 1.0) / 1.45, 0.0, 1.0)
+    absorption = rng.uniform(0.0, 0.25, (n, 1)) * np.exp(-0.5 * ((wl - 2.2) / 0.08) ** 2)
+    return np.clip(level * (1 - blue_drop) * (1 - moisture) * (1 - absorption), 0.0, 0.95)
+
+
 @cache
 def shipped_library() -> SurfaceLibrary:
     with np.load(LIBRARY_FILE) as data:
-        return SurfaceLibrary(
-            data["wavelength_um"].astype(np.float64),
-            {pool: data[pool].astype(np.float64) / 10000.0 for pool in POOLS},
-        )
+        wavelength_um = data["wavelength_um"].astype(np.float64)
+        spectra = {pool: data[pool].astype(np.float64) / 10000.0 for pool in MEASURED_POOLS}
+    spectra["crust"] = crust_spectra(wavelength_um)
+    return SurfaceLibrary(wavelength_um, spectra)
 
 
 def _earthlib_data() -> Path:
@@ -106,7 +130,7 @@ def build_surface_library(path: Path = LIBRARY_FILE) -> Path:
     wavelengths, spectra, pools = read_earthlib(_earthlib_data())
     rng = np.random.default_rng(LIBRARY_SEED)
     out: dict[str, np.ndarray] = {"wavelength_um": SHIPPED_GRID_UM.astype(np.float32)}
-    for pool in POOLS:
+    for pool in MEASURED_POOLS:
         members = np.flatnonzero(np.array(pools) == pool)
         chosen = np.sort(rng.choice(members, size=min(POOL_SIZES[pool], len(members)), replace=False))
         gridded = np.stack([np.interp(SHIPPED_GRID_UM, wavelengths, np.clip(spectra[i], 0, 1)) for i in chosen])

@@ -111,6 +111,9 @@ EMISSIVITY: dict[str, tuple[float, ...]] = {
     "quartz_sand": (0.780, 0.800, 0.720, 0.920, 0.950, 0.965),
     "built": (0.900, 0.900, 0.920, 0.950, 0.955, 0.960),
     "char": (0.950, 0.950, 0.960, 0.970, 0.975, 0.975),
+    # playa clay and salt crusts: clay-like with a weaker 8.5 um dip than quartz sand (ASTER GED
+    # over Great Basin playas, Hulley & Hook 2011, Remote Sens. Environ. 115, 3351; approximate)
+    "crust": (0.880, 0.880, 0.930, 0.960, 0.965, 0.970),
     "snow": (0.975, 0.970, 0.985, 0.990, 0.990, 0.975),
 }
 # the family spectra of the legacy (synthetic scene) surfaces, as endmember mixtures
@@ -124,7 +127,7 @@ CLASS_EMISSIVITY: dict[int, dict[str, float]] = {
     18: {"green": 0.5, "npv": 0.5},
     **{c: {"snow": 1.0} for c in (15, 19, 20)},
 }
-POOL_EMISSIVITY = ("green", "npv", None, "built", "char")  # soil (None) mixes clay and quartz sand
+POOL_EMISSIVITY = ("green", "npv", None, "built", "char", "crust")  # soil (None) mixes clay and quartz sand
 
 
 def _emissivity_at(name: str, wavelengths_um: np.ndarray) -> np.ndarray:
