@@ -36,7 +36,17 @@ logger = logging.getLogger(__name__)
 METADATA_NAME = "mthccar.json"
 ARTIFACT_FORMAT = "mthccar-artifact"
 ARTIFACT_FORMAT_VERSION = 1
-OUTPUT_NAMES = ("cloud_mask_probability", "cloud_phase_probability", "cot_class_probability", "log10_cot")
+OUTPUT_NAMES = (
+    "cloud_mask_probability",
+    "cloud_phase_probability",
+    "cot_class_probability",
+    "log10_cot",
+    "log10_cot_uncertainty",
+)
+# calibrated P(cloudy) splits of the four-level mask (clear, probably clear, probably cloudy,
+# cloudy): the split NOAA's enterprise cloud mask applies to its cloud probability for the ABI
+# Clear Sky Mask levels (Heidinger et al., ABI Cloud Mask ATBD)
+FOUR_LEVEL_MASK_THRESHOLDS = (0.1, 0.5, 0.9)
 PARITY_TOLERANCE = 1e-5
 
 
@@ -81,7 +91,10 @@ def check_parity(eager: torch.nn.Module, scripted: torch.jit.ScriptModule, n_fea
     x = _probe_inputs(n_features)
     with torch.inference_mode():
         a, b = eager(x), scripted(x)
-    worst = max(float((a[k] - b[k]).abs().max()) for k in OUTPUT_NAMES)
+    # NaN where both are NaN (a model without an uncertainty says so in both) counts as equal
+    worst = max(float((a[k] - b[k]).abs().nan_to_num(0.0).max()) for k in OUTPUT_NAMES)
+    if any(bool((a[k].isnan() != b[k].isnan()).any()) for k in OUTPUT_NAMES):
+        worst = float("inf")
     if worst > PARITY_TOLERANCE:
         raise ArtifactError(f"scripted and eager outputs differ by {worst:.2e} (> {PARITY_TOLERANCE:g})")
     return worst
@@ -153,6 +166,14 @@ class Artifact:
     @property
     def sensor(self) -> str:
         return str(self.metadata["sensor"])
+
+    @property
+    def interval95_factor(self) -> float:
+        """Half-width of the 95 % log10-COT interval in units of ``log10_cot_uncertainty``."""
+        values = getattr(self.module, "calibration", None)
+        if values is None or len(values) < 5:
+            return 1.959964  # a Gaussian's
+        return float(values[4])
 
     @property
     def trained_on_glint(self) -> bool:

@@ -11,6 +11,18 @@ Blocks and their state-dict prefixes (identical to the reference, so its checkpo
 * ``reg2``      128 -> 1, log10 COT scaled to [0, 1] as (log10 COT + 2) / 4.5
 * ``recon``     32 -> 128 -> input, the auto-encoder head used only as a training regulariser
 
+Two additions that the reference lacks (``EXTENSION_KEYS``; a reference state dict loads without
+them and its models say "no uncertainty"):
+
+* ``reg_log_variance`` 128 -> 32 -> 1 on the attended regression features (detached, so it never
+  changes the COT estimate): log variance of log10 COT, trained with a Gaussian negative
+  log-likelihood, the heteroscedastic regression of Nix & Weigend (1994);
+* ``calibration``, a buffer of five numbers fitted after training on the validation split
+  (``models.training.calibrate``): temperatures of the mask, phase and COT-class logits (Guo et
+  al. 2017, ICML), a scale of the COT standard deviation and the half-width of the 95 % interval
+  in those sigmas. ``forward`` applies the first four, so the outputs are calibrated and the
+  artifact contract is unchanged (the gate stays at logit 0); the fifth is read by the product.
+
 The reference ends its heads with ``Sigmoid``; here the heads return logits (no parameters differ,
 so the keys are the same) and probabilities are taken where needed, which lets training use the
 numerically stable ``*_with_logits`` losses.
@@ -40,6 +52,24 @@ ATTENTION_MODES: Final = ("attending", "reference", "none")
 LOG10_COT_MIN: Final = -2.0  # value the reference gives clear pixels; the lower end of the scaled range
 LOG10_COT_RANGE: Final = 4.5  # scaled COT = (log10 COT - LOG10_COT_MIN) / LOG10_COT_RANGE
 FEATURE_WIDTH: Final = 128
+EXTENSION_KEYS: Final = (
+    "reg_log_variance.0.weight",
+    "reg_log_variance.0.bias",
+    "reg_log_variance.2.weight",
+    "reg_log_variance.2.bias",
+    "calibration",
+)
+CALIBRATION_FIELDS: Final = (
+    "mask_temperature",
+    "phase_temperature",
+    "cot_class_temperature",
+    "cot_sigma_scale",
+    "cot_interval95_factor",  # half-width of the 95 % log10-COT interval in sigma (1.96 if Gaussian)
+)
+GAUSSIAN_95: Final = 1.959964
+# log variance of log10 COT: sigma from 0.0025 to 7.4
+LOG_VARIANCE_MIN: Final = -12.0
+LOG_VARIANCE_MAX: Final = 4.0
 
 
 class ReferenceCrossAttention(nn.Module):
@@ -129,6 +159,8 @@ class MTHCCAR(nn.Module):
         self.reference_aux = attention == "reference"
         self.log10_cot_min = LOG10_COT_MIN
         self.log10_cot_range = LOG10_COT_RANGE
+        self.log_variance_min = LOG_VARIANCE_MIN
+        self.log_variance_max = LOG_VARIANCE_MAX
         self.encoder = _mlp(input_size, 128, 64, 32, final_relu=True)
         self.cls1 = _mlp(32, 64, 1, final_relu=False)
         self.cls2 = _mlp(32, 64, 1, final_relu=False)
@@ -145,6 +177,8 @@ class MTHCCAR(nn.Module):
         self.cross_attn = nn.ModuleList([block])
         self.reg2 = nn.Sequential(nn.Linear(FEATURE_WIDTH, 1))
         self.recon = _mlp(32, 128, input_size, final_relu=False)
+        self.reg_log_variance = _mlp(FEATURE_WIDTH, 32, 1, final_relu=False)
+        self.register_buffer("calibration", torch.tensor([1.0, 1.0, 1.0, 1.0, GAUSSIAN_95]))
 
     def _attend(self, x_reg: Tensor, x_aux: Tensor) -> Tensor:
         out = x_reg
@@ -152,25 +186,42 @@ class MTHCCAR(nn.Module):
             out = block(x_reg, x_aux)
         return out
 
+    @torch.jit.unused
+    def set_calibration(self, values: dict[str, float]) -> None:
+        """Store fitted calibration values (``CALIBRATION_FIELDS``); missing ones stay as they are."""
+        unknown = set(values) - set(CALIBRATION_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown calibration fields {sorted(unknown)}: expected {CALIBRATION_FIELDS}")
+        calibration = self.calibration
+        assert isinstance(calibration, Tensor)
+        with torch.no_grad():
+            for name, value in values.items():
+                calibration[CALIBRATION_FIELDS.index(name)] = float(value)
+
     def heads(self, feature: Tensor, cloudy_gate: Tensor) -> dict[str, Tensor]:
         """Phase, auxiliary and COT heads on encoder features gated by a (N, 1) 0/1 cloudy mask."""
         x_cloudy = feature * cloudy_gate
         aux_feature = self.cls31(x_cloudy)
         reg_feature = self.reg1(x_cloudy)
+        attended = self._attend(reg_feature, aux_feature)
+        log_variance = self.reg_log_variance(attended.detach()).clamp(self.log_variance_min, self.log_variance_max)
         return {
             "liquid_logit": self.cls2(x_cloudy),
             "cot_class_logits": self.cls32(aux_feature),
-            "cot_scaled": self.reg2(self._attend(reg_feature, aux_feature)),
+            "cot_scaled": self.reg2(attended),
+            "cot_log_variance": log_variance,
         }
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         """Inference outputs for products (no reconstruction decoder); ``x`` is scaled (N, F)."""
         feature = self.encoder(x)
         clear_logit = self.cls1(feature)
-        p_clear = torch.sigmoid(clear_logit)
-        cloudy_gate = (p_clear <= 0.5).to(feature.dtype)
+        cloudy_gate = (torch.sigmoid(clear_logit) <= 0.5).to(feature.dtype)
         out = self.heads(feature, cloudy_gate)
-        logits = out["cot_class_logits"]
+        calibration = self.calibration
+        assert isinstance(calibration, Tensor)
+        p_clear = torch.sigmoid(clear_logit / calibration[0])
+        logits = out["cot_class_logits"] / calibration[2]
         if self.reference_aux:
             # the reference trained this head through a sigmoid: normalise those scores
             scores = torch.sigmoid(logits)
@@ -179,9 +230,10 @@ class MTHCCAR(nn.Module):
             class_probability = torch.softmax(logits, dim=1)
         return {
             "cloud_mask_probability": (1.0 - p_clear).squeeze(1),
-            "cloud_phase_probability": torch.sigmoid(-out["liquid_logit"]).squeeze(1),
+            "cloud_phase_probability": torch.sigmoid(-out["liquid_logit"] / calibration[1]).squeeze(1),
             "cot_class_probability": class_probability,
             "log10_cot": (out["cot_scaled"] * self.log10_cot_range + self.log10_cot_min).squeeze(1),
+            "log10_cot_uncertainty": (torch.exp(0.5 * out["cot_log_variance"]) * calibration[3]).squeeze(1),
         }
 
     @torch.jit.unused
@@ -213,6 +265,10 @@ class MTHCCAR(nn.Module):
         )
 
 
-def parameter_count(model: nn.Module, include_decoder: bool = True) -> int:
-    """Number of trainable parameters, optionally leaving out the reconstruction decoder."""
-    return sum(p.numel() for name, p in model.named_parameters() if include_decoder or not name.startswith("recon."))
+def parameter_count(model: nn.Module, include_decoder: bool = True, include_extensions: bool = True) -> int:
+    """Number of trainable parameters, optionally leaving out the decoder or the non-reference heads."""
+    return sum(
+        p.numel()
+        for name, p in model.named_parameters()
+        if (include_decoder or not name.startswith("recon.")) and (include_extensions or name not in EXTENSION_KEYS)
+    )

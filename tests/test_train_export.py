@@ -81,8 +81,26 @@ def test_evaluation_writes_metrics_card_and_plots(trained_viirs, toy_reference_f
     assert "| accuracy |" in card
     assert "- Hyper-parameters: " in card
     assert "learning_rate `" in card
-    for png in ("cot_hexbin.png", "confusion_matrix.png", "precision_recall.png"):
+    name = load_artifact(path).name
+    for png in ("cot_hexbin.png", "confusion_matrix.png", "precision_recall.png", f"{name}_reliability.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # calibration: fitted on the validation split at training, scored before and after on the test split
+    calibration = saved["calibration"]
+    assert set(calibration["fitted"]) == {
+        "mask_temperature",
+        "phase_temperature",
+        "cot_class_temperature",
+        "cot_sigma_scale",
+        "cot_interval95_factor",
+    }
+    assert calibration["fitted"]["mask_temperature"] != 1.0
+    assert calibration["interval95_factor"] == calibration["fitted"]["cot_interval95_factor"]
+    for head in ("cloud_mask", "cloud_phase", "cot_class"):
+        assert 0 <= calibration["ece"][head]["ece"] <= 1
+        assert 0 <= calibration["uncalibrated"]["ece"][head]["ece"] <= 1
+    assert 0 < calibration["coverage"]["all"]["68"] < calibration["coverage"]["all"]["95"] <= 1
+    assert "## Calibration" in card
+    assert f"![reliability diagrams]({name}_reliability.png)" in card
 
 
 def test_average_precision_of_known_rankings() -> None:

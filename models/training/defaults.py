@@ -26,7 +26,7 @@ from models.training.train import TrainConfig, train
 
 logger = logging.getLogger(__name__)
 
-MODEL_VERSION = "2.0.0"
+MODEL_VERSION = "2.1.0"
 TRAINING_SAMPLES = 300_000  # the 67.5 % training split is ~200k points per sensor and time of day
 TRAINING_EPOCHS = 80
 TRAINING_SEED = 2024
@@ -77,6 +77,7 @@ def _train_export_evaluate(name: str, cfg: TrainConfig, data: Path, work: Path, 
     report = work / f"{name}_evaluation"
     metrics = evaluate_artifact(artifact, data, report, split="test")
     shutil.copy(report / "model_card.md", out / f"{name}.md")
+    shutil.copy(report / f"{name}_reliability.png", out / f"{name}_reliability.png")
     (out / f"{name}.metrics.json").write_text(json.dumps(metrics, indent=1))
     logger.info("%s: %s", name, _summary_row(name, metrics))
     return metrics
@@ -154,6 +155,30 @@ def _summary_row(name: str, metrics: dict[str, Any]) -> str:
         f"| {name} | {metrics['cloud_mask']['accuracy']:.4f} | {metrics['phase']['accuracy']:.4f} | "
         f"{cot['r2']:.3f} | {cot['rmse']:.3f} | {metrics['uncertainty_goal']['liquid']['fraction_within']:.3f} | "
         f"{metrics['uncertainty_goal']['ice']['fraction_within']:.3f} |"
+    )
+
+
+CALIBRATION_HEADING = "## Calibration (held-out test split; before the fitted calibration in brackets)"
+CALIBRATION_HEADER = (
+    "| model | mask ECE | phase ECE | COT-class ECE | 68 % COT interval covers | 95 % COT interval covers |\n"
+    "|---|---|---|---|---|---|"
+)
+
+
+def _calibration_row(name: str, metrics: dict[str, Any]) -> str:
+    calibration = metrics.get("calibration", {})
+    if not calibration:
+        return f"| {name} | n/a | n/a | n/a | n/a | n/a |"
+    after, before = calibration["ece"], calibration.get("uncalibrated", {}).get("ece", {})
+
+    def ece(head: str) -> str:
+        raw = before.get(head, {}).get("ece")
+        return f"{after[head]['ece']:.3f}" + (f" ({raw:.3f})" if raw is not None else "")
+
+    coverage = calibration["coverage"]["all"]
+    return (
+        f"| {name} | {ece('cloud_mask')} | {ece('cloud_phase')} | {ece('cot_class')} | "
+        f"{coverage['68']:.3f} | {coverage['95']:.3f} |"
     )
 
 
@@ -235,6 +260,15 @@ def build_default_models(
         "",
         TABLE_HEADER,
         *[_summary_row(name, m) for name, m in results.items()],
+        "",
+        CALIBRATION_HEADING,
+        "",
+        "Expected calibration error over 15 bins (targets <= 0.02) and the share of cloudy pixels whose true "
+        "log10 COT lies in the 68 % and 95 % intervals of `log10_cot_uncertainty` (targets 0.63-0.73 and "
+        "0.92-0.97); night models give no COT. Reliability diagrams: `<name>_reliability.png`, in each card.",
+        "",
+        CALIBRATION_HEADER,
+        *[_calibration_row(name, m) for name, m in results.items()],
         "",
         *ablation_section,
         *real_scene_section(out, work),

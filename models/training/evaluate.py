@@ -9,7 +9,10 @@ Metrics (as the reference ``evaluate.ipynb`` computes them):
 * log10 COT MSE, RMSE and R^2 on pixels cloudy in truth and prediction, overall and by true
   phase, surface group and COT bin (with the auxiliary class accuracy per bin);
 * the uncertainty goal: share of pixels with true COT > 5 whose COT is within 30 % (liquid) or
-  35 % (ice).
+  35 % (ice);
+* calibration (``models.training.calibrate``): expected calibration error of the mask, phase and
+  COT-class probabilities, overall and by surface group, before and after the fitted calibration,
+  with reliability diagrams; coverage of the 68 % and 95 % log10-COT intervals.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from models.mthccar import CALIBRATION_FIELDS, GAUSSIAN_95
 from models.spec import SURFACE_GROUPS
+from models.training.calibrate import ECE_BINS, calibration_scores, head_outcomes, reliability
 from models.training.data import Block, FeatureSource, ReferenceDataset, split_selector
 
 logger = logging.getLogger(__name__)
@@ -85,8 +90,8 @@ def class_scores(pred: dict[str, np.ndarray]) -> np.ndarray:
     return np.stack([1 - p_cloudy, p_cloudy * (1 - p_ice), p_cloudy * p_ice], axis=1)
 
 
-def compute_metrics(pred: dict[str, np.ndarray], truth: Block) -> dict[str, Any]:
-    """All metrics of predictions against the truth of the same points."""
+def compute_metrics(pred: dict[str, np.ndarray], truth: Block, interval95: float = GAUSSIAN_95) -> dict[str, Any]:
+    """All metrics of predictions against the truth (``interval95``: the model's 95 % COT half-width)."""
     true_cloudy = truth.cloudy > 0.5
     pred_cloudy = pred["cloud_mask_probability"] >= 0.5
     tp = int(np.sum(true_cloudy & pred_cloudy))
@@ -163,6 +168,7 @@ def compute_metrics(pred: dict[str, np.ndarray], truth: Block) -> dict[str, Any]
         "average_precision": ap,
         "log10_cot": cot,
         "uncertainty_goal": goal,
+        "calibration": calibration_scores(pred, truth, interval95),
     }
 
 
@@ -179,7 +185,7 @@ def evaluate_source(model: Callable[[torch.Tensor], dict[str, torch.Tensor]], so
     if not preds:
         raise ValueError("no points to evaluate")
     pred = {k: np.concatenate([p[k] for p in preds]) for k in preds[0]}
-    return compute_metrics(pred, Block.concatenate(truths, source.spec.size))
+    return compute_metrics(pred, Block.concatenate(truths, source.spec.size), _interval95(model))
 
 
 # ---- plots and model card --------------------------------------------------------------------------
@@ -276,6 +282,59 @@ def _training_lines(training: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _calibration_lines(name: str, calibration: dict[str, Any]) -> list[str]:
+    """The model card's calibration section: ECE before and after, by surface, interval coverage."""
+    if not calibration:
+        return []
+    from models.artifact import FOUR_LEVEL_MASK_THRESHOLDS
+
+    before = calibration.get("uncalibrated", {}).get("ece", {})
+    ece = calibration["ece"]
+    heads = {"cloud_mask": "cloud mask", "cloud_phase": "phase", "cot_class": "COT class (top class)"}
+    groups = list(next(iter(ece.values()))["by_surface"])
+    coverage = calibration["coverage"]
+    fitted = calibration.get("fitted") or {}
+    lines = [
+        "## Calibration",
+        "",
+        "Temperatures and the COT sigma scale were fitted on the validation split after training "
+        "(`models/training/calibrate.py`) and are applied inside the model. Expected calibration error "
+        f"over {ECE_BINS} probability bins on this split:",
+        "",
+        "| head | n | ECE before | ECE after |",
+        "|---|---|---|---|",
+        *[
+            f"| {label} | {ece[h]['n']} | {_fmt(before.get(h, {}).get('ece', float('nan')))} | {_fmt(ece[h]['ece'])} |"
+            for h, label in heads.items()
+        ],
+        "",
+        "| ECE after, by surface | " + " | ".join(groups) + " |",
+        "|---|" + "---|" * len(groups),
+        *[
+            f"| {label} | " + " | ".join(_fmt(ece[h]["by_surface"][g]["ece"]) for g in groups) + " |"
+            for h, label in heads.items()
+        ],
+        "",
+        f"The 68 % interval of log10 COT is +-1 sigma (`log10_cot_uncertainty`), the 95 % interval "
+        f"+-{calibration.get('interval95_factor', GAUSSIAN_95):.2f} sigma (errors are heavier-tailed than "
+        "Gaussian; both half-widths calibrated on the validation split). Share of cloudy pixels inside:",
+        "",
+        "| log10 COT interval coverage | 68 % interval | 95 % interval |",
+        "|---|---|---|",
+        *[f"| {k} | {_fmt(v['68'])} | {_fmt(v['95'])} |" for k, v in coverage.items()],
+        "",
+        f"Median 1-sigma uncertainty of log10 COT: {_fmt(calibration['median_log10_cot_uncertainty'])}. "
+        "Fitted values: " + ", ".join(f"{k} {v:.3f}" for k, v in fitted.items()) + ". "
+        "The product's four-level mask splits the calibrated P(cloudy) at "
+        + ", ".join(f"{t:g}" for t in FOUR_LEVEL_MASK_THRESHOLDS)
+        + " (clear, probably clear, probably cloudy, cloudy).",
+        "",
+        f"![reliability diagrams]({name}_reliability.png)",
+        "",
+    ]
+    return lines
+
+
 def _intended_use(metadata: dict[str, Any]) -> str:
     spec = metadata.get("feature_spec", {}).get("features", [])
     kinds = {f.get("kind") for f in spec}
@@ -355,6 +414,7 @@ def model_card(metadata: dict[str, Any], metrics: dict[str, Any], data_name: str
         f"3-class confusion matrix (rows true, columns predicted; {', '.join(CLASS_NAMES)}): "
         f"`{metrics['three_class']['confusion_matrix']}`",
         "",
+        *_calibration_lines(metadata["name"], metrics.get("calibration", {})),
         "## Intended use and limits",
         "",
         _intended_use(metadata),
@@ -382,10 +442,81 @@ def evaluate_artifact(
         source = FeatureSource(dataset, artifact.spec, split_selector(split))
         truth = source.all()
         pred = predict(artifact.module, truth.features)
-        metrics = compute_metrics(pred, truth)
+        metrics = compute_metrics(pred, truth, _interval95(artifact.module))
+        uncalibrated = uncalibrated_predictions(artifact.module, truth.features)
+        if uncalibrated is not None:
+            metrics["calibration"]["uncalibrated"] = calibration_scores(uncalibrated, truth)
+        metrics["calibration"]["fitted"] = fitted_calibration(artifact.module)
         metrics["split"] = split
         metrics["data"] = dataset.describe()
+    name = artifact.metadata["name"]
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     (out / "model_card.md").write_text(model_card(artifact.metadata, metrics, Path(data_path).name, split))
     write_plots(pred, truth, metrics, out)
+    write_reliability_plot(pred, uncalibrated, truth, out / f"{name}_reliability.png")
     return metrics
+
+
+def _interval95(module: Any) -> float:
+    fitted = fitted_calibration(module)
+    return fitted["cot_interval95_factor"] if fitted else GAUSSIAN_95
+
+
+def fitted_calibration(module: Any) -> dict[str, float] | None:
+    """The calibration stored in a model (None for models that predate it)."""
+    values = getattr(module, "calibration", None)
+    if values is None:
+        return None
+    return dict(zip(CALIBRATION_FIELDS, (float(v) for v in values), strict=True))
+
+
+def uncalibrated_predictions(module: Any, features: np.ndarray) -> dict[str, np.ndarray] | None:
+    """Outputs of ``module`` with its calibration set aside (restored afterwards)."""
+    values = getattr(module, "calibration", None)
+    if values is None:
+        return None
+    kept = values.clone()
+    try:
+        with torch.no_grad():
+            values.fill_(1.0)
+        return predict(module, features)
+    finally:
+        with torch.no_grad():
+            values.copy_(kept)
+
+
+def write_reliability_plot(
+    pred: dict[str, np.ndarray], uncalibrated: dict[str, np.ndarray] | None, truth: Block, path: Path
+) -> Path:
+    """Reliability diagrams of the mask, phase and COT-class heads, before and after calibration."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(12, 4))
+    titles = {"cloud_mask": "cloud mask: P(cloudy)", "cloud_phase": "phase: P(ice)", "cot_class": "COT class: top"}
+    runs = [("calibrated", pred, "C0")] + ([("uncalibrated", uncalibrated, "C3")] if uncalibrated else [])
+    for k, head in enumerate(titles):
+        ax = fig.add_subplot(1, 3, k + 1)
+        ax.plot([0, 1], [0, 1], "k--", lw=1)
+        for label, outputs, colour in runs:
+            p, y, points = head_outcomes(outputs, truth)[head]
+            table = reliability(p[points], y[points], ECE_BINS)
+            filled = table["count"] > 0
+            ece = float(np.sum(np.abs(table["probability"] - table["frequency"])[filled] * table["count"][filled]))
+            ece /= max(float(table["count"][filled].sum()), 1.0)
+            ax.plot(
+                table["probability"][filled],
+                table["frequency"][filled],
+                "o-",
+                color=colour,
+                ms=3,
+                label=f"{label} (ECE {ece:.3f})",
+            )
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="predicted probability", ylabel="observed frequency")
+        ax.set_title(titles[head])
+        ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return path

@@ -6,6 +6,7 @@ Loss (reference ``train.py``, with its defects fixed)::
     + w * (BCE(mask) + BCE(phase) + CE(coarse COT class))
     + (1 - w) * L1(log10 COT)
     + l1_weight * sum |theta|
+    + 0.1 * Gaussian NLL of log10 COT under the uncertainty head (its inputs detached)
 
 The mask term covers every sample; phase, auxiliary and COT terms cover the truly cloudy samples
 only (the reference scored them over every pixel, clear ones included, and rescaled by the
@@ -37,6 +38,8 @@ from models.training.checkpoint import load_checkpoint, model_from_checkpoint, s
 from models.training.data import Block, FeatureSource, ReferenceDataset, Selector, fold_selector, split_selector
 
 logger = logging.getLogger(__name__)
+
+UNCERTAINTY_WEIGHT = 0.1  # the NLL only trains the uncertainty head; the weight sets its pace
 
 
 @dataclass
@@ -114,14 +117,24 @@ def compute_loss(
         aux = F.cross_entropy(out["cot_class_logits"][is_cloudy], batch["cot_class"][is_cloudy])
         log10_pred = out["cot_scaled"].squeeze(1)[is_cloudy] * LOG10_COT_RANGE + LOG10_COT_MIN
         cot = F.l1_loss(log10_pred, batch["log10_cot"][is_cloudy])
+        # the uncertainty head sees only detached features and a detached estimate: it learns the
+        # spread of the errors without pulling on the estimate itself
+        log_variance = out["cot_log_variance"].squeeze(1)[is_cloudy]
+        squared_error = (batch["log10_cot"][is_cloudy] - log10_pred.detach()) ** 2
+        cot_nll = 0.5 * (log_variance + squared_error * torch.exp(-log_variance)).mean()
     else:
-        phase = aux = cot = zero
-    total = cfg.recon_weight * recon + cfg.cls_weight * (mask + phase + aux) + (1 - cfg.cls_weight) * cot
+        phase = aux = cot = cot_nll = zero
+    total = (
+        cfg.recon_weight * recon
+        + cfg.cls_weight * (mask + phase + aux)
+        + (1 - cfg.cls_weight) * cot
+        + UNCERTAINTY_WEIGHT * cot_nll
+    )
     penalty = zero
     if with_penalty and cfg.l1_weight > 0:
         penalty = cfg.l1_weight * torch.stack([p.abs().sum() for p in model.parameters()]).sum()
         total = total + penalty
-    parts = {"recon": recon, "mask": mask, "phase": phase, "aux": aux, "cot": cot, "l1": penalty}
+    parts = {"recon": recon, "mask": mask, "phase": phase, "aux": aux, "cot": cot, "cot_nll": cot_nll, "l1": penalty}
     return total, {k: float(v.detach()) for k, v in parts.items()}
 
 
@@ -315,12 +328,15 @@ def train(
         result = _fit(model, train_source, val_source, cfg, device, spec, out, description, resume_from, progress)
         if result.best_epoch < 0:
             raise RuntimeError("training finished without a finite validation loss")
-        # score the best model on the held-out test split and store the metrics with it
+        # calibrate on the validation split, then score on the held-out test split
+        from models.training.calibrate import calibrate
         from models.training.evaluate import evaluate_source
 
+        fitted = calibrate(model.cpu(), val_source)
         test_source = FeatureSource(dataset, spec, split_selector("test"), cfg.block_size, budget)
-        metrics = evaluate_source(model.cpu(), test_source)
+        metrics = evaluate_source(model, test_source)
         metrics["split"] = "test"
+        metrics["calibration_fitted"] = fitted
         payload = load_checkpoint(out / "best.pt")
         save_checkpoint(out / "best.pt", model, spec, payload["config"], payload["training"], metrics=metrics)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
