@@ -39,6 +39,7 @@ OUTPUTS = (
     "cot_probability_moderate",
     "cot_probability_thick",
     "log10_cot",
+    "log10_cot_uncertainty",
 )
 # Pixels per model call. On CPU, 8192 is faster than 65536 (cache-resident activations: 5.8 s vs
 # 10 s per 1356x1356 chunk on 2 cores) and keeps the transient memory of a chunk under ~100 MB.
@@ -88,7 +89,7 @@ def infer_block(
     batch_size: int,
     torch_threads: int,
 ) -> np.ndarray:
-    """Outputs (rows, cols, 6) for one chunk; NaN where the pixel is not retrieved."""
+    """Outputs (rows, cols, 7) for one chunk; NaN where the pixel is not retrieved."""
     CALLS["blocks"] += 1
     resolved = resolve_device(device)
     if torch.get_num_threads() != torch_threads:
@@ -111,6 +112,7 @@ def infer_block(
                     result["cloud_phase_probability"][:, None],
                     result["cot_class_probability"],
                     result["log10_cot"][:, None],
+                    result["log10_cot_uncertainty"][:, None],
                 ],
                 dim=1,
             )

@@ -23,7 +23,7 @@ import numpy as np
 import xarray as xr
 
 from models import MODEL_NAME
-from models.artifact import Artifact
+from models.artifact import FOUR_LEVEL_MASK_THRESHOLDS, Artifact
 from models.fileio import publish, temporary_path
 from pipeline.features import GOOD, QUALITY_MEANINGS, cot_retrieved, mask_retrieved
 from pipeline.netcdf_lock import netcdf_lock
@@ -86,6 +86,7 @@ def build_product(scene: xr.Dataset, quality: xr.DataArray, outputs: xr.Dataset,
         da.stack([outputs[f"cot_probability_{k}"].data for k in ("thin", "moderate", "thick")], axis=-1), axis=-1
     )
     cot = da.clip(10.0 ** outputs["log10_cot"].data, 0, COT_MAX)
+    four_level = sum((p_cloudy >= t).astype(np.uint8) for t in FOUR_LEVEL_MASK_THRESHOLDS)
     common: dict[str, Any] = {"coordinates": "latitude longitude altitude"}
     if not swath:
         common["grid_mapping"] = "goes_imager_projection"
@@ -114,6 +115,21 @@ def build_product(scene: xr.Dataset, quality: xr.DataArray, outputs: xr.Dataset,
                 "valid_range": np.array([0.0, 1.0], dtype=np.float32),
                 "coverage_content_type": "modelResult",
                 "comment": "P(cloudy) from the network, read as the expected cloud area fraction of the pixel",
+            },
+        ),
+        "cloud_mask_4level": field_(
+            da.where(retrieved, four_level, FILL_U1).astype(np.uint8),
+            {
+                "long_name": "four-level cloud mask from the calibrated cloud probability",
+                "units": "1",
+                "coverage_content_type": "thematicClassification",
+                **_flag_attrs([0, 1, 2, 3], "clear probably_clear probably_cloudy cloudy"),
+                "comment": "cloud_mask_probability split at "
+                + ", ".join(f"{t:g}" for t in FOUR_LEVEL_MASK_THRESHOLDS)
+                + ", as NOAA's enterprise cloud mask splits its cloud probability into the four levels of "
+                "the ABI Clear Sky Mask (ACM); cloud_mask is cloudy exactly where this is probably_cloudy or "
+                "cloudy",
+                "ancillary_variables": "cloud_mask_probability retrieval_quality",
             },
         ),
         "cloud_phase": field_(
@@ -147,7 +163,22 @@ def build_product(scene: xr.Dataset, quality: xr.DataArray, outputs: xr.Dataset,
                 "units": "1",
                 "valid_range": np.array([0.0, COT_MAX], dtype=np.float32),
                 "coverage_content_type": "modelResult",
-                "ancillary_variables": "cloud_optical_thickness_class retrieval_quality",
+                "ancillary_variables": "cloud_optical_thickness_uncertainty cloud_optical_thickness_class "
+                "retrieval_quality",
+            },
+        ),
+        "cloud_optical_thickness_uncertainty": field_(
+            da.where(cloudy & with_cot, outputs["log10_cot_uncertainty"].data, np.nan).astype(np.float32),
+            {
+                "long_name": "1-sigma uncertainty of log10 of cloud optical thickness",
+                "units": "1",
+                "coverage_content_type": "qualityInformation",
+                "comment": "1-sigma uncertainty of log10(cloud_optical_thickness) from the network's uncertainty "
+                "head, calibrated on held-out simulations: the true COT lies within a factor 10**sigma of "
+                "cloud_optical_thickness for about 68 % of pixels and within a factor "
+                f"10**({artifact.interval95_factor:.2f} sigma) for about 95 % (errors are heavier-tailed than "
+                "Gaussian); NaN where the model carries no uncertainty",
+                "interval_95_half_width_in_sigma": np.float32(artifact.interval95_factor),
             },
         ),
         "cloud_optical_thickness_class": field_(

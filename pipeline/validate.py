@@ -7,7 +7,9 @@ reports, overall and over land and water:
 
 * NOAA ABI L2 Clear Sky Mask (``ACM*``: its binary ``BCM``) and the Fire product's mask (``FDC*``:
   code 100 processed clear land, 200-245 cloud tests): agreement, probability of detection,
-  false-alarm rate (flagged cloudy among reference-clear pixels) and false-alarm ratio;
+  false-alarm rate (flagged cloudy among reference-clear pixels) and false-alarm ratio; with an
+  ACM file also the four-level mask (its ``ACM`` variable against our ``cloud_mask_4level``): the
+  4 x 4 table of levels, exact agreement and agreement within one level;
 * Cloud Top Phase (``ACTP*``): agreement of liquid (liquid, supercooled) and ice where both are cloudy;
 * Cloud Optical Depth (``COD*``): bias and RMSE of log10 COT where both retrieved one;
 * an L1b ``C13`` (10.3 um) file: the share of warm (> 290 K) pixels flagged cloudy, which should be
@@ -58,6 +60,7 @@ FDC_CLEAR_LAND = (100, 100)
 FDC_CLOUD = (200, 245)
 ACTP_LIQUID = (1, 2)  # liquid water, supercooled water
 ACTP_ICE = (4,)
+FOUR_LEVELS = ("clear", "probably clear", "probably cloudy", "cloudy")  # ACM codes 0-3, as ours
 
 
 LABELS = {
@@ -84,6 +87,7 @@ class ProductGrid:
     log10_cot: np.ndarray
     water: np.ndarray  # bool
     surface_class: np.ndarray  # IGBP class per pixel (-1 without geolocation)
+    four_level: np.ndarray  # 0 clear .. 3 cloudy, nan not retrieved (or a product without it)
 
 
 def read_product(path: Path) -> ProductGrid:
@@ -98,6 +102,7 @@ def read_product(path: Path) -> ProductGrid:
         mask = ds["cloud_mask"].values.astype(np.float64)
         phase = ds["cloud_phase"].values.astype(np.float64)
         cot = ds["cloud_optical_thickness"].values.astype(np.float64)
+        levels = ds["cloud_mask_4level"].values.astype(np.float64) if "cloud_mask_4level" in ds else None
         lat, lon = ds["latitude"].values, ds["longitude"].values
         grid = ProductGrid(
             x_rad=ds["x"].values / height,
@@ -108,6 +113,7 @@ def read_product(path: Path) -> ProductGrid:
             log10_cot=np.where(with_cot & (mask == 1) & (cot > 0), np.log10(np.where(cot > 0, cot, 1)), np.nan),
             water=np.zeros(mask.shape, dtype=bool),
             surface_class=np.full(mask.shape, -1, dtype=np.int16),
+            four_level=np.full(mask.shape, np.nan) if levels is None else np.where(retrieved, levels, np.nan),
         )
     finite = np.isfinite(lat) & np.isfinite(lon)
     classes = igbp_class(np.where(finite, lat, 0), np.where(finite, lon, 0))
@@ -181,6 +187,22 @@ def _by_surface(grid: ProductGrid, reference_cloudy: np.ndarray, compared: np.nd
     return scores
 
 
+def four_level_scores(ours: np.ndarray, theirs: np.ndarray) -> dict[str, Any]:
+    """Table (rows theirs, columns ours), exact agreement and agreement within one level."""
+    both = np.isfinite(ours) & np.isin(theirs, (0, 1, 2, 3))
+    a, b = theirs[both].astype(np.int64), ours[both].astype(np.int64)
+    table = np.zeros((4, 4), dtype=np.int64)
+    np.add.at(table, (a, b), 1)
+    n = int(both.sum())
+    return {
+        "pixels": n,
+        "levels": list(FOUR_LEVELS),
+        "table": table.tolist(),
+        "exact": float((a == b).mean()) if n else None,
+        "within_one_level": float((np.abs(a - b) <= 1).mean()) if n else None,
+    }
+
+
 def _fraction_cloudy(grid: ProductGrid, where: np.ndarray) -> dict[str, Any]:
     valid = where & np.isfinite(grid.cloudy)
     n = int(valid.sum())
@@ -221,6 +243,8 @@ def score(product: Path, references: list[Path]) -> tuple[dict[str, Any], np.nda
             else:
                 flags = sample_reference(reference, "BCM", grid)
                 ref_cloudy, compared = flags == 1, np.isin(flags, (0, 1))
+                if np.isfinite(grid.four_level).any():
+                    entry["four_level"] = four_level_scores(grid.four_level, sample_reference(reference, "ACM", grid))
             entry["scores"] = _by_surface(grid, ref_cloudy, compared)
             if agreement_map is None:
                 agreement_map = _agreement(grid.cloudy, ref_cloudy, compared)
@@ -281,6 +305,20 @@ def summary_markdown(report: dict[str, Any]) -> str:
                     f"{_percent(s['false_alarm_rate'])} |"
                 )
             lines.append("")
+        if "four_level" in entry:
+            levels = entry["four_level"]
+            lines += [
+                f"Four-level mask against the ACM levels ({levels['pixels']} pixels): exact "
+                f"{_percent(levels['exact'])}, within one level {_percent(levels['within_one_level'])}.",
+                "",
+                "| ACM \\ ours | " + " | ".join(FOUR_LEVELS) + " |",
+                "|---|" + "---:|" * len(FOUR_LEVELS),
+                *[
+                    f"| {name} | " + " | ".join(str(v) for v in row) + " |"
+                    for name, row in zip(FOUR_LEVELS, levels["table"], strict=True)
+                ],
+                "",
+            ]
         for key, value in entry.items():
             if isinstance(value, dict) and "flagged_cloudy" in value:
                 share = _percent(value["flagged_cloudy"])

@@ -45,13 +45,34 @@ def test_day_product_uses_the_no_c02_thermal_model_and_finds_cloud_and_clear(day
     assert day_product.model == "mthccar_abi_noc02_ir"
     # the scan's start and its nominal end (a mesoscale slot is 1 min), whatever band files end when
     assert day_product.product.name.startswith("MTHCCAR-L2-CLD_G17_abi_M1_s20191027T200027_e20191027T200127_c")
-    assert day_product.product.name.endswith("_v2.0.0.nc")
+    assert day_product.product.name.endswith("_v2.1.0.nc")
     stats = day_product.stats
     # all but a handful of pixels that one thermal band's quality flags mark out of range (code 3)
     assert 249_900 <= stats["retrieved"] <= 250_000
     fraction = stats["cloudy"] / stats["retrieved"]
     assert 0.05 < fraction < 0.95  # marine stratocumulus and clear land are both in the scene
     assert day_product.quicklook.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_four_level_mask_and_cot_uncertainty_follow_the_probabilities(day_product) -> None:
+    with xr.open_dataset(day_product.product) as ds:
+        p = ds["cloud_mask_probability"].values
+        levels = ds["cloud_mask_4level"].values
+        mask = ds["cloud_mask"].values
+        cot = ds["cloud_optical_thickness"].values
+        sigma = ds["cloud_optical_thickness_uncertainty"].values
+        assert ds["cloud_mask_4level"].attrs["flag_meanings"] == "clear probably_clear probably_cloudy cloudy"
+    retrieved = mask != 255
+    expected = (p >= 0.1).astype(int) + (p >= 0.5) + (p >= 0.9)
+    np.testing.assert_array_equal(levels[retrieved], expected[retrieved])
+    assert (levels[~retrieved] == 255).all()
+    np.testing.assert_array_equal(levels[retrieved] >= 2, mask[retrieved] == 1)  # the binary mask is the middle split
+    assert set(np.unique(levels[retrieved])) == {0, 1, 2, 3}
+    with_cot = np.isfinite(cot)
+    np.testing.assert_array_equal(np.isfinite(sigma), with_cot)
+    assert with_cot.sum() > 1000
+    assert (sigma[with_cot] > 0.01).all()
+    assert np.median(sigma[with_cot]) < 0.5
 
 
 def test_day_product_passes_the_compliance_checker(day_product) -> None:
@@ -93,7 +114,7 @@ def test_product_records_provenance(day_product, day: Path) -> None:
         used = [p.name for p in sorted(day.glob("*.nc")) if any(f"-M6{b}_" in p.name for b in bands)]
         assert ds.attrs["source"].split() == used
         assert len(ds.attrs["model_sha256"]) == 64
-        assert ds.attrs["model_version"] == "2.0.0"
+        assert ds.attrs["model_version"] == "2.1.0"
         assert ds.attrs["platform"] == "GOES-17"
         assert ds.attrs["instrument"] == "ABI"
         assert ds.attrs["time_coverage_start"] == "2019-10-27T20:00:27Z"

@@ -70,8 +70,16 @@ def _clear_sky_mask(product: Path, target: Path, flip: slice) -> tuple[Path, np.
     bcm[flip, flip] = np.where(bcm[flip, flip] == 255, 255, 1 - bcm[flip, flip])
     with xr.open_dataset(product) as ds:
         height = ds["goes_imager_projection"].attrs["perspective_point_height"]
+        # the ACM levels: ours, one level cloudier inside the flipped block
+        levels = ds["cloud_mask_4level"].values.astype(np.int64)
+        acm = np.where(mask >= 0, levels, 255)
+        acm[flip, flip] = np.where(acm[flip, flip] == 255, 255, np.minimum(acm[flip, flip] + 1, 3))
         reference = xr.Dataset(
-            {"BCM": (("y", "x"), bcm), "goes_imager_projection": ((), 0, ds["goes_imager_projection"].attrs)},
+            {
+                "BCM": (("y", "x"), bcm),
+                "ACM": (("y", "x"), acm.astype(np.uint8)),
+                "goes_imager_projection": ((), 0, ds["goes_imager_projection"].attrs),
+            },
             coords={"x": ds["x"].values / height, "y": ds["y"].values / height},
         )
     path = target / "OR_ABI-L2-ACMM1-M6_G17_s20193002000275_e20193002000332_c20193002001000.nc"
@@ -93,6 +101,18 @@ def test_a_clear_sky_mask_gives_exact_agreement_pod_and_false_alarms(product: Pa
     ref_clear = valid & (np.where(flipped, 1 - mask, mask) == 0)
     false_cloud = flipped & (mask == 1)  # we say cloudy, the reference (flipped) says clear
     assert scores["false_alarm_rate"] == pytest.approx(false_cloud.sum() / ref_clear.sum())
+    # four levels: ours equal the ACM's outside the block, one level clearer inside it (but at cloudy)
+    with xr.open_dataset(product) as ds:
+        levels = ds["cloud_mask_4level"].values
+    four = report["references"][reference.name]["four_level"]
+    moved = flipped & (levels < 3)
+    assert four["pixels"] == int(valid.sum())
+    assert four["exact"] == pytest.approx(1 - moved.sum() / valid.sum())
+    assert four["within_one_level"] == 1.0
+    table = np.array(four["table"])
+    assert table.sum() == valid.sum()
+    assert np.trace(table) == valid.sum() - moved.sum()
+    assert "Four-level mask against the ACM levels" in (tmp_path / f"{product.stem}_validation.md").read_text()
 
 
 def test_unusable_references_are_one_sentence(product: Path, tmp_path: Path) -> None:
