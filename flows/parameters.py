@@ -118,6 +118,13 @@ class RunSettings(BaseModel):
     )
     nwp: Annotated[str | None, Field(description="NWP file (ERA5 tcwv, tco3, sp) instead of the climatology")] = None
     land_cover: Annotated[str | None, Field(description="IGBP land-cover raster (variable land_cover)")] = None
+    areas: Annotated[
+        list[str],
+        Field(
+            description="Also write each product on these grids: shipped areas (conus, europe, global_0p1) or "
+            "pyresample area files (FILE or FILE:NAME)"
+        ),
+    ] = Field(default_factory=list)
 
     @field_validator("model")
     @classmethod
@@ -129,6 +136,15 @@ class RunSettings(BaseModel):
         if not Path(value).is_file():
             raise ValueError(f"model artifact {value!r} does not exist")
         require_trusted(Path(value))  # runs load only shipped or registered models
+        return value
+
+    @field_validator("areas")
+    @classmethod
+    def _areas_resolve(cls, value: list[str]) -> list[str]:
+        from pipeline.gridded import resolve_area
+
+        for spec in value:
+            resolve_area(spec)  # AreaError (a ValueError) names the area
         return value
 
     @field_validator("nwp", "land_cover")

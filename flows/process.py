@@ -28,7 +28,7 @@ from pipeline.ancillary import AncillaryConfig
 from pipeline.claims import GranuleBusyError, claim
 from pipeline.failures import describe_failure
 from pipeline.logcontext import granule_context
-from pipeline.process import ProcessOptions
+from pipeline.process import ProcessOptions, ensure_gridded
 from pipeline.quicklook import quicklook_path
 from pipeline.runtime import Runtime
 
@@ -49,6 +49,7 @@ def options_for(out_dir: str, settings: RunSettings, runtime: Runtime, force: bo
         overwrite=force,
         torch_threads=runtime.torch_threads,
         resources=runtime.resources,
+        areas=tuple(settings.areas),
     )
 
 
@@ -67,17 +68,19 @@ def run_granule(ref: dict[str, Any], options: ProcessOptions, quicklook: bool = 
                     "status": "skipped",
                     "product": str(planned.existing),
                     "quicklook": str(quicklook_path(planned.existing)) if quicklook else None,
+                    "gridded": [str(p) for p in ensure_gridded(planned.existing, options.areas)],
                     "reason": "same inputs and model already processed",
                     "seconds": time.perf_counter() - started,
                 }
             staged = stage_task(planned, options)
-            published = publish_task(staged, quicklook)
+            published = publish_task(staged, quicklook, options.areas)
         retrieved = int(staged.stats.get("retrieved", 0))
         return {
             **outcome,
             "status": "processed",
             "product": str(published.product),
             "quicklook": str(published.quicklook) if published.quicklook else None,
+            "gridded": [str(p) for p in published.gridded],
             "retrieved": retrieved,
             "cloud_fraction": (int(staged.stats["cloudy"]) / retrieved) if retrieved else None,
             "seconds": time.perf_counter() - started,
@@ -148,6 +151,7 @@ def report_markdown(title: str, outcomes: list[dict[str, Any]], extra: str = "",
         lines += [f"### {o['granule']}", "", f"- product: `{o['product']}`"]
         if o.get("quicklook"):
             lines.append(f"- quicklook: `{o['quicklook']}`")
+        lines += [f"- gridded: `{path}`" for path in o.get("gridded", [])]
         if i < thumbnails:
             lines += ["", _thumbnail(o.get("quicklook"))]
         lines.append("")

@@ -103,6 +103,6 @@ def stage_task(planned: Plan, options: ProcessOptions) -> StagedProduct:
 
 
 @task(name="publish", task_run_name="publish {staged.final.name}", **TRANSIENT_RETRIES)
-def publish_task(staged: StagedProduct, quicklook: bool = True) -> Published:
-    """Quicklook and product under their final names (``pipeline.process.publish``)."""
-    return steps.publish(staged, quicklook)
+def publish_task(staged: StagedProduct, quicklook: bool = True, areas: tuple[str, ...] = ()) -> Published:
+    """Quicklook and product under their final names, then the gridded copies (``pipeline.process.publish``)."""
+    return steps.publish(staged, quicklook, areas)

@@ -58,6 +58,13 @@ def process(
     nwp: Annotated[Path | None, typer.Option(help="NWP file (ERA5 tcwv/tco3/sp) instead of the climatology.")] = None,
     land_cover: Annotated[Path | None, typer.Option(help="IGBP land-cover raster (variable land_cover).")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    area: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Also write the product on this grid: a shipped area (conus, europe, global_0p1), "
+            "a pyresample area FILE or FILE:NAME. Repeatable."
+        ),
+    ] = None,
 ) -> None:
     """Retrieve cloud mask, phase and COT for every granule in INPUTS and write CF products."""
     from models.fileio import remove_stale_temporaries
@@ -80,6 +87,11 @@ def process(
         policy.check_model(str(model))
         if model.is_file() and (reason := untrusted_reason(model)):
             typer.secho(f"warning: {reason}; the flows would refuse it", err=True, fg=typer.colors.YELLOW)
+    from pipeline.gridded import resolve_area
+
+    areas = tuple(area or ())
+    for spec in areas:
+        resolve_area(spec)  # an unknown area is one sentence before any granule is read
     granules = find_granules(inputs, sensor.value if sensor else None)
     config = AncillaryConfig.from_files(str(nwp) if nwp else None, str(land_cover) if land_cover else None)
     if out.is_dir():
@@ -88,7 +100,15 @@ def process(
     with terminate_as_interrupt(), dask_runtime(scheduler, workers, device) as runtime:
         logger.info("processing %d granule(s) on %s", len(granules), runtime.description)
         options = ProcessOptions(
-            out, model, device, chunk_size, overwrite, config, runtime.torch_threads, runtime.resources
+            out,
+            model,
+            device,
+            chunk_size,
+            overwrite,
+            config,
+            runtime.torch_threads,
+            runtime.resources,
+            areas=areas,
         )
         for granule in granules:
             if runtime.client is None and progress:

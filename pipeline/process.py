@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from pipeline.ancillary import AncillaryConfig, add_ancillary
 from pipeline.claims import claim
 from pipeline.features import NIGHT, NIGHT_RETRIEVED, build_features
 from pipeline.granules import Granule
+from pipeline.gridded import grid_product, gridded_path, resolve_area
 from pipeline.inference import compute_context, run_inference
 from pipeline.ingest import check_file, ingest
 from pipeline.logcontext import granule_context
@@ -61,6 +62,7 @@ class ProcessOptions:
     resources: dict[str, float] | None = None
     batch_size: int = 0
     quicklook: bool = True
+    areas: tuple[str, ...] = ()  # also write the product resampled to these areas (pipeline.gridded)
 
 
 @dataclass
@@ -72,8 +74,12 @@ class ProcessResult:
     model: str
     seconds: float
     stats: dict[str, Any] = field(default_factory=dict)
+    gridded: tuple[Path, ...] = ()
 
     def summary(self) -> str:
+        return self._outcome() + "".join(f"; gridded {path.name}" for path in self.gridded)
+
+    def _outcome(self) -> str:
         if self.skipped:
             return f"{self.granule_id}: already processed ({self.product.name}), skipped"
         s = self.stats
@@ -300,9 +306,21 @@ def stage(plan: Plan, options: ProcessOptions) -> StagedProduct:
         return stage_product(product, attrs, plan.out_dir, list(plan.replaces))
 
 
-def publish(staged: StagedProduct, quicklook: bool = True) -> Published:
-    """Publish the quicklook and the product; remove what they replace."""
-    return publish_product(staged, quicklook)
+def publish(staged: StagedProduct, quicklook: bool = True, areas: tuple[str, ...] = ()) -> Published:
+    """Publish the quicklook and the product, remove what they replace, then grid it onto ``areas``."""
+    published = publish_product(staged, quicklook)
+    return replace(published, gridded=ensure_gridded(published.product, areas))
+
+
+def ensure_gridded(product: Path, areas: tuple[str, ...]) -> tuple[Path, ...]:
+    """The product on each area's grid, written when missing (a product skipped as already made
+    gets the gridded files a new ``--area`` asks for)."""
+    paths = []
+    for spec in areas:
+        area = resolve_area(spec)
+        target = gridded_path(product, area.area_id)
+        paths.append(target if target.exists() else grid_product(product, area))
+    return tuple(paths)
 
 
 def process_granule(granule: Granule, options: ProcessOptions) -> ProcessResult:
@@ -316,10 +334,13 @@ def process_granule(granule: Granule, options: ProcessOptions) -> ProcessResult:
         planned = plan(granule, options)
         if planned.existing is not None:
             quicklook = quicklook_path(planned.existing) if options.quicklook else None
+            gridded = ensure_gridded(planned.existing, options.areas)
             seconds = time.perf_counter() - started
-            return ProcessResult(granule.id, planned.existing, quicklook, True, planned.model_name, seconds)
+            return ProcessResult(
+                granule.id, planned.existing, quicklook, True, planned.model_name, seconds, gridded=gridded
+            )
         staged = stage(planned, options)
-        published = publish(staged, options.quicklook)
+        published = publish(staged, options.quicklook, options.areas)
     return ProcessResult(
         granule.id,
         published.product,
@@ -328,6 +349,7 @@ def process_granule(granule: Granule, options: ProcessOptions) -> ProcessResult:
         planned.model_name,
         time.perf_counter() - started,
         staged.stats,
+        published.gridded,
     )
 
 

@@ -26,6 +26,7 @@ from models import MODEL_NAME
 from models.artifact import FOUR_LEVEL_MASK_THRESHOLDS, Artifact
 from models.fileio import publish, temporary_path
 from pipeline.features import GOOD, QUALITY_MEANINGS, cot_retrieved, mask_retrieved
+from pipeline.gridded import gridded_products
 from pipeline.netcdf_lock import netcdf_lock
 from pipeline.quicklook import quicklook_path, write_quicklook
 from pipeline.sensors import PLATFORM_CODES
@@ -170,14 +171,16 @@ def build_product(scene: xr.Dataset, quality: xr.DataArray, outputs: xr.Dataset,
         "cloud_optical_thickness_uncertainty": field_(
             da.where(cloudy & with_cot, outputs["log10_cot_uncertainty"].data, np.nan).astype(np.float32),
             {
-                "long_name": "1-sigma uncertainty of log10 of cloud optical thickness",
+                "long_name": "standard error (1 sigma) of log10 of cloud optical thickness",
+                "standard_name": "atmosphere_optical_thickness_due_to_cloud standard_error",
                 "units": "1",
                 "coverage_content_type": "qualityInformation",
                 "comment": "1-sigma uncertainty of log10(cloud_optical_thickness) from the network's uncertainty "
                 "head, calibrated on held-out simulations: the true COT lies within a factor 10**sigma of "
                 "cloud_optical_thickness for about 68 % of pixels and within a factor "
                 f"10**({artifact.interval95_factor:.2f} sigma) for about 95 % (errors are heavier-tailed than "
-                "Gaussian); NaN where the model carries no uncertainty",
+                "Gaussian); NaN where the model carries no uncertainty. CF has no name for the standard error of a "
+                "logarithm: the standard_error modifier of the COT's name is the closest",
                 "interval_95_half_width_in_sigma": np.float32(artifact.interval95_factor),
             },
         ),
@@ -440,6 +443,7 @@ class StagedProduct:
 class Published:
     product: Path
     quicklook: Path | None
+    gridded: tuple[Path, ...] = ()
 
 
 def check_existing(
@@ -534,6 +538,8 @@ def publish_product(staged: StagedProduct, quicklook: bool = True) -> Published:
         if old != staged.final:
             old.unlink(missing_ok=True)
             quicklook_path(old).unlink(missing_ok=True)
+            for gridded in gridded_products(old):
+                gridded.unlink(missing_ok=True)
     remove_orphan_quicklooks(staged.final.parent, staged.stem)
     logger.info("wrote %s", staged.final)
     return Published(staged.final, drawn)

@@ -75,6 +75,25 @@ def test_four_level_mask_and_cot_uncertainty_follow_the_probabilities(day_produc
     assert np.median(sigma[with_cot]) < 0.5
 
 
+def test_the_real_abi_scene_on_the_conus_grid(day_product) -> None:
+    from pipeline.gridded import grid_product, resolve_area
+
+    gridded = grid_product(day_product.product, resolve_area("conus"))
+    with xr.open_dataset(gridded) as grid, xr.open_dataset(day_product.product) as native:
+        filled = np.isfinite(grid["cloud_mask"].values)
+        lat, lon = grid["latitude"].values[filled], grid["longitude"].values[filled]
+        native_fraction = float((native["cloud_mask"] == 1).sum() / np.isfinite(native["cloud_mask"]).sum())
+        grid_fraction = float((grid["cloud_mask"].values[filled] == 1).mean())
+        assert grid.attrs["area_id"] == "conus"
+    # the Meso-1 sector over California and Nevada
+    assert lat.min() > 30
+    assert lat.max() < 46
+    assert lon.min() > -128
+    assert lon.max() < -108
+    assert grid_fraction == pytest.approx(native_fraction, abs=0.03)  # 3 km cells from 2 km pixels
+    assert compliance_issues(gridded)["high"] == []
+
+
 def test_day_product_passes_the_compliance_checker(day_product) -> None:
     issues = compliance_issues(day_product.product)
     assert issues["high"] == []

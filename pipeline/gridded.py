@@ -1,0 +1,271 @@
+"""A product resampled onto a map grid (a pyresample area): the ``--area`` output.
+
+Named areas ship in ``pipeline/etc/areas.yaml`` (``conus``, ``europe``, ``global_0p1``); a user's own
+pyresample area file is given as ``FILE`` (its only area) or ``FILE:NAME``. Every product variable on
+the native grid is resampled by **nearest neighbour** within a radius of 1.5 times the coarser of
+the two grids' pixel sizes (pyresample's k-d tree): classes and flags must never be averaged, and
+taking the probabilities and the COT from the same native pixel keeps the gridded variables
+consistent with each other (``cloud_mask`` is 1 exactly where ``cloud_mask_probability`` >= 0.5,
+COT exists exactly where the mask is cloudy) and never invents a COT between a thin and a thick
+neighbour. Grid cells farther than the radius from any retrieved pixel are fill.
+
+The gridded file sits beside the product, named after it with ``_grid-{area}``, and carries a CF
+grid mapping (``crs``) with projection coordinates and their bounds (or latitude/longitude axes
+with bounds on a geographic grid), 2-D latitude/longitude, and the product's metadata.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from pyresample.area_config import AreaNotFound, load_area
+from pyresample.geometry import AreaDefinition, SwathDefinition
+from pyresample.kd_tree import get_neighbour_info, get_sample_from_neighbour_info
+
+from models.fileio import publish, temporary_path
+from pipeline.netcdf_lock import netcdf_lock
+
+logger = logging.getLogger(__name__)
+
+AREAS_FILE = Path(__file__).resolve().parent / "etc" / "areas.yaml"
+RADIUS_FACTOR = 1.5
+EARTH_RADIUS_M = 6_371_000.0
+METRES_PER_DEGREE = np.pi * EARTH_RADIUS_M / 180.0
+FILL_U1 = 255
+SKIPPED_ATTRS = ("coordinates", "grid_mapping")
+
+
+class AreaError(ValueError):
+    """An area that cannot be used: unknown name, unreadable file, or no overlap with the product."""
+
+
+def shipped_areas() -> list[str]:
+    import yaml
+
+    return list(yaml.safe_load(AREAS_FILE.read_text()))
+
+
+def resolve_area(spec: str) -> AreaDefinition:
+    """``NAME`` of a shipped area, ``FILE`` with one area, or ``FILE:NAME``."""
+    import yaml
+
+    shipped = shipped_areas()
+    if spec in shipped:
+        return load_area(str(AREAS_FILE), spec)
+    path, name = spec, ""
+    if not Path(spec).exists() and ":" in spec:
+        path, name = spec.rsplit(":", 1)
+    candidate = Path(path)
+    if not candidate.exists() and candidate.suffix not in (".yaml", ".yml"):
+        raise AreaError(
+            f"unknown area {spec!r}: shipped areas are {', '.join(shipped)}, or give a pyresample area file "
+            "(FILE or FILE:NAME)"
+        )
+    if not candidate.is_file():
+        raise AreaError(f"area file {candidate} does not exist")
+    try:
+        content = yaml.safe_load(candidate.read_text())
+    except yaml.YAMLError as err:
+        raise AreaError(f"{candidate} is not a pyresample area file (not YAML: {err})") from None
+    names = list(content) if isinstance(content, dict) else []
+    if not name:
+        if len(names) != 1:
+            raise AreaError(f"{candidate} holds {len(names)} areas ({', '.join(names)}): give FILE:NAME")
+        name = names[0]
+    if name not in names:
+        raise AreaError(f"{candidate} has no area {name!r} (it has {', '.join(names) or 'none'})")
+    try:
+        return load_area(str(candidate), name)
+    except (AreaNotFound, KeyError, TypeError, ValueError) as err:
+        raise AreaError(f"{candidate}: area {name!r} is not a pyresample area ({type(err).__name__}: {err})") from None
+
+
+def gridded_path(product: Path, area_id: str) -> Path:
+    return product.with_name(f"{product.stem}_grid-{area_id}.nc")
+
+
+def gridded_products(product: Path) -> list[Path]:
+    """Gridded files of a product (to remove with it)."""
+    return sorted(product.parent.glob(f"{product.stem}_grid-*.nc"))
+
+
+def _spacing_m(lat: np.ndarray, lon: np.ndarray) -> float:
+    """Median distance between horizontally adjacent geolocated pixels (haversine)."""
+    la, lo = np.deg2rad(lat), np.deg2rad(lon)
+    dlat, dlon = np.diff(la, axis=1), np.diff(lo, axis=1)
+    mid = (la[:, 1:] + la[:, :-1]) / 2
+    d = 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.sin(dlat / 2) ** 2 + np.cos(mid) ** 2 * np.sin(dlon / 2) ** 2))
+    d = d[np.isfinite(d) & (d > 0)]
+    if not d.size:
+        raise AreaError("the product has too few geolocated pixels to grid")
+    return float(np.median(d))
+
+
+def _cell_size_m(area: AreaDefinition) -> float:
+    size = max(abs(area.pixel_size_x), abs(area.pixel_size_y))
+    return size * METRES_PER_DEGREE if area.crs.is_geographic else size
+
+
+def _axes(area: AreaDefinition) -> tuple[dict[str, Any], dict[str, Any], tuple[str, str]]:
+    """Coordinate variables of the grid, the grid-mapping variable and the dimension names."""
+    xs, ys = area.get_proj_vectors()
+    half_x, half_y = abs(area.pixel_size_x) / 2, abs(area.pixel_size_y) / 2
+    mapping = {k: (np.asarray(v) if isinstance(v, tuple) else v) for k, v in area.crs.to_cf().items()}
+    mapping["long_name"] = f"grid mapping of area {area.area_id}"
+    coords: dict[str, tuple[Any, ...]]
+    if area.crs.is_geographic:
+        dims = ("latitude", "longitude")
+        coords = {
+            "latitude": (
+                "latitude",
+                ys,
+                {
+                    "standard_name": "latitude",
+                    "long_name": "latitude",
+                    "units": "degrees_north",
+                    "axis": "Y",
+                    "bounds": "latitude_bounds",
+                },
+            ),
+            "longitude": (
+                "longitude",
+                xs,
+                {
+                    "standard_name": "longitude",
+                    "long_name": "longitude",
+                    "units": "degrees_east",
+                    "axis": "X",
+                    "bounds": "longitude_bounds",
+                },
+            ),
+        }
+        bounds = {
+            "latitude_bounds": (("latitude", "nv"), np.stack([ys + half_y, ys - half_y], axis=1)),
+            "longitude_bounds": (("longitude", "nv"), np.stack([xs - half_x, xs + half_x], axis=1)),
+        }
+    else:
+        dims = ("y", "x")
+        coords = {
+            axis: (
+                axis,
+                values,
+                {
+                    "standard_name": f"projection_{axis}_coordinate",
+                    "long_name": f"{axis} coordinate of the {area.area_id} grid",
+                    "units": "m",
+                    "axis": axis.upper(),
+                    "bounds": f"{axis}_bounds",
+                },
+            )
+            for axis, values in (("x", xs), ("y", ys))
+        }
+        lons, lats = area.get_lonlats()
+        for name, values, units in (("latitude", lats, "degrees_north"), ("longitude", lons, "degrees_east")):
+            coords[name] = (dims, values.astype(np.float32), {"standard_name": name, "long_name": name, "units": units})
+        bounds = {
+            "x_bounds": (("x", "nv"), np.stack([xs - half_x, xs + half_x], axis=1)),
+            "y_bounds": (("y", "nv"), np.stack([ys + half_y, ys - half_y], axis=1)),
+        }
+    return {**coords, **{k: (v[0], v[1], {}) for k, v in bounds.items()}}, mapping, dims
+
+
+def _grid_variables(ds: xr.Dataset, area: AreaDefinition, dims: tuple[str, str]) -> tuple[dict[str, Any], float]:
+    lat, lon = ds["latitude"].values.astype(np.float64), ds["longitude"].values.astype(np.float64)
+    valid = np.isfinite(lat) & np.isfinite(lon)
+    if not valid.any():
+        raise AreaError("the product has no geolocated pixels")
+    radius = RADIUS_FACTOR * max(_spacing_m(lat, lon), _cell_size_m(area))
+    source = SwathDefinition(lons=lon[valid], lats=lat[valid])
+    valid_in, valid_out, index, _ = get_neighbour_info(source, area, radius, neighbours=1)
+    if not valid_out.any():
+        raise AreaError(f"the product does not overlap area {area.area_id}")
+    out: dict[str, Any] = {}
+    for name, var in ds.data_vars.items():
+        if var.dims != ("y", "x"):
+            continue
+        integer = var.dtype == np.uint8
+        fill = FILL_U1 if integer else np.nan
+        values = var.values[valid]
+        gridded = get_sample_from_neighbour_info(
+            "nn", area.shape, values, valid_in, valid_out, index, fill_value=fill
+        ).astype(var.dtype)
+        attrs = {k: v for k, v in var.attrs.items() if k not in SKIPPED_ATTRS}
+        if dims == ("y", "x"):
+            attrs["grid_mapping"] = "crs"
+            attrs["coordinates"] = "latitude longitude"
+        out[str(name)] = (dims, gridded, attrs)
+    return out, radius
+
+
+def grid_product(product: Path, area: AreaDefinition) -> Path:
+    """Write ``product`` resampled onto ``area`` beside it (atomically); returns the gridded file."""
+    with netcdf_lock(), xr.open_dataset(product, mask_and_scale=False, decode_times=False) as opened:
+        ds = opened.load()
+    for var in ds.variables.values():  # fills travel as NaN (floats) or 255 (classes) and are set again on writing
+        fill = var.attrs.pop("_FillValue", None)
+        if fill is not None and var.dtype.kind == "f":
+            var.values = np.where(var.values == fill, np.nan, var.values)
+    coords, mapping, dims = _axes(area)
+    data_vars, radius = _grid_variables(ds, area, dims)
+    data_vars["crs"] = ((), np.int32(0), mapping)
+    for name in ("time_bounds",):
+        if name in ds:
+            data_vars[name] = (ds[name].dims, ds[name].values, dict(ds[name].attrs))
+    for name in ("time", "altitude"):
+        if name in ds.coords:
+            coords[name] = (ds[name].dims, ds[name].values, dict(ds[name].attrs))
+    gridded = xr.Dataset(data_vars, coords=coords)
+    gridded.attrs = _attributes(ds.attrs, area, radius, gridded)
+    target = gridded_path(product, area.area_id)
+    tmp = temporary_path(target, ".nc.tmp")
+    try:
+        with netcdf_lock():
+            gridded.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(gridded))
+        publish(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    logger.info("wrote %s", target)
+    return target
+
+
+def _attributes(native: dict[str, Any], area: AreaDefinition, radius: float, gridded: xr.Dataset) -> dict[str, Any]:
+    attrs = dict(native)
+    lat = gridded["latitude"].values
+    lon = gridded["longitude"].values
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    attrs.update(
+        {
+            "title": f"{native.get('title', 'MT-HCCAR cloud product')}, on the {area.area_id} grid",
+            "id": f"{native.get('id', '')}_grid-{area.area_id}",
+            "area_id": area.area_id,
+            "area_description": area.description,
+            "resampling": f"nearest neighbour within {radius:.0f} m (pyresample k-d tree) for every variable, so "
+            "classes, flags, probabilities and COT are those of one native pixel",
+            "date_modified": now,
+            "history": f"{native.get('history', '')}\n{now}: resampled to area {area.area_id}".strip(),
+            # the grid's extent (cells without data are fill)
+            "geospatial_lat_min": float(np.nanmin(lat)),
+            "geospatial_lat_max": float(np.nanmax(lat)),
+            "geospatial_lon_min": float(np.nanmin(lon)),
+            "geospatial_lon_max": float(np.nanmax(lon)),
+        }
+    )
+    return attrs
+
+
+def _encoding(gridded: xr.Dataset) -> dict[str, dict[str, Any]]:
+    compressed = {"zlib": True, "complevel": 4, "shuffle": True}
+    encoding: dict[str, dict[str, Any]] = {}
+    for name, var in gridded.variables.items():
+        if var.ndim == 2 and name not in ("x_bounds", "y_bounds", "latitude_bounds", "longitude_bounds", "time_bounds"):
+            fill = np.uint8(FILL_U1) if var.dtype == np.uint8 else np.float32(-999.0)
+            encoding[str(name)] = {**compressed, "_FillValue": fill}
+        else:
+            encoding[str(name)] = {"_FillValue": None}
+    return encoding
