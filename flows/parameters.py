@@ -125,6 +125,7 @@ class RunSettings(BaseModel):
             "pyresample area files (FILE or FILE:NAME)"
         ),
     ] = Field(default_factory=list)
+    geotiff: Annotated[bool, Field(description="Also a GeoTIFF (mask, phase, COT) of each gridded product")] = False
 
     @field_validator("model")
     @classmethod

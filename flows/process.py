@@ -50,6 +50,7 @@ def options_for(out_dir: str, settings: RunSettings, runtime: Runtime, force: bo
         torch_threads=runtime.torch_threads,
         resources=runtime.resources,
         areas=tuple(settings.areas),
+        geotiff=settings.geotiff,
     )
 
 
@@ -68,12 +69,12 @@ def run_granule(ref: dict[str, Any], options: ProcessOptions, quicklook: bool = 
                     "status": "skipped",
                     "product": str(planned.existing),
                     "quicklook": str(quicklook_path(planned.existing)) if quicklook else None,
-                    "gridded": [str(p) for p in ensure_gridded(planned.existing, options.areas)],
+                    "gridded": [str(p) for p in ensure_gridded(planned.existing, options.areas, options.geotiff)],
                     "reason": "same inputs and model already processed",
                     "seconds": time.perf_counter() - started,
                 }
             staged = stage_task(planned, options)
-            published = publish_task(staged, quicklook, options.areas)
+            published = publish_task(staged, quicklook, options.areas, options.geotiff)
         retrieved = int(staged.stats.get("retrieved", 0))
         return {
             **outcome,

@@ -103,6 +103,8 @@ def stage_task(planned: Plan, options: ProcessOptions) -> StagedProduct:
 
 
 @task(name="publish", task_run_name="publish {staged.final.name}", **TRANSIENT_RETRIES)
-def publish_task(staged: StagedProduct, quicklook: bool = True, areas: tuple[str, ...] = ()) -> Published:
+def publish_task(
+    staged: StagedProduct, quicklook: bool = True, areas: tuple[str, ...] = (), geotiff: bool = False
+) -> Published:
     """Quicklook and product under their final names, then the gridded copies (``pipeline.process.publish``)."""
-    return steps.publish(staged, quicklook, areas)
+    return steps.publish(staged, quicklook, areas, geotiff)

@@ -65,6 +65,9 @@ def process(
             "a pyresample area FILE or FILE:NAME. Repeatable."
         ),
     ] = None,
+    geotiff: Annotated[
+        bool, typer.Option(help="With --area, also write a GeoTIFF (mask, phase, COT) of each gridded product.")
+    ] = False,
 ) -> None:
     """Retrieve cloud mask, phase and COT for every granule in INPUTS and write CF products."""
     from models.fileio import remove_stale_temporaries
@@ -92,6 +95,8 @@ def process(
     areas = tuple(area or ())
     for spec in areas:
         resolve_area(spec)  # an unknown area is one sentence before any granule is read
+    if geotiff and not areas:
+        raise typer.BadParameter("--geotiff writes the gridded products as GeoTIFF: give an --area too")
     granules = find_granules(inputs, sensor.value if sensor else None)
     config = AncillaryConfig.from_files(str(nwp) if nwp else None, str(land_cover) if land_cover else None)
     if out.is_dir():
@@ -109,6 +114,7 @@ def process(
             runtime.torch_threads,
             runtime.resources,
             areas=areas,
+            geotiff=geotiff,
         )
         for granule in granules:
             if runtime.client is None and progress:

@@ -12,6 +12,11 @@ neighbour. Grid cells farther than the radius from any retrieved pixel are fill.
 The gridded file sits beside the product, named after it with ``_grid-{area}``, and carries a CF
 grid mapping (``crs``) with projection coordinates and their bounds (or latitude/longitude axes
 with bounds on a geographic grid), 2-D latitude/longitude, and the product's metadata.
+
+With ``geotiff`` a GeoTIFF copy is written beside it for GIS tools (rasterio, the ``geotiff``
+extra): three float32 bands, cloud mask (0 clear, 1 cloudy), cloud phase (0 clear, 1 liquid,
+2 ice) and cloud optical thickness, NaN where nothing was retrieved, with the grid's CRS and
+geotransform and the band meanings in band descriptions and tags.
 """
 
 from __future__ import annotations
@@ -38,6 +43,11 @@ EARTH_RADIUS_M = 6_371_000.0
 METRES_PER_DEGREE = np.pi * EARTH_RADIUS_M / 180.0
 FILL_U1 = 255
 SKIPPED_ATTRS = ("coordinates", "grid_mapping")
+GEOTIFF_BANDS = (
+    ("cloud_mask", "cloud mask: 0 clear, 1 cloudy"),
+    ("cloud_phase", "cloud phase: 0 clear, 1 liquid, 2 ice"),
+    ("cloud_optical_thickness", "cloud optical thickness at 0.55 um"),
+)
 
 
 class AreaError(ValueError):
@@ -89,9 +99,13 @@ def gridded_path(product: Path, area_id: str) -> Path:
     return product.with_name(f"{product.stem}_grid-{area_id}.nc")
 
 
+def geotiff_path(product: Path, area_id: str) -> Path:
+    return product.with_name(f"{product.stem}_grid-{area_id}.tif")
+
+
 def gridded_products(product: Path) -> list[Path]:
-    """Gridded files of a product (to remove with it)."""
-    return sorted(product.parent.glob(f"{product.stem}_grid-*.nc"))
+    """Gridded files of a product, NetCDF and GeoTIFF (to remove with it)."""
+    return sorted(p for p in product.parent.glob(f"{product.stem}_grid-*") if p.suffix in (".nc", ".tif"))
 
 
 def _spacing_m(lat: np.ndarray, lon: np.ndarray) -> float:
@@ -174,8 +188,11 @@ def _axes(area: AreaDefinition) -> tuple[dict[str, Any], dict[str, Any], tuple[s
     return {**coords, **{k: (v[0], v[1], {}) for k, v in bounds.items()}}, mapping, dims
 
 
-def _grid_variables(ds: xr.Dataset, area: AreaDefinition, dims: tuple[str, str]) -> tuple[dict[str, Any], float]:
-    lat, lon = ds["latitude"].values.astype(np.float64), ds["longitude"].values.astype(np.float64)
+def resample_nearest(
+    lat: np.ndarray, lon: np.ndarray, fields: dict[str, np.ndarray], area: AreaDefinition
+) -> tuple[dict[str, np.ndarray], float]:
+    """Each 2-D field on ``area`` by nearest neighbour (fill: 255 for uint8, NaN otherwise), and the radius."""
+    lat, lon = np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
     valid = np.isfinite(lat) & np.isfinite(lon)
     if not valid.any():
         raise AreaError("the product has no geolocated pixels")
@@ -184,21 +201,44 @@ def _grid_variables(ds: xr.Dataset, area: AreaDefinition, dims: tuple[str, str])
     valid_in, valid_out, index, _ = get_neighbour_info(source, area, radius, neighbours=1)
     if not valid_out.any():
         raise AreaError(f"the product does not overlap area {area.area_id}")
+    out = {}
+    for name, values in fields.items():
+        fill = FILL_U1 if values.dtype == np.uint8 else np.nan
+        out[name] = get_sample_from_neighbour_info(
+            "nn", area.shape, values[valid], valid_in, valid_out, index, fill_value=fill
+        ).astype(values.dtype)
+    return out, radius
+
+
+def fitted_area(lat: np.ndarray, lon: np.ndarray, max_pixels: int = 1200) -> AreaDefinition:
+    """A north-up equal-area grid around a swath's footprint, at about its resolution (quicklooks)."""
+    from pyproj import Proj
+
+    ok = np.isfinite(lat) & np.isfinite(lon)
+    if not ok.any():
+        raise AreaError("the product has no geolocated pixels")
+    centre_lat, centre_lon = float(np.median(lat[ok])), float(np.median(lon[ok]))
+    projection = {"proj": "laea", "lat_0": centre_lat, "lon_0": centre_lon, "datum": "WGS84"}
+    x, y = Proj(projection)(lon[ok], lat[ok])
+    extent = (float(x.min()), float(y.min()), float(x.max()), float(y.max()))
+    size = max(_spacing_m(lat, lon), (extent[2] - extent[0]) / max_pixels, (extent[3] - extent[1]) / max_pixels)
+    width = max(2, int(np.ceil((extent[2] - extent[0]) / size)))
+    height = max(2, int(np.ceil((extent[3] - extent[1]) / size)))
+    return AreaDefinition("swath_footprint", "the swath's footprint", "laea", projection, width, height, extent)
+
+
+def _grid_variables(ds: xr.Dataset, area: AreaDefinition, dims: tuple[str, str]) -> tuple[dict[str, Any], float]:
+    names = [str(name) for name, var in ds.data_vars.items() if var.dims == ("y", "x")]
+    fields, radius = resample_nearest(
+        ds["latitude"].values, ds["longitude"].values, {name: ds[name].values for name in names}, area
+    )
     out: dict[str, Any] = {}
-    for name, var in ds.data_vars.items():
-        if var.dims != ("y", "x"):
-            continue
-        integer = var.dtype == np.uint8
-        fill = FILL_U1 if integer else np.nan
-        values = var.values[valid]
-        gridded = get_sample_from_neighbour_info(
-            "nn", area.shape, values, valid_in, valid_out, index, fill_value=fill
-        ).astype(var.dtype)
-        attrs = {k: v for k, v in var.attrs.items() if k not in SKIPPED_ATTRS}
+    for name in names:
+        attrs = {k: v for k, v in ds[name].attrs.items() if k not in SKIPPED_ATTRS}
         if dims == ("y", "x"):
             attrs["grid_mapping"] = "crs"
             attrs["coordinates"] = "latitude longitude"
-        out[str(name)] = (dims, gridded, attrs)
+        out[name] = (dims, fields[name], attrs)
     return out, radius
 
 
@@ -269,3 +309,44 @@ def _encoding(gridded: xr.Dataset) -> dict[str, dict[str, Any]]:
         else:
             encoding[str(name)] = {"_FillValue": None}
     return encoding
+
+
+def write_geotiff(gridded: Path, area: AreaDefinition) -> Path:
+    """A GeoTIFF of mask, phase and COT from a gridded file, written atomically beside it."""
+    try:
+        import rasterio
+        from rasterio.transform import from_bounds
+    except ImportError:
+        raise AreaError("GeoTIFF output needs rasterio: pip install 'mthccar-pipeline[geotiff]'") from None
+    with netcdf_lock(), xr.open_dataset(gridded) as ds:
+        bands = [ds[name].values.astype(np.float32) for name, _ in GEOTIFF_BANDS]
+        time = str(ds.attrs.get("time_coverage_start", ""))
+    height, width = area.shape
+    xmin, ymin, xmax, ymax = area.area_extent
+    profile = {
+        "driver": "GTiff",
+        "height": height,
+        "width": width,
+        "count": len(bands),
+        "dtype": "float32",
+        "crs": area.crs.to_wkt(),
+        "transform": from_bounds(xmin, ymin, xmax, ymax, width, height),
+        "nodata": float("nan"),
+        "compress": "deflate",
+        "tiled": True,
+    }
+    target = gridded.with_suffix(".tif")
+    tmp = temporary_path(target, ".tif.tmp")
+    try:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            for index, ((name, meaning), values) in enumerate(zip(GEOTIFF_BANDS, bands, strict=True), start=1):
+                dst.write(values, index)
+                dst.set_band_description(index, name)
+                dst.update_tags(index, meaning=meaning)
+            dst.update_tags(source=gridded.name, time_coverage_start=time, area_id=area.area_id)
+        publish(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    logger.info("wrote %s", target)
+    return target

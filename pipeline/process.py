@@ -29,7 +29,7 @@ from pipeline.ancillary import AncillaryConfig, add_ancillary
 from pipeline.claims import claim
 from pipeline.features import NIGHT, NIGHT_RETRIEVED, build_features
 from pipeline.granules import Granule
-from pipeline.gridded import grid_product, gridded_path, resolve_area
+from pipeline.gridded import geotiff_path, grid_product, gridded_path, resolve_area, write_geotiff
 from pipeline.inference import compute_context, run_inference
 from pipeline.ingest import check_file, ingest
 from pipeline.logcontext import granule_context
@@ -63,6 +63,7 @@ class ProcessOptions:
     batch_size: int = 0
     quicklook: bool = True
     areas: tuple[str, ...] = ()  # also write the product resampled to these areas (pipeline.gridded)
+    geotiff: bool = False  # and a GeoTIFF of each gridded product
 
 
 @dataclass
@@ -306,20 +307,25 @@ def stage(plan: Plan, options: ProcessOptions) -> StagedProduct:
         return stage_product(product, attrs, plan.out_dir, list(plan.replaces))
 
 
-def publish(staged: StagedProduct, quicklook: bool = True, areas: tuple[str, ...] = ()) -> Published:
+def publish(
+    staged: StagedProduct, quicklook: bool = True, areas: tuple[str, ...] = (), geotiff: bool = False
+) -> Published:
     """Publish the quicklook and the product, remove what they replace, then grid it onto ``areas``."""
     published = publish_product(staged, quicklook)
-    return replace(published, gridded=ensure_gridded(published.product, areas))
+    return replace(published, gridded=ensure_gridded(published.product, areas, geotiff))
 
 
-def ensure_gridded(product: Path, areas: tuple[str, ...]) -> tuple[Path, ...]:
-    """The product on each area's grid, written when missing (a product skipped as already made
-    gets the gridded files a new ``--area`` asks for)."""
+def ensure_gridded(product: Path, areas: tuple[str, ...], geotiff: bool = False) -> tuple[Path, ...]:
+    """The product on each area's grid (and its GeoTIFF), written when missing: a product skipped as
+    already made gets the gridded files a new ``--area`` asks for."""
     paths = []
     for spec in areas:
         area = resolve_area(spec)
         target = gridded_path(product, area.area_id)
         paths.append(target if target.exists() else grid_product(product, area))
+        if geotiff:
+            tif = geotiff_path(product, area.area_id)
+            paths.append(tif if tif.exists() else write_geotiff(target, area))
     return tuple(paths)
 
 
@@ -334,13 +340,13 @@ def process_granule(granule: Granule, options: ProcessOptions) -> ProcessResult:
         planned = plan(granule, options)
         if planned.existing is not None:
             quicklook = quicklook_path(planned.existing) if options.quicklook else None
-            gridded = ensure_gridded(planned.existing, options.areas)
+            gridded = ensure_gridded(planned.existing, options.areas, options.geotiff)
             seconds = time.perf_counter() - started
             return ProcessResult(
                 granule.id, planned.existing, quicklook, True, planned.model_name, seconds, gridded=gridded
             )
         staged = stage(planned, options)
-        published = publish(staged, options.quicklook, options.areas)
+        published = publish(staged, options.quicklook, options.areas, options.geotiff)
     return ProcessResult(
         granule.id,
         published.product,

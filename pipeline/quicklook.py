@@ -1,8 +1,10 @@
 """Quicklook PNG beside each product: cloud mask, phase and optical thickness, with colour bars.
 
-Every panel carries the coastline and a latitude/longitude graticule drawn in the product's own
-grid (its per-pixel latitude/longitude), so a picture can be placed on Earth by eye: coastlines are
-the 0.5 contour of the land/water mask the pipeline already ships (nothing is downloaded).
+ABI products are drawn on their native fixed grid (a map already); swath products (VIIRS, OCI) are
+first put by nearest neighbour on a north-up equal-area grid fitted to their footprint
+(``pipeline.gridded.fitted_area``). Every panel carries the coastline and a latitude/longitude
+graticule, so a picture can be placed on Earth by eye: coastlines are the 0.5 contour of the
+land/water mask the pipeline already ships (nothing is downloaded).
 """
 
 from __future__ import annotations
@@ -70,6 +72,18 @@ def draw_geography(ax: Any, lat: np.ndarray, lon: np.ndarray) -> None:
                 ax.clabel(lines, fontsize=7, fmt=lambda v, s=suffix: f"{v:g}°{s}")
 
 
+def _on_fitted_area(ds: xr.Dataset, max_pixels: int) -> tuple[np.ndarray, ...]:
+    """Mask, phase, COT, latitude and longitude of a swath product on its fitted map grid."""
+    from pipeline.gridded import fitted_area, resample_nearest
+
+    lat, lon = ds["latitude"].values, ds["longitude"].values
+    area = fitted_area(lat, lon, max_pixels)
+    names = ("cloud_mask", "cloud_phase", "cloud_optical_thickness")
+    fields, _ = resample_nearest(lat, lon, {name: ds[name].values.astype(np.float32) for name in names}, area)
+    grid_lon, grid_lat = area.get_lonlats()
+    return (*(fields[name] for name in names), grid_lat, grid_lon)
+
+
 def write_quicklook(product: Path, target: Path | None = None, max_pixels: int = 1200) -> Path:
     """Three panels (mask, phase, COT) of a product, written atomically to ``target`` (default: beside it).
 
@@ -80,11 +94,15 @@ def write_quicklook(product: Path, target: Path | None = None, max_pixels: int =
     from matplotlib.figure import Figure
 
     with netcdf_lock(), xr.open_dataset(product, mask_and_scale=True) as ds:
-        mask = _thin(ds["cloud_mask"].values, max_pixels)
-        phase = _thin(ds["cloud_phase"].values, max_pixels)
-        cot = _thin(ds["cloud_optical_thickness"].values, max_pixels)
-        lat = _thin(ds["latitude"].values, max_pixels)
-        lon = _thin(ds["longitude"].values, max_pixels)
+        swath = "goes_imager_projection" not in ds
+        if swath:  # a scan array is no map: put it on a north-up equal-area grid around its footprint
+            mask, phase, cot, lat, lon = _on_fitted_area(ds, max_pixels)
+        else:  # ABI keeps its native fixed grid, already a map
+            mask = _thin(ds["cloud_mask"].values, max_pixels)
+            phase = _thin(ds["cloud_phase"].values, max_pixels)
+            cot = _thin(ds["cloud_optical_thickness"].values, max_pixels)
+            lat = _thin(ds["latitude"].values, max_pixels)
+            lon = _thin(ds["longitude"].values, max_pixels)
         title = f"{ds.attrs['platform']} {ds.attrs['instrument']} {ds.attrs['time_coverage_start']}"
         retrieved = int(ds.attrs.get("retrieved_pixels", 0))
         fraction = float(ds.attrs.get("cloud_fraction", -1))
@@ -120,7 +138,8 @@ def write_quicklook(product: Path, target: Path | None = None, max_pixels: int =
     summary = f"cloud fraction {fraction:.2f}" if retrieved else "no retrieved pixels (night or no valid input)"
     if night_pixels:
         summary += f"; night: mask and phase by {night_model}"
-    fig.suptitle(f"MT-HCCAR {title} - {summary} (grey: not retrieved)")
+    grid = "; nearest neighbour on an equal-area grid around the swath" if swath else ""
+    fig.suptitle(f"MT-HCCAR {title} - {summary} (grey: not retrieved{grid})")
     target = target or quicklook_path(product)
     with atomic_output(target) as tmp:
         fig.savefig(tmp, dpi=80, format="png")

@@ -112,14 +112,39 @@ def test_cli_writes_the_gridded_product_and_refuses_an_unknown_area(
     assert bad.exit_code == 1
     assert "unknown area 'mars': shipped areas are conus, europe, global_0p1" in bad.output
     assert not list(tmp_path.glob("*.nc"))
+    lonely = runner.invoke(app, ["process", str(synthetic_granules["oci"]), "--out", str(tmp_path), "--geotiff"])
+    assert lonely.exit_code != 0
+    assert "give an --area too" in lonely.output
     good = runner.invoke(
         app,
-        ["process", str(synthetic_granules["oci"]), "--out", str(tmp_path), "--area", "global_0p1", "--no-progress"],
+        [
+            "process",
+            str(synthetic_granules["oci"]),
+            "--out",
+            str(tmp_path),
+            "--area",
+            "global_0p1",
+            "--geotiff",
+            "--no-progress",
+        ],
     )
     assert good.exit_code == 0, good.output
     gridded = list(tmp_path.glob("*_grid-global_0p1.nc"))
     assert len(gridded) == 1
     assert f"gridded {gridded[0].name}" in good.output
+    # the GeoTIFF: same cells, same place, in a GIS library
+    import rasterio
+
+    with rasterio.open(gridded[0].with_suffix(".tif")) as tif, xr.open_dataset(gridded[0]) as grid:
+        assert tif.descriptions == ("cloud_mask", "cloud_phase", "cloud_optical_thickness")
+        assert tif.crs.is_geographic
+        mask = tif.read(1)
+        np.testing.assert_array_equal(mask, grid["cloud_mask"].values)
+        np.testing.assert_allclose(tif.read(3), grid["cloud_optical_thickness"].values)
+        row, col = np.argwhere(np.isfinite(mask))[0]
+        lon, lat = tif.xy(row, col)
+        assert lat == pytest.approx(float(grid["latitude"][row]), abs=1e-6)
+        assert lon == pytest.approx(float(grid["longitude"][col]), abs=1e-6)
 
 
 def test_area_files_are_checked(tmp_path: Path) -> None:
@@ -136,3 +161,24 @@ def test_area_files_are_checked(tmp_path: Path) -> None:
     broken.write_text("a: [unclosed")
     with pytest.raises(AreaError, match="not a pyresample area file"):
         resolve_area(str(broken))
+
+
+def test_swath_quicklook_is_drawn_north_up_around_its_footprint(swath_product: Path) -> None:
+    from pipeline.gridded import fitted_area
+    from pipeline.quicklook import _on_fitted_area, write_quicklook
+
+    with xr.open_dataset(swath_product) as ds:
+        lat, lon = ds["latitude"].values, ds["longitude"].values
+        mask, _, _, grid_lat, grid_lon = _on_fitted_area(ds, 1200)
+        native_fraction = float(np.nanmean(ds["cloud_mask"].values))
+    area = fitted_area(lat, lon)
+    from pyproj import Proj
+
+    x, y = Proj(area.crs)(lon, lat)
+    xmin, ymin, xmax, ymax = area.area_extent
+    assert np.all((x >= xmin - 1) & (x <= xmax + 1) & (y >= ymin - 1) & (y <= ymax + 1))
+    middle = grid_lat.shape[1] // 2
+    assert grid_lat[0, middle] > grid_lat[-1, middle]  # north up
+    assert grid_lon[middle, -1] > grid_lon[middle, 0]  # east right
+    assert np.nanmean(mask) == pytest.approx(native_fraction, abs=0.05)
+    assert write_quicklook(swath_product).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -144,12 +144,15 @@ def _same_data(reference: Path, other: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def serial_products(server: str, archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def serial_products(scans: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The reference: every scan processed one after the other in this process (the CLI's path; the
+    flows run the same plan, stage and publish steps), without a flow process to start."""
+    from pipeline.process import ProcessOptions, process_granule
+
     out = tmp_path_factory.mktemp("serial")
-    report = _finish(
-        _start_flow(server, "backfill", _backfill(archive, out, max_concurrency=1), out / "log"), out / "log"
-    )
-    assert report["processed"] == N_SCANS
+    for scan in scans:
+        process_granule(single_granule([scan]), ProcessOptions(out_dir=out))
+    assert len(_products(out)) == N_SCANS
     return out
 
 
