@@ -139,9 +139,13 @@ def evaluate(
 
     metrics = evaluate_artifact(artifact, data, out, split)
     mask, cot = metrics["cloud_mask"], metrics["log10_cot"]["all"]
+    ece, coverage = metrics["calibration"]["ece"], metrics["calibration"]["coverage"]["all"]
     typer.echo(
         f"mask accuracy {mask['accuracy']:.4f}, phase accuracy {metrics['phase']['accuracy']:.4f}, "
-        f"log10 COT RMSE {cot['rmse']:.3f} R2 {cot['r2']:.3f} on {metrics['n']} samples; report in {out}"
+        f"log10 COT RMSE {cot['rmse']:.3f} R2 {cot['r2']:.3f} on {metrics['n']} samples; "
+        f"ECE mask {ece['cloud_mask']['ece']:.3f} phase {ece['cloud_phase']['ece']:.3f} "
+        f"COT class {ece['cot_class']['ece']:.3f}; COT intervals cover {coverage['68']:.1%} (68 %) and "
+        f"{coverage['95']:.1%} (95 %); report in {out}"
     )
 
 

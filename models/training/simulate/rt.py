@@ -143,9 +143,9 @@ class BlockOptics:
 
 def _add_layers(layers: Sequence[Layer], mus: Sequence[Any]) -> tuple[list[Any], list[Any], list[Any], Any, Any, Any]:
     """Adding over a black surface: per direction r(mu), T(mu), e(mu); and the diffuse quantities."""
-    r: list = [0.0] * len(mus)
-    total: list = [1.0] * len(mus)
-    direct: list = [1.0] * len(mus)
+    r: list[Any] = [0.0] * len(mus)
+    total: list[Any] = [1.0] * len(mus)
+    direct: list[Any] = [1.0] * len(mus)
     rb_top = rb_bot = 0.0
     tb = 1.0
     for index, layer in enumerate(layers):
