@@ -13,7 +13,10 @@ From the fields, per pixel:
 * ice where the phase field is high, with higher and colder tops and larger particles;
 * the surface from a land mask (``global-land-mask``) and latitude: forest, shrub, grass,
   cropland or tundra by climate zone, deserts in the subtropics, snow at high latitudes or
-  high ground, sea ice in polar water;
+  high ground, sea ice in polar water; land mixes the training world's measured endmembers
+  (``LAND_MIXTURES`` at each class mean, green turning to dry vegetation with a dryness field,
+  endmembers chosen by a smooth field so that fields and deserts come in patches), so a synthetic
+  scene is drawn from the same world the models are trained on;
 * surface pressure from the terrain height, water vapour and ozone from the zonal-monthly
   climatology, each with small smooth departures (``models.earth``, shared with the pipeline).
 """
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.ndimage import map_coordinates
-from scipy.special import ndtri
+from scipy.special import ndtr, ndtri
 
 from models.earth import (
     WATER_CLASS,
@@ -35,6 +38,8 @@ from models.earth import (
     water_vapour_climatology,
 )
 from models.training.simulate.simulator import AtmosphereState
+from models.training.simulate.surface import LAND_MIXTURES
+from models.training.simulate.surface_library import POOLS, shipped_library
 
 COARSE, FINE = 96, 768
 SPECTRAL_SLOPE = -3.0
@@ -98,6 +103,21 @@ def surface_classes(lat: np.ndarray, lon: np.ndarray, surface_field: np.ndarray,
     return np.where(land, land_class, water_class).astype(np.int16)
 
 
+def land_mixture(surface: np.ndarray, dryness: np.ndarray, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(fractions, members) of each pixel: its class's mean cover, part of the green cover dried by
+    ``dryness`` in [0, 1], and endmembers picked by ``patches`` (a smooth standard-normal field)."""
+    fractions = np.zeros((len(surface), len(POOLS)))
+    for surface_class, mean in LAND_MIXTURES.items():
+        fractions[surface == surface_class] = mean
+    dried = 0.6 * np.clip(dryness, 0.0, 1.0) * fractions[:, POOLS.index("green")]
+    fractions[:, POOLS.index("green")] -= dried
+    fractions[:, POOLS.index("npv")] += dried
+    u = np.clip(ndtr(patches), 0.0, 1.0 - 1e-9)
+    sizes = shipped_library().sizes()
+    members = np.stack([(u * sizes[pool]).astype(np.int64) for pool in POOLS], axis=1)
+    return fractions, members
+
+
 def scene_state(
     fields: SceneFields,
     v: np.ndarray,
@@ -128,6 +148,9 @@ def scene_state(
     pressure = standard_pressure_hpa(altitude_m(lat, lon)) + 5.0 * weather
     top = np.minimum(top, pressure - 60)
     latitude = np.nan_to_num(lat)
+    # drier towards the subtropics and where the surface field is low
+    dryness = np.clip(0.5 + 0.35 * np.tanh(-f["surface"]) + 0.3 * (np.abs(latitude) > 25), 0.0, 1.0)
+    fractions, members = land_mixture(surface, dryness, f["terrain"] + 0.5 * f["surface"])
     return AtmosphereState(
         solar_zenith=solar_zenith.ravel(),
         viewing_zenith=sensor_zenith.ravel(),
@@ -138,12 +161,13 @@ def scene_state(
         surface_class=surface,
         surface_brightness=np.clip(1.0 + 0.12 * f["terrain"], 0.75, 1.25),
         snow_grain=np.exp(np.log(200) + 0.6 * f["surface"]),
-        # drier towards the subtropics and where the surface field is low
-        surface_dryness=np.clip(0.5 + 0.35 * np.tanh(-f["surface"]) + 0.3 * (np.abs(latitude) > 25), 0.0, 1.0),
+        surface_dryness=dryness,
         cloudy=cloudy,
         ice=ice,
         log10_cot=np.where(cloudy, log10_cot, np.nan),
         effective_radius=radius,
         cloud_top_pressure=top,
         cloud_base_pressure=top + np.where(ice, 150.0, 100.0),
+        land_fractions=fractions,
+        land_members=members,
     )
