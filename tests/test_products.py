@@ -76,6 +76,8 @@ def test_four_level_mask_and_cot_uncertainty_follow_the_probabilities(day_produc
 
 
 def test_the_real_abi_scene_on_the_conus_grid(day_product) -> None:
+    from satpy import Scene
+
     from pipeline.gridded import grid_product, resolve_area
 
     gridded = grid_product(day_product.product, resolve_area("conus"))
@@ -92,6 +94,11 @@ def test_the_real_abi_scene_on_the_conus_grid(day_product) -> None:
     assert lon.max() < -108
     assert grid_fraction == pytest.approx(native_fraction, abs=0.03)  # 3 km cells from 2 km pixels
     assert compliance_issues(gridded)["high"] == []
+    with warnings.catch_warnings():  # satpy opens the gridded file on its own area
+        warnings.simplefilter("ignore", UserWarning)
+        scene = Scene(reader="satpy_cf_nc", filenames=[str(gridded)])
+        scene.load(["cloud_mask"])
+    assert scene["cloud_mask"].attrs["area"].shape == (1100, 1700)
 
 
 def test_day_product_passes_the_compliance_checker(day_product) -> None:
