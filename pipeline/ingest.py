@@ -35,6 +35,7 @@ import xarray as xr
 
 from models.bands import sensor_bands
 from models.spec import relative_azimuth
+from pipeline.geometry_cache import fixed_geometry, solar_angles
 from pipeline.granules import Granule
 from pipeline.netcdf_lock import opening_files
 from pipeline.sensors import (
@@ -237,15 +238,23 @@ def _ingest(granule: Granule, bands: Sequence[str], chunk_size: int) -> xr.Datas
             reference = scene[satpy_names[bands[0]]]
             area = reference.attrs["area"]
             shape = reference.shape
-            if spec.angles == "satpy":
-                sun_zen, sat_zen, rel_az = _angles_from_satpy(reference)
-            else:
-                sun_zen, sat_zen, rel_az = _angles_from_files(scene)
             chunks = reference.data.chunks
             if spec.target_resolution == "native":
                 rows = max(16, chunk_size // 16 * 16)
                 chunks = (rows, chunk_size)
-            lons, lats = area.get_lonlats(chunks=chunks) if hasattr(area, "get_lonlats") else (None, None)
+            fixed = fixed_geometry(reference, reference.data.chunks) if spec.grid == "geostationary" else None
+            lons: Any
+            lats: Any
+            if fixed is not None:  # computed once per grid, memory-mapped; only the sun moves
+                lons, lats = fixed["longitude"], fixed["latitude"]
+                sun_zen, sun_az = solar_angles(lons, lats, reference.attrs["start_time"])
+                sat_zen, rel_az = fixed["sensor_zenith"], relative_azimuth(fixed["sensor_azimuth"], sun_az)
+            else:
+                if spec.angles == "satpy":
+                    sun_zen, sat_zen, rel_az = _angles_from_satpy(reference)
+                else:
+                    sun_zen, sat_zen, rel_az = _angles_from_files(scene)
+                lons, lats = area.get_lonlats(chunks=chunks) if hasattr(area, "get_lonlats") else (None, None)
     finally:
         catcher.__exit__(None, None, None)
 

@@ -18,6 +18,15 @@ def granules_root() -> Path:
     return Path(os.environ.get("MTHCCAR_GRANULES", REPO.parent / "shared" / "granules"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def geometry_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fixed-grid geometry cache of this test session (never the user's ~/.cache); flows started
+    in child processes inherit it through the environment."""
+    root = tmp_path_factory.mktemp("geometry_cache")
+    os.environ["MTHCCAR_GEOMETRY_CACHE"] = str(root)
+    return root
+
+
 @pytest.fixture(scope="session")
 def granules() -> Path:
     root = granules_root()
