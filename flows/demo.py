@@ -2,7 +2,8 @@
 real GOES-17 day and night granules, processed by the ``process_granule`` flow on a temporary
 Prefect server.
 
-Writes into ``demo-output/``: the synthetic L1b files and their truth, products, quicklooks,
+Writes into ``demo-output/``: the synthetic L1b files and their truth, products, quicklooks (the
+real day product also on the CONUS grid, NetCDF and GeoTIFF),
 ``score.json`` (the synthetic product scored against its truth) and ``validation/`` (the real day
 product against NOAA's same-time fire/cloud mask and the scan's 10.3 um band), and prints where
 everything is.
@@ -49,7 +50,7 @@ def _validate_real_day(product: Path, out: Path) -> Path | None:
 
 
 def run_demo(out: Path = Path("demo-output"), seed: int = 7) -> dict[str, Any]:
-    from flows.parameters import ProcessRequest
+    from flows.parameters import ProcessRequest, RunSettings
     from flows.process import process_granule
     from flows.server import temporary_server, using_server
     from models.synthetic.l1b_abi import write_abi_scene
@@ -71,7 +72,11 @@ def run_demo(out: Path = Path("demo-output"), seed: int = 7) -> dict[str, Any]:
             ProcessRequest(inputs=[str(synthetic)], out_dir=str(products / "synthetic"))
         )
         for name, folder in real.items():
-            runs[name] = process_granule(ProcessRequest(inputs=[str(folder)], out_dir=str(products / name)))
+            # the real day scene also on the CONUS map grid, as NetCDF and GeoTIFF
+            settings = RunSettings(areas=["conus"], geotiff=True) if name == "real" else RunSettings()
+            runs[name] = process_granule(
+                ProcessRequest(inputs=[str(folder)], out_dir=str(products / name), settings=settings)
+            )
     truth = next(synthetic.glob("MTHCCAR-TRUTH_*.nc"))
     score = score_against_truth(Path(runs["synthetic"][0]["product"]), truth)
     (out / "score.json").write_text(json.dumps(score, indent=1))
@@ -85,6 +90,8 @@ def run_demo(out: Path = Path("demo-output"), seed: int = 7) -> dict[str, Any]:
             print(f"  {name}: {o['granule']} {o['status']} -> {o.get('product')}")
             if o.get("quicklook"):
                 print(f"    quicklook {o['quicklook']}")
+            for path in o.get("gridded", []):
+                print(f"    gridded {path}")
     if validation is not None:
         print(f"  the real day product against NOAA's fire/cloud mask and C13 ({validation}):")
         for line in validation.read_text().splitlines():
