@@ -76,10 +76,13 @@ def _on_fitted_area(ds: xr.Dataset, max_pixels: int) -> tuple[np.ndarray, ...]:
     """Mask, phase, COT, latitude and longitude of a swath product on its fitted map grid."""
     from pipeline.gridded import fitted_area, resample_nearest
 
-    lat, lon = ds["latitude"].values, ds["longitude"].values
+    # a full VIIRS granule has ten million pixels: thin it to about twice the picture's resolution
+    # before building the neighbour tree
+    lat, lon = _thin(ds["latitude"].values, 2 * max_pixels), _thin(ds["longitude"].values, 2 * max_pixels)
     area = fitted_area(lat, lon, max_pixels)
     names = ("cloud_mask", "cloud_phase", "cloud_optical_thickness")
-    fields, _ = resample_nearest(lat, lon, {name: ds[name].values.astype(np.float32) for name in names}, area)
+    values = {name: _thin(ds[name].values, 2 * max_pixels).astype(np.float32) for name in names}
+    fields, _ = resample_nearest(lat, lon, values, area)
     grid_lon, grid_lat = area.get_lonlats()
     return (*(fields[name] for name in names), grid_lat, grid_lon)
 
