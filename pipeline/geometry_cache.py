@@ -11,7 +11,8 @@ dask chunks. Solar angles still come from each scan's time.
 Sensor angles are computed from the satellite's actual position as the scan's metadata gives it
 (satpy's default), rounded to 0.01 deg and 1 km; the position is part of the key, so a drifting
 satellite gets a new cache instead of stale angles, and angles stay within 0.01 deg of satpy's. The cache
-lives in ``$MTHCCAR_GEOMETRY_CACHE`` (``off`` disables it), by default ``~/.cache/mthccar/geometry``;
+lives in ``$MTHCCAR_GEOMETRY_CACHE`` (``off`` disables it), by default ``geometry/`` in the project's
+cache directory (``MTHCCAR_CACHE_DIR``, else ``~/.cache/mthccar``, beside the land/water mask);
 an unwritable cache directory is logged and the geometry computed in memory as before.
 """
 
@@ -28,6 +29,8 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
+from models.earth import cache_dir
+
 logger = logging.getLogger(__name__)
 
 CACHE_ENV = "MTHCCAR_GEOMETRY_CACHE"
@@ -40,10 +43,7 @@ def cache_root() -> Path | None:
     configured = os.environ.get(CACHE_ENV, "")
     if configured.lower() == "off":
         return None
-    if configured:
-        return Path(configured)
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "mthccar" / "geometry"
+    return Path(configured) if configured else cache_dir() / "geometry"
 
 
 Position = tuple[float, float, float]  # satellite longitude, latitude (deg), altitude (m)
