@@ -96,7 +96,7 @@ def process(
     for spec in areas:
         resolve_area(spec)  # an unknown area is one sentence before any granule is read
     if geotiff and not areas:
-        raise typer.BadParameter("--geotiff writes the gridded products as GeoTIFF: give an --area too")
+        raise ValueError("--geotiff writes the gridded products as GeoTIFF: give an --area too")
     granules = find_granules(inputs, sensor.value if sensor else None)
     config = AncillaryConfig.from_files(str(nwp) if nwp else None, str(land_cover) if land_cover else None)
     if out.is_dir():

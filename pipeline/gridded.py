@@ -315,7 +315,7 @@ def write_geotiff(gridded: Path, area: AreaDefinition) -> Path:
     """A GeoTIFF of mask, phase and COT from a gridded file, written atomically beside it."""
     try:
         import rasterio
-        from rasterio.transform import from_bounds
+        from affine import Affine
     except ImportError:
         raise AreaError("GeoTIFF output needs rasterio: pip install 'mthccar-pipeline[geotiff]'") from None
     with netcdf_lock(), xr.open_dataset(gridded) as ds:
@@ -330,7 +330,7 @@ def write_geotiff(gridded: Path, area: AreaDefinition) -> Path:
         "count": len(bands),
         "dtype": "float32",
         "crs": area.crs.to_wkt(),
-        "transform": from_bounds(xmin, ymin, xmax, ymax, width, height),
+        "transform": Affine((xmax - xmin) / width, 0.0, xmin, 0.0, -(ymax - ymin) / height, ymax),
         "nodata": float("nan"),
         "compress": "deflate",
         "tiled": True,

@@ -46,6 +46,9 @@ class DefaultModel:
     bands: tuple[str, ...] | None
     summary: str
     night: bool = False  # trained on the night simulation (thermal bands only)
+    # the weight-initialisation seed; another one only where a run's optimisation stalled, judged by
+    # its loss on the simulated validation split (never by real scenes), and said in its card
+    seed: int = TRAINING_SEED
 
 
 DEFAULT_MODELS = (
@@ -55,6 +58,9 @@ DEFAULT_MODELS = (
         "abi",
         ABI_SOLAR_NO_C02 + ABI_IR,
         "GOES ABI without C02 (granules often lack the 0.5 km band), with C07, C11, C13-C15 (day)",
+        # seed 2024 stalled at validation loss 0.244 (its siblings 0.17-0.18, the same bands with the
+        # reference attention 0.180; simulator 2.1)
+        seed=TRAINING_SEED + 1,
     ),
     DefaultModel("mthccar_abi_night", "abi", ABI_IR, "GOES ABI C07, C11, C13-C15: mask and phase at night", True),
     DefaultModel("mthccar_abi", "abi", ABI_SOLAR, "GOES ABI C01-C06 (granules without thermal bands)"),
@@ -141,8 +147,9 @@ def real_scene_section(out: Path, work: Path) -> list[str]:
     ]
     for model in models:
         card = out / f"{model.stem}.md"
-        if card.exists():
-            card.write_text(card.read_text().rstrip("\n") + "\n\n" + "\n".join(section))
+        if card.exists():  # replacing the section an earlier run appended
+            text = card.read_text().split(section[0])[0]
+            card.write_text(text.rstrip("\n") + "\n\n" + "\n".join(section))
     return section
 
 
@@ -226,7 +233,7 @@ def build_default_models(
     )
     results: dict[str, dict[str, Any]] = {}
     for model in wanted:
-        cfg = replace(base, sensor=model.sensor, bands=list(model.bands) if model.bands else None)
+        cfg = replace(base, sensor=model.sensor, bands=list(model.bands) if model.bands else None, seed=model.seed)
         results[model.name] = _train_export_evaluate(model.name, cfg, data[model.night], work, out)
     ablation_rows = []
     if ablation and (not only or ABLATION_MODEL in only):
@@ -234,7 +241,7 @@ def build_default_models(
         ablation_rows.append(_summary_row("attending (default)", results[target.name]))
         for mode in ABLATION_MODES:
             run = work / f"ablation_{target.name}_{mode}"
-            cfg = replace(base, sensor=target.sensor, bands=list(target.bands or ()), attention=mode)
+            cfg = replace(base, sensor=target.sensor, bands=list(target.bands or ()), attention=mode, seed=target.seed)
             result = train(data[target.night], run, cfg, resume=(run / "last.pt").exists(), progress=False)
             artifact = run / f"{target.name}_{mode}.pt"
             export_checkpoint(result.best_checkpoint, artifact, MODEL_VERSION, f"{target.name}_{mode}")
