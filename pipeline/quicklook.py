@@ -61,7 +61,7 @@ def draw_geography(ax: Any, lat: np.ndarray, lon: np.ndarray) -> None:
         land = land_fraction(lat, lon)
         if np.nanmin(land, initial=1.0) < 0.5 < np.nanmax(land, initial=0.0):
             ax.contour(land, levels=[0.5], colors=COAST, linewidths=0.9)
-        for values, suffix in ((lat, "N"), (lon, "E")):
+        for values, hemispheres in ((lat, "NS"), (lon, "EW")):
             step = graticule_step(values)
             finite = values[np.isfinite(values)]
             if not finite.size:
@@ -69,7 +69,7 @@ def draw_geography(ax: Any, lat: np.ndarray, lon: np.ndarray) -> None:
             levels = np.arange(np.ceil(finite.min() / step) * step, finite.max(), step)
             if levels.size:
                 lines = ax.contour(values, levels=levels, colors=GRATICULE, linewidths=0.5, linestyles="--")
-                ax.clabel(lines, fontsize=7, fmt=lambda v, s=suffix: f"{v:g}°{s}")
+                ax.clabel(lines, fontsize=7, fmt=lambda v, h=hemispheres: f"{abs(v):g}°{h[int(v < 0)]}")
 
 
 def _on_fitted_area(ds: xr.Dataset, max_pixels: int) -> tuple[np.ndarray, ...]:

@@ -135,12 +135,13 @@ NIGHT = "g17_meso1_20191201T1027_night"
 
 
 # Issue targets on the real day scene: FDCC clear land <= 10 %, FDCC cloud >= 90 %, C13 > 290 K
-# <= 5 %, C13 < 250 K >= 98 %. The shipped models meet the last two and miss the first and third on
-# bright barren land (README, "Checking against real data"); these limits guard what they achieve.
+# <= 5 %, C13 < 250 K >= 98 %. The shipped models (2.1.0: 12.8 %, 94.0 %, 12.2 %, 100 %) meet the
+# second and fourth and miss the others on open shrubland (README, "Checking against real data");
+# these limits guard what they achieve.
 DAY_LIMITS = {
     "clear_land_flagged_cloudy": (None, 0.15),
-    "cloud_flagged_cloudy": (0.95, None),
-    "warm_above_290K": (None, 0.18),
+    "cloud_flagged_cloudy": (0.93, None),
+    "warm_above_290K": (None, 0.15),
     "cold_below_250K": (0.99, None),
 }
 
