@@ -71,7 +71,7 @@ def _clear_sky_mask(product: Path, target: Path, flip: slice) -> tuple[Path, np.
     with xr.open_dataset(product) as ds:
         height = ds["goes_imager_projection"].attrs["perspective_point_height"]
         # the ACM levels: ours, one level cloudier inside the flipped block
-        levels = ds["cloud_mask_4level"].values.astype(np.int64)
+        levels = np.nan_to_num(ds["cloud_mask_4level"].values, nan=255).astype(np.int64)
         acm = np.where(mask >= 0, levels, 255)
         acm[flip, flip] = np.where(acm[flip, flip] == 255, 255, np.minimum(acm[flip, flip] + 1, 3))
         reference = xr.Dataset(
@@ -102,7 +102,7 @@ def test_a_clear_sky_mask_gives_exact_agreement_pod_and_false_alarms(product: Pa
     false_cloud = flipped & (mask == 1)  # we say cloudy, the reference (flipped) says clear
     assert scores["false_alarm_rate"] == pytest.approx(false_cloud.sum() / ref_clear.sum())
     # four levels: ours equal the ACM's outside the block, one level clearer inside it (but at cloudy)
-    with xr.open_dataset(product) as ds:
+    with xr.open_dataset(product, mask_and_scale=False) as ds:
         levels = ds["cloud_mask_4level"].values
     four = report["references"][reference.name]["four_level"]
     moved = flipped & (levels < 3)
