@@ -32,7 +32,7 @@ from pyresample.area_config import AreaNotFound, load_area
 from pyresample.geometry import AreaDefinition, SwathDefinition
 from pyresample.kd_tree import get_neighbour_info, get_sample_from_neighbour_info
 
-from models.fileio import publish, temporary_path
+from models.fileio import atomic_output
 from pipeline.netcdf_lock import netcdf_lock
 
 logger = logging.getLogger(__name__)
@@ -262,14 +262,8 @@ def grid_product(product: Path, area: AreaDefinition) -> Path:
     gridded = xr.Dataset(data_vars, coords=coords)
     gridded.attrs = _attributes(ds.attrs, area, radius, gridded)
     target = gridded_path(product, area.area_id)
-    tmp = temporary_path(target, ".nc.tmp")
-    try:
-        with netcdf_lock():
-            gridded.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(gridded))
-        publish(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_output(target, ".nc.tmp") as tmp, netcdf_lock():
+        gridded.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(gridded))
     logger.info("wrote %s", target)
     return target
 
@@ -336,17 +330,11 @@ def write_geotiff(gridded: Path, area: AreaDefinition) -> Path:
         "tiled": True,
     }
     target = gridded.with_suffix(".tif")
-    tmp = temporary_path(target, ".tif.tmp")
-    try:
-        with rasterio.open(tmp, "w", **profile) as dst:
-            for index, ((name, meaning), values) in enumerate(zip(GEOTIFF_BANDS, bands, strict=True), start=1):
-                dst.write(values, index)
-                dst.set_band_description(index, name)
-                dst.update_tags(index, meaning=meaning)
-            dst.update_tags(source=gridded.name, time_coverage_start=time, area_id=area.area_id)
-        publish(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_output(target, ".tif.tmp") as tmp, rasterio.open(tmp, "w", **profile) as dst:
+        for index, ((name, meaning), values) in enumerate(zip(GEOTIFF_BANDS, bands, strict=True), start=1):
+            dst.write(values, index)
+            dst.set_band_description(index, name)
+            dst.update_tags(index, meaning=meaning)
+        dst.update_tags(source=gridded.name, time_coverage_start=time, area_id=area.area_id)
     logger.info("wrote %s", target)
     return target
