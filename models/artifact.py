@@ -29,6 +29,7 @@ import torch
 
 from models import MODEL_NAME
 from models.fileio import atomic_output
+from models.mthccar import interval95_factor
 from models.spec import FeatureSpec, SpecError
 
 logger = logging.getLogger(__name__)
@@ -170,10 +171,7 @@ class Artifact:
     @property
     def interval95_factor(self) -> float:
         """Half-width of the 95 % log10-COT interval in units of ``log10_cot_uncertainty``."""
-        values = getattr(self.module, "calibration", None)
-        if values is None or len(values) < 5:
-            return 1.959964  # a Gaussian's
-        return float(values[4])
+        return interval95_factor(self.module)
 
     @property
     def trained_on_glint(self) -> bool:

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Final
+from typing import Any, Final
 
 import torch
 import torch.nn.functional as F
@@ -187,6 +187,20 @@ class MTHCCAR(nn.Module):
         return out
 
     @torch.jit.unused
+    def load_compatible(self, state: dict[str, Tensor]) -> tuple[list[str], list[str]]:
+        """Load a state dict that may predate the extensions (a reference checkpoint, an older run).
+
+        Returns the missing keys other than the extensions and the unexpected keys, for the caller
+        to refuse in its own words. Without the uncertainty head, the network says "no
+        uncertainty": its sigma scale is NaN.
+        """
+        result = self.load_state_dict(state, strict=False)
+        missing = [k for k in result.missing_keys if k not in EXTENSION_KEYS]
+        if not any(key.startswith("reg_log_variance.") for key in state):
+            self.set_calibration({"cot_sigma_scale": float("nan")})
+        return missing, list(result.unexpected_keys)
+
+    @torch.jit.unused
     def set_calibration(self, values: dict[str, float]) -> None:
         """Store fitted calibration values (``CALIBRATION_FIELDS``); missing ones stay as they are."""
         unknown = set(values) - set(CALIBRATION_FIELDS)
@@ -263,6 +277,20 @@ class MTHCCAR(nn.Module):
             gate,
             out["cot_scaled"],
         )
+
+
+def stored_calibration(module: Any) -> dict[str, float] | None:
+    """The calibration a network carries (eager or TorchScript), by field; None for one without."""
+    values = getattr(module, "calibration", None)
+    if values is None:
+        return None
+    return dict(zip(CALIBRATION_FIELDS, (float(v) for v in values), strict=True))
+
+
+def interval95_factor(module: Any) -> float:
+    """Half-width of a network's 95 % log10-COT interval in sigmas (a Gaussian's without calibration)."""
+    stored = stored_calibration(module)
+    return stored["cot_interval95_factor"] if stored else GAUSSIAN_95
 
 
 def parameter_count(model: nn.Module, include_decoder: bool = True, include_extensions: bool = True) -> int:

@@ -99,29 +99,23 @@ def sigma_scale(errors: np.ndarray, sigma: np.ndarray, coverage: float = ONE_SIG
     return float(np.quantile(ratio, coverage)) if len(ratio) else 1.0
 
 
-@torch.inference_mode()
-def raw_outputs(model: MTHCCAR, source: FeatureSource, batch_size: int = 65_536) -> tuple[dict[str, np.ndarray], Block]:
+def raw_outputs(model: MTHCCAR, source: FeatureSource) -> tuple[dict[str, np.ndarray], Block]:
     """Uncalibrated logits, log10 COT and its sigma at the predicted gate, with the truth."""
+    from models.training.evaluate import predict_source
+
+    def uncalibrated(x: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = model.training_outputs(x)
+        return {
+            "clear_logit": out["clear_logit"].squeeze(1),
+            "liquid_logit": out["liquid_logit"].squeeze(1),
+            "cot_class_logits": out["cot_class_logits"],
+            "log10_cot": out["cot_scaled"].squeeze(1) * LOG10_COT_RANGE + LOG10_COT_MIN,
+            "sigma": torch.exp(0.5 * out["cot_log_variance"].squeeze(1)),
+        }
+
     model.eval()
-    parts: dict[str, list[np.ndarray]] = {}
-    truths: list[Block] = []
-    for block in source.blocks():
-        for start in range(0, len(block), batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(block.features[start : start + batch_size]))
-            out = model.training_outputs(x)
-            values = {
-                "clear_logit": out["clear_logit"].squeeze(1),
-                "liquid_logit": out["liquid_logit"].squeeze(1),
-                "cot_class_logits": out["cot_class_logits"],
-                "log10_cot": out["cot_scaled"].squeeze(1) * LOG10_COT_RANGE + LOG10_COT_MIN,
-                "sigma": torch.exp(0.5 * out["cot_log_variance"].squeeze(1)),
-            }
-            for key, value in values.items():
-                parts.setdefault(key, []).append(value.cpu().numpy().astype(np.float64))
-        truths.append(block)
-    if not parts:
-        raise ValueError("no points to calibrate on")
-    return {k: np.concatenate(v) for k, v in parts.items()}, Block.concatenate(truths, source.spec.size)
+    raw, truth = predict_source(uncalibrated, source)
+    return {k: v.astype(np.float64) for k, v in raw.items()}, truth
 
 
 def fit_calibration(raw: dict[str, np.ndarray], truth: Block) -> dict[str, float]:

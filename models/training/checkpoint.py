@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from models.fileio import atomic_output
-from models.mthccar import EXTENSION_KEYS, MTHCCAR
+from models.mthccar import MTHCCAR
 from models.spec import FeatureSpec
 
 CHECKPOINT_FORMAT = "mthccar-checkpoint-1"
@@ -75,12 +75,9 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
 def model_from_checkpoint(payload: dict[str, Any]) -> MTHCCAR:
     """The network of a checkpoint; one saved before the uncertainty head says it has none (NaN)."""
     model = MTHCCAR(int(payload["input_size"]), str(payload["attention"]))
-    state = payload["state_dict"]
-    older = not any(key.startswith("reg_log_variance.") for key in state)
-    result = model.load_state_dict(state, strict=not older)
-    if older:
-        missing = [k for k in result.missing_keys if k not in EXTENSION_KEYS]
-        if missing or result.unexpected_keys:
-            raise CheckpointError(f"checkpoint state does not fit the network: missing {missing[:4]}")
-        model.set_calibration({"cot_sigma_scale": float("nan")})
+    missing, unexpected = model.load_compatible(payload["state_dict"])
+    if missing or unexpected:
+        raise CheckpointError(
+            f"checkpoint state does not fit the network: missing {missing[:4]}, unexpected {unexpected[:4]}"
+        )
     return model

@@ -26,9 +26,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.mthccar import CALIBRATION_FIELDS, GAUSSIAN_95
+from models.mthccar import GAUSSIAN_95, interval95_factor, stored_calibration
 from models.spec import SURFACE_GROUPS
-from models.training.calibrate import ECE_BINS, calibration_scores, head_outcomes, reliability
+from models.training.calibrate import (
+    ECE_BINS,
+    calibration_scores,
+    expected_calibration_error,
+    head_outcomes,
+    reliability,
+)
 from models.training.data import Block, FeatureSource, ReferenceDataset, split_selector
 
 logger = logging.getLogger(__name__)
@@ -172,8 +178,10 @@ def compute_metrics(pred: dict[str, np.ndarray], truth: Block, interval95: float
     }
 
 
-def evaluate_source(model: Callable[[torch.Tensor], dict[str, torch.Tensor]], source: FeatureSource) -> dict[str, Any]:
-    """Metrics of a model over every point of a feature source."""
+def predict_source(
+    model: Callable[[torch.Tensor], dict[str, torch.Tensor]], source: FeatureSource
+) -> tuple[dict[str, np.ndarray], Block]:
+    """Outputs of ``model`` over every point of a feature source, block by block, with their truth."""
     if isinstance(model, torch.nn.Module):
         model.eval()
     preds: list[dict[str, np.ndarray]] = []
@@ -183,9 +191,15 @@ def evaluate_source(model: Callable[[torch.Tensor], dict[str, torch.Tensor]], so
             preds.append(predict(model, block.features))
             truths.append(block)
     if not preds:
-        raise ValueError("no points to evaluate")
+        raise ValueError("no points to predict")
     pred = {k: np.concatenate([p[k] for p in preds]) for k in preds[0]}
-    return compute_metrics(pred, Block.concatenate(truths, source.spec.size), _interval95(model))
+    return pred, Block.concatenate(truths, source.spec.size)
+
+
+def evaluate_source(model: Callable[[torch.Tensor], dict[str, torch.Tensor]], source: FeatureSource) -> dict[str, Any]:
+    """Metrics of a model over every point of a feature source."""
+    pred, truth = predict_source(model, source)
+    return compute_metrics(pred, truth, interval95_factor(model))
 
 
 # ---- plots and model card --------------------------------------------------------------------------
@@ -442,11 +456,11 @@ def evaluate_artifact(
         source = FeatureSource(dataset, artifact.spec, split_selector(split))
         truth = source.all()
         pred = predict(artifact.module, truth.features)
-        metrics = compute_metrics(pred, truth, _interval95(artifact.module))
+        metrics = compute_metrics(pred, truth, interval95_factor(artifact.module))
         uncalibrated = uncalibrated_predictions(artifact.module, truth.features)
         if uncalibrated is not None:
             metrics["calibration"]["uncalibrated"] = calibration_scores(uncalibrated, truth)
-        metrics["calibration"]["fitted"] = fitted_calibration(artifact.module)
+        metrics["calibration"]["fitted"] = stored_calibration(artifact.module)
         metrics["split"] = split
         metrics["data"] = dataset.describe()
     name = artifact.metadata["name"]
@@ -455,19 +469,6 @@ def evaluate_artifact(
     write_plots(pred, truth, metrics, out)
     write_reliability_plot(pred, uncalibrated, truth, out / f"{name}_reliability.png")
     return metrics
-
-
-def _interval95(module: Any) -> float:
-    fitted = fitted_calibration(module)
-    return fitted["cot_interval95_factor"] if fitted else GAUSSIAN_95
-
-
-def fitted_calibration(module: Any) -> dict[str, float] | None:
-    """The calibration stored in a model (None for models that predate it)."""
-    values = getattr(module, "calibration", None)
-    if values is None:
-        return None
-    return dict(zip(CALIBRATION_FIELDS, (float(v) for v in values), strict=True))
 
 
 def uncalibrated_predictions(module: Any, features: np.ndarray) -> dict[str, np.ndarray] | None:
@@ -504,8 +505,7 @@ def write_reliability_plot(
             p, y, points = head_outcomes(outputs, truth)[head]
             table = reliability(p[points], y[points], ECE_BINS)
             filled = table["count"] > 0
-            ece = float(np.sum(np.abs(table["probability"] - table["frequency"])[filled] * table["count"][filled]))
-            ece /= max(float(table["count"][filled].sum()), 1.0)
+            ece = expected_calibration_error(p[points], y[points], ECE_BINS)
             ax.plot(
                 table["probability"][filled],
                 table["frequency"][filled],

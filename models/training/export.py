@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from models.artifact import file_sha256, write_artifact
-from models.mthccar import EXTENSION_KEYS, MTHCCAR
+from models.mthccar import MTHCCAR
 from models.spec import FeatureSpec
 from models.training.checkpoint import load_checkpoint, model_from_checkpoint
 from models.training.data import ReferenceDataset, split_selector
@@ -99,15 +99,11 @@ def convert_reference(
             f"{reference} takes {input_size} inputs but the {sensor} feature spec has {spec.size}"
         )
     model = MTHCCAR(input_size, attention="reference")
-    result = model.load_state_dict(state, strict=False)
-    missing = [k for k in result.missing_keys if k not in EXTENSION_KEYS]
-    if missing or result.unexpected_keys:
+    missing, unexpected = model.load_compatible(state)  # no uncertainty head: NaN uncertainty
+    if missing or unexpected:
         raise ReferenceCheckpointError(
-            f"{reference} does not match the reference architecture: missing {missing[:4]}, "
-            f"unexpected {result.unexpected_keys[:4]}"
+            f"{reference} does not match the reference architecture: missing {missing[:4]}, unexpected {unexpected[:4]}"
         )
-    # the reference has no uncertainty head and was never calibrated: say so (NaN uncertainty)
-    model.set_calibration({"cot_sigma_scale": float("nan")})
     training: dict[str, Any] = {"reference_checkpoint": reference.name, "reference_sha256": file_sha256(reference)}
     if scaling_from is not None:
         with ReferenceDataset(scaling_from, sensor, bands, angle_transform=angle_transform) as dataset:
