@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,16 @@ def geometry_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("geometry_cache")
     os.environ["MTHCCAR_GEOMETRY_CACHE"] = str(root)
     return root
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[str]:
+    """One real ``prefect server start`` (loopback, throw-away SQLite) for every module that needs a
+    server: starting one takes 10-15 s on two cores. Tests that serve deployments keep their own."""
+    from flows.server import temporary_server
+
+    with temporary_server(ui=False) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

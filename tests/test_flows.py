@@ -1,4 +1,4 @@
-"""Prefect flows under prefect_test_harness: on-demand, operational, backfill, retries, parameters."""
+"""Prefect flows on the session's temporary server: on-demand, operational, backfill, retries, parameters."""
 
 from __future__ import annotations
 
@@ -30,10 +30,10 @@ NO_C02 = ["C01", "C03", "C04", "C05", "C06"]
 
 
 @pytest.fixture(scope="module", autouse=True)
-def harness():
-    from prefect.testing.utilities import prefect_test_harness
+def harness(prefect_server: str):
+    from flows.server import using_server
 
-    with prefect_test_harness(server_startup_timeout=120):
+    with using_server(prefect_server):
         yield
 
 

@@ -23,11 +23,11 @@ pytestmark = pytest.mark.server
 
 
 @pytest.fixture(scope="module")
-def on_server() -> Iterator[str]:
-    from flows.server import temporary_server, using_server
+def on_server(prefect_server: str) -> Iterator[str]:
+    from flows.server import using_server
 
-    with temporary_server(ui=False) as url, using_server(url):
-        yield url
+    with using_server(prefect_server):
+        yield prefect_server
 
 
 @pytest.fixture(scope="module")
