@@ -33,6 +33,7 @@ from pyresample.geometry import AreaDefinition, SwathDefinition
 from pyresample.kd_tree import get_neighbour_info, get_sample_from_neighbour_info
 
 from models.fileio import atomic_output
+from pipeline import schema
 from pipeline.netcdf_lock import netcdf_lock
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ AREAS_FILE = Path(__file__).resolve().parent / "etc" / "areas.yaml"
 RADIUS_FACTOR = 1.5
 EARTH_RADIUS_M = 6_371_000.0
 METRES_PER_DEGREE = np.pi * EARTH_RADIUS_M / 180.0
-FILL_U1 = 255
+FILL_U1 = schema.fill_value(np.uint8)
 SKIPPED_ATTRS = ("coordinates", "grid_mapping")
 GEOTIFF_BANDS = (
     ("cloud_mask", "cloud mask: 0 clear, 1 cloudy"),
@@ -298,7 +299,7 @@ def _encoding(gridded: xr.Dataset) -> dict[str, dict[str, Any]]:
     encoding: dict[str, dict[str, Any]] = {}
     for name, var in gridded.variables.items():
         if var.ndim == 2 and name not in ("x_bounds", "y_bounds", "latitude_bounds", "longitude_bounds", "time_bounds"):
-            fill = np.uint8(FILL_U1) if var.dtype == np.uint8 else np.float32(-999.0)
+            fill = schema.fill_value(var.dtype)
             encoding[str(name)] = {**compressed, "_FillValue": fill}
         else:
             encoding[str(name)] = {"_FillValue": None}

@@ -25,6 +25,7 @@ import xarray as xr
 from models import MODEL_NAME
 from models.artifact import FOUR_LEVEL_MASK_THRESHOLDS, Artifact
 from models.fileio import publish, temporary_path
+from pipeline import schema
 from pipeline.features import GOOD, QUALITY_MEANINGS, cot_retrieved, mask_retrieved
 from pipeline.gridded import gridded_products
 from pipeline.netcdf_lock import netcdf_lock
@@ -33,17 +34,25 @@ from pipeline.sensors import PLATFORM_CODES
 
 logger = logging.getLogger(__name__)
 
-PRODUCT_VERSION = "1.0"
-PRODUCT_PREFIX = "MTHCCAR-L2-CLD"
-FILL_U1 = np.uint8(255)
-FILL_F4 = np.float32(-999.0)
-COT_MAX = 400.0
-STANDARD_NAME_VOCABULARY = "CF Standard Name Table v85"
-TIME_UNITS = "seconds since 1970-01-01 00:00:00"
+PRODUCT_PREFIX = schema.schema()["file_names"]["prefix"]
+FILL_U1 = schema.fill_value(np.uint8)
+FILL_F4 = schema.fill_value(np.float32)
+COT_MAX = float(schema.variable_attributes("cloud_optical_thickness")["valid_range"][1])
+TIME_UNITS = schema.coordinate_attributes("time")["units"]
 
 
 class ProductExistsError(FileExistsError):
     """A different product of the same granule is already there."""
+
+
+def _name_fields(attrs: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "platform_shortname": PLATFORM_CODES.get(attrs["platform_name"], attrs["platform"]),
+        "sensor": attrs["sensor"],
+        "sector": attrs.get("sector") or "SWATH",
+        "start_time": attrs["start_time"],
+        "end_time": attrs["end_time"],
+    }
 
 
 def product_stem(attrs: dict[str, Any]) -> str:
@@ -52,31 +61,21 @@ def product_stem(attrs: dict[str, Any]) -> str:
     Derived from the granule's own metadata (never from user strings); two runs of one scan get the
     same stem whatever band files they were given, so they claim, find and replace the same product.
     """
-    platform = PLATFORM_CODES.get(attrs["platform_name"], attrs["platform"])
-    sector = attrs.get("sector") or "SWATH"
-    return (
-        f"{PRODUCT_PREFIX}_{platform}_{attrs['sensor']}_{sector}_s{attrs['start_time']:%Y%m%dT%H%M%S}"
-        f"_e{attrs['end_time']:%Y%m%dT%H%M%S}"
-    )
+    return schema.file_name("stem", **_name_fields(attrs))
 
 
 def product_name(attrs: dict[str, Any], model_version: str, created: dt.datetime) -> str:
     """The product file name: the granule's stem, the creation time and the model version."""
-    return f"{product_stem(attrs)}_c{created:%Y%m%dT%H%M%S}_v{model_version}.nc"
+    return schema.file_name("product", creation_time=created, model_version=model_version, **_name_fields(attrs))
 
 
 def product_pattern(attrs: dict[str, Any], model_version: str) -> str:
     """Glob matching any product of the same granule and model version, whatever its creation time."""
-    return f"{product_stem(attrs)}_c*_v{model_version}.nc"
+    return schema.file_glob("product", model_version=model_version, **_name_fields(attrs))
 
 
-def _flag_attrs(values: list[int], meanings: str) -> dict[str, Any]:
-    return {"flag_values": np.array(values, dtype=np.uint8), "flag_meanings": meanings}
-
-
-def build_product(scene: xr.Dataset, quality: xr.DataArray, outputs: xr.Dataset, artifact: Artifact) -> xr.Dataset:
-    """The product dataset (lazy) from the scene, quality codes and model outputs."""
-    swath = "x" not in scene.coords
+def _values(scene: xr.Dataset, quality: xr.DataArray, outputs: xr.Dataset) -> dict[str, Any]:
+    """Every 2-D product variable's values (lazy), before their dtype and attributes from the schema."""
     q = quality.data
     retrieved = mask_retrieved(q)  # mask and phase: day or night model
     with_cot = cot_retrieved(q)  # COT: the day model only
@@ -88,212 +87,62 @@ def build_product(scene: xr.Dataset, quality: xr.DataArray, outputs: xr.Dataset,
     )
     cot = da.clip(10.0 ** outputs["log10_cot"].data, 0, COT_MAX)
     four_level = sum((p_cloudy >= t).astype(np.uint8) for t in FOUR_LEVEL_MASK_THRESHOLDS)
-    common: dict[str, Any] = {"coordinates": "latitude longitude altitude"}
-    if not swath:
-        common["grid_mapping"] = "goes_imager_projection"
+    return {
+        "cloud_mask": da.where(retrieved, cloudy.astype(np.uint8), FILL_U1),
+        "cloud_mask_probability": da.where(retrieved, p_cloudy, np.nan),
+        "cloud_mask_4level": da.where(retrieved, four_level, FILL_U1),
+        "cloud_phase": da.where(retrieved, da.where(cloudy, da.where(p_ice > 0.5, 2, 1), 0), FILL_U1),
+        "cloud_phase_probability": da.where(cloudy, p_ice, np.nan),
+        "cloud_optical_thickness": da.where(cloudy & with_cot, cot, np.nan),
+        "cloud_optical_thickness_uncertainty": da.where(
+            cloudy & with_cot, outputs["log10_cot_uncertainty"].data, np.nan
+        ),
+        "cloud_optical_thickness_class": da.where(cloudy & with_cot, cot_class, FILL_U1),
+        "retrieval_quality": q,
+        "solar_zenith_angle": scene["solar_zenith_angle"].data,
+        "sensor_zenith_angle": scene["sensor_zenith_angle"].data,
+    }
 
-    def field_(values: Any, attrs: dict[str, Any]) -> tuple[tuple[str, str], Any, dict[str, Any]]:
-        return ("y", "x"), values, {**attrs, **common}
 
+def build_product(scene: xr.Dataset, quality: xr.DataArray, outputs: xr.Dataset, artifact: Artifact) -> xr.Dataset:
+    """The product dataset (lazy): values computed here, names, dtypes and attributes from the schema."""
+    swath = "x" not in scene.coords
+    context = {
+        "four_level_thresholds": ", ".join(f"{t:g}" for t in FOUR_LEVEL_MASK_THRESHOLDS),
+        "interval95_factor": np.float32(artifact.interval95_factor),
+        "quality_codes": list(range(len(QUALITY_MEANINGS))),
+        "quality_meanings": " ".join(QUALITY_MEANINGS),
+    }
+    grid_mapping = {} if swath else {"grid_mapping": "goes_imager_projection"}
+    values = _values(scene, quality, outputs)
     data_vars: dict[str, Any] = {
-        "cloud_mask": field_(
-            da.where(retrieved, cloudy.astype(np.uint8), FILL_U1).astype(np.uint8),
-            {
-                "long_name": "cloud mask",
-                "standard_name": "cloud_binary_mask",
-                "units": "1",
-                "coverage_content_type": "thematicClassification",
-                **_flag_attrs([0, 1], "clear cloudy"),
-                "ancillary_variables": "cloud_mask_probability retrieval_quality",
-            },
-        ),
-        "cloud_mask_probability": field_(
-            da.where(retrieved, p_cloudy, np.nan).astype(np.float32),
-            {
-                "long_name": "probability that the pixel is cloudy (C_Mask head)",
-                "standard_name": "cloud_area_fraction",
-                "units": "1",
-                "valid_range": np.array([0.0, 1.0], dtype=np.float32),
-                "coverage_content_type": "modelResult",
-                "comment": "P(cloudy) from the network, read as the expected cloud area fraction of the pixel",
-            },
-        ),
-        "cloud_mask_4level": field_(
-            da.where(retrieved, four_level, FILL_U1).astype(np.uint8),
-            {
-                "long_name": "four-level cloud mask from the calibrated cloud probability",
-                "units": "1",
-                "coverage_content_type": "thematicClassification",
-                **_flag_attrs([0, 1, 2, 3], "clear probably_clear probably_cloudy cloudy"),
-                "comment": "cloud_mask_probability split at "
-                + ", ".join(f"{t:g}" for t in FOUR_LEVEL_MASK_THRESHOLDS)
-                + ", as NOAA's enterprise cloud mask splits its cloud probability into the four levels of "
-                "the ABI Clear Sky Mask (ACM); cloud_mask is cloudy exactly where this is probably_cloudy or "
-                "cloudy",
-                "ancillary_variables": "cloud_mask_probability retrieval_quality",
-            },
-        ),
-        "cloud_phase": field_(
-            da.where(retrieved, da.where(cloudy, da.where(p_ice > 0.5, 2, 1), 0), FILL_U1).astype(np.uint8),
-            {
-                "long_name": "cloud top thermodynamic phase",
-                "standard_name": "thermodynamic_phase_of_cloud_water_particles_at_cloud_top",
-                "units": "1",
-                "coverage_content_type": "thematicClassification",
-                **_flag_attrs([0, 1, 2], "clear_sky liquid ice"),
-                "ancillary_variables": "cloud_phase_probability retrieval_quality",
-            },
-        ),
-        "cloud_phase_probability": field_(
-            da.where(cloudy, p_ice, np.nan).astype(np.float32),
-            {
-                "long_name": "probability of ice given cloudy (C_Phase head)",
-                "standard_name": "ice_cloud_area_fraction",
-                "units": "1",
-                "valid_range": np.array([0.0, 1.0], dtype=np.float32),
-                "coverage_content_type": "modelResult",
-                "comment": "P(ice | cloudy): the ice share of the pixel's cloud; the standard name is the closest CF "
-                "has (the pixel's ice cloud area fraction is cloud_area_fraction x this)",
-            },
-        ),
-        "cloud_optical_thickness": field_(
-            da.where(cloudy & with_cot, cot, np.nan).astype(np.float32),
-            {
-                "long_name": "cloud optical thickness at 0.55 um",
-                "standard_name": "atmosphere_optical_thickness_due_to_cloud",
-                "units": "1",
-                "valid_range": np.array([0.0, COT_MAX], dtype=np.float32),
-                "coverage_content_type": "modelResult",
-                "ancillary_variables": "cloud_optical_thickness_uncertainty cloud_optical_thickness_class "
-                "retrieval_quality",
-            },
-        ),
-        "cloud_optical_thickness_uncertainty": field_(
-            da.where(cloudy & with_cot, outputs["log10_cot_uncertainty"].data, np.nan).astype(np.float32),
-            {
-                "long_name": "standard error (1 sigma) of log10 of cloud optical thickness",
-                "standard_name": "atmosphere_optical_thickness_due_to_cloud standard_error",
-                "units": "1",
-                "coverage_content_type": "qualityInformation",
-                "comment": "1-sigma uncertainty of log10(cloud_optical_thickness) from the network's uncertainty "
-                "head, calibrated on held-out simulations: the true COT lies within a factor 10**sigma of "
-                "cloud_optical_thickness for about 68 % of pixels and within a factor "
-                f"10**({artifact.interval95_factor:.2f} sigma) for about 95 % (errors are heavier-tailed than "
-                "Gaussian); NaN where the model carries no uncertainty. CF has no name for the standard error of a "
-                "logarithm: the standard_error modifier of the COT's name is the closest",
-                "interval_95_half_width_in_sigma": np.float32(artifact.interval95_factor),
-            },
-        ),
-        "cloud_optical_thickness_class": field_(
-            da.where(cloudy & with_cot, cot_class, FILL_U1).astype(np.uint8),
-            {
-                "long_name": "coarse cloud optical thickness class (C_Aux head): thin < 1, moderate 1-10, thick >= 10",
-                "units": "1",
-                **_flag_attrs([0, 1, 2], "thin moderate thick"),
-                "coverage_content_type": "thematicClassification",
-            },
-        ),
-        "retrieval_quality": field_(
-            q.astype(np.uint8),
-            {
-                "long_name": "retrieval quality and reason for no retrieval",
-                "standard_name": "status_flag",
-                "units": "1",
-                "coverage_content_type": "qualityInformation",
-                **_flag_attrs(list(range(len(QUALITY_MEANINGS))), " ".join(QUALITY_MEANINGS)),
-                "comment": "degraded: solar zenith 70-80 deg or sensor zenith > 65 deg; night: solar zenith >= 80 deg; "
-                "no valid input: off disk, fill, saturated or out of range; night_mask_and_phase_only: the "
-                "thermal-only night model gave mask and phase, COT is not retrieved at night",
-            },
-        ),
-        "solar_zenith_angle": field_(
-            scene["solar_zenith_angle"].data.astype(np.float32),
-            {
-                "long_name": "solar zenith angle",
-                "standard_name": "solar_zenith_angle",
-                "units": "degree",
-                "coverage_content_type": "auxiliaryInformation",
-            },
-        ),
-        "sensor_zenith_angle": field_(
-            scene["sensor_zenith_angle"].data.astype(np.float32),
-            {
-                "long_name": "sensor zenith angle",
-                "standard_name": "sensor_zenith_angle",
-                "units": "degree",
-                "coverage_content_type": "auxiliaryInformation",
-            },
-        ),
+        name: (
+            ("y", "x"),
+            values[name].astype(schema.variable_dtype(name)),
+            {**schema.variable_attributes(name, context), **grid_mapping},
+        )
+        for name in schema.variable_names()
     }
     start, end = scene.attrs["start_time"], scene.attrs["end_time"]
     epoch = dt.datetime(1970, 1, 1)
     seconds = [(start - epoch).total_seconds(), (end - epoch).total_seconds()]
     coords: dict[str, Any] = {
-        "time": (
-            ("time",),
-            [seconds[0]],
-            {
-                "standard_name": "time",
-                "long_name": "time",
-                "units": TIME_UNITS,
-                "axis": "T",
-                "bounds": "time_bounds",
-                "calendar": "standard",
-                "comment": "granule start time; time_bounds holds start and end",
-            },
-        ),
-        "latitude": (
-            ("y", "x"),
-            scene["latitude"].data.astype(np.float32),
-            {
-                "standard_name": "latitude",
-                "long_name": "latitude",
-                "units": "degrees_north",
-                "coverage_content_type": "coordinate",
-            },
-        ),
+        "time": (("time",), [seconds[0]], schema.coordinate_attributes("time")),
+        "latitude": (("y", "x"), scene["latitude"].data.astype(np.float32), schema.coordinate_attributes("latitude")),
         "longitude": (
             ("y", "x"),
             scene["longitude"].data.astype(np.float32),
-            {
-                "standard_name": "longitude",
-                "long_name": "longitude",
-                "units": "degrees_east",
-                "coverage_content_type": "coordinate",
-            },
+            schema.coordinate_attributes("longitude"),
         ),
+        "altitude": ((), 0.0, schema.coordinate_attributes("altitude")),
     }
-    coords["altitude"] = (
-        (),
-        0.0,
-        {
-            "standard_name": "altitude",
-            "long_name": "altitude of the geolocation",
-            "units": "m",
-            "positive": "up",
-            "axis": "Z",
-            "coverage_content_type": "coordinate",
-            "comment": "pixels are geolocated on the Earth's surface; the retrieved quantities describe the "
-            "column above",
-        },
-    )
-    data_vars["time_bounds"] = (("time", "nv"), np.array([seconds]), {"units": TIME_UNITS, "calendar": "standard"})
+    data_vars["time_bounds"] = (("time", "nv"), np.array([seconds]), schema.coordinate_attributes("time_bounds"))
     if not swath:
         mapping = _geostationary_mapping(scene)
         height = mapping["perspective_point_height"]
         for axis in ("x", "y"):
-            coords[axis] = (
-                axis,
-                scene[axis].values * height,
-                {
-                    "standard_name": f"projection_{axis}_coordinate",
-                    "units": "m",
-                    "axis": axis.upper(),
-                    "long_name": f"GOES fixed grid projection {axis}-coordinate",
-                    "comment": "scan angle of the ABI L1b fixed grid (rad) times perspective_point_height",
-                    "coverage_content_type": "coordinate",
-                },
-            )
+            attrs = schema.coordinate_attributes("projection_axis", {"axis": axis, "AXIS": axis.upper()})
+            coords[axis] = (axis, scene[axis].values * height, attrs)
         data_vars["goes_imager_projection"] = ((), np.int32(0), mapping)
     product = xr.Dataset(data_vars, coords=coords)
     product.attrs = _global_attributes(scene, artifact)
@@ -317,59 +166,31 @@ def _geostationary_mapping(scene: xr.Dataset) -> dict[str, Any]:
 
 
 def _global_attributes(scene: xr.Dataset, artifact: Artifact) -> dict[str, Any]:
+    """The schema's constant global attributes and those of this granule, model and run."""
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     start, end = scene.attrs["start_time"], scene.attrs["end_time"]
     iso = "%Y-%m-%dT%H:%M:%SZ"
     instrument = scene.attrs["instrument"]
+    duration = f"PT{max((end - start).total_seconds(), 0):.0f}S"
     return {
-        "Conventions": "CF-1.10, ACDD-1.3",
+        **schema.global_attributes(),
         "title": f"MT-HCCAR cloud mask, phase and optical thickness from {scene.attrs['platform_name']} {instrument}",
         "summary": (
             "Level-2 cloud mask, cloud top phase and cloud optical thickness retrieved per pixel from "
             f"{instrument} solar-reflective bands with MT-HCCAR, a multi-task network with hierarchical "
             "classification (mask, then phase) and classification-assisted attention regression (COT)."
         ),
-        "keywords": (
-            "EARTH SCIENCE > ATMOSPHERE > CLOUDS > CLOUD MICROPHYSICS > CLOUD OPTICAL DEPTH/THICKNESS, "
-            "EARTH SCIENCE > ATMOSPHERE > CLOUDS > CLOUD MICROPHYSICS > CLOUD LIQUID WATER/ICE"
-        ),
-        "keywords_vocabulary": "GCMD Science Keywords",
         "id": str(uuid.uuid4()),
         "uuid": "",
-        "naming_authority": "mthccar.pipeline",
-        "institution": "MT-HCCAR operational cloud retrieval pipeline",
-        "project": "MT-HCCAR cloud retrieval",
-        "program": "satellite cloud retrievals",
         "source": " ".join(scene.attrs["source_files"]),
         "history": f"{now.strftime(iso)} created by mthccar from {len(scene.attrs['source_files'])} input files",
-        "comment": "Retrievals only in daylight (solar zenith < 80 deg); see retrieval_quality.",
-        "references": "Li et al., MT-HCCAR, ECML-PKDD 2024, doi:10.1007/978-3-031-70381-2_1",
-        "acknowledgement": "MT-HCCAR network design by Li, Sayer, Carroll, Huang and Wang (UMBC, NASA GSFC).",
-        "license": "Freely available; cite the MT-HCCAR reference.",
-        "standard_name_vocabulary": STANDARD_NAME_VOCABULARY,
         "date_created": now.strftime(iso),
         "date_modified": now.strftime(iso),
         "date_issued": now.strftime(iso),
         "date_metadata_modified": now.strftime(iso),
-        "creator_name": "MT-HCCAR pipeline",
-        "creator_type": "institution",
-        "creator_email": "mthccar@example.org",
-        "creator_url": "https://example.org/mthccar",
-        "creator_institution": "MT-HCCAR operational cloud retrieval pipeline",
-        "publisher_name": "MT-HCCAR pipeline",
-        "publisher_type": "institution",
-        "publisher_email": "mthccar@example.org",
-        "publisher_url": "https://example.org/mthccar",
-        "publisher_institution": "MT-HCCAR operational cloud retrieval pipeline",
-        "contributor_name": "MT-HCCAR pipeline",
-        "contributor_role": "processor",
-        "product_version": PRODUCT_VERSION,
-        "processing_level": "L2",
         "cdm_data_type": "Grid" if "x" in scene.coords else "Swath",
         "platform": scene.attrs["platform_name"],
-        "platform_vocabulary": "WMO OSCAR satellite names",
         "instrument": instrument,
-        "instrument_vocabulary": "WMO OSCAR instrument names",
         "model_name": MODEL_NAME,
         "model_version": artifact.version,
         "model_artifact": artifact.name,
@@ -378,17 +199,9 @@ def _global_attributes(scene: xr.Dataset, artifact: Artifact) -> dict[str, Any]:
         "ancillary_sources": "; ".join(f"{k}: {v}" for k, v in scene.attrs.get("ancillary", {}).items()),
         "time_coverage_start": start.strftime(iso),
         "time_coverage_end": end.strftime(iso),
-        "time_coverage_duration": f"PT{max((end - start).total_seconds(), 0):.0f}S",
-        "time_coverage_resolution": f"PT{max((end - start).total_seconds(), 0):.0f}S",
+        "time_coverage_duration": duration,
+        "time_coverage_resolution": duration,
         "granule_id": scene.attrs["granule_id"],
-        "metadata_link": "https://example.org/mthccar/product-conventions",
-        # geolocated on the surface: see the scalar altitude coordinate
-        "geospatial_vertical_min": 0.0,
-        "geospatial_vertical_max": 0.0,
-        "geospatial_vertical_units": "m",
-        "geospatial_vertical_positive": "up",
-        "geospatial_vertical_resolution": "point",
-        "geospatial_bounds_vertical_crs": "EPSG:5829",
     }
 
 

@@ -122,6 +122,32 @@ def test_day_product_passes_the_compliance_checker(day_product) -> None:
     assert issues["medium"] == []
 
 
+def test_the_product_file_is_its_schema(day_product) -> None:
+    """Every variable of pipeline/etc/product.yaml is in the file with its dtype and attributes, nothing
+    else is, and the file's name parses with the reader pattern generated from the same schema."""
+    import trollsift
+
+    from pipeline import schema
+
+    with xr.open_dataset(day_product.product, mask_and_scale=False, decode_times=False) as ds:
+        two_d = {str(name) for name, var in ds.data_vars.items() if var.dims == ("y", "x")}
+        assert two_d == set(schema.variable_names())
+        for name in schema.variable_names():
+            var = ds[name]
+            assert var.dtype == schema.variable_dtype(name), name
+            assert var.attrs["_FillValue"] == schema.fill_value(var.dtype), name
+            for key, expected in schema.schema()["variables"][name]["attrs"].items():
+                if "{" not in str(expected):  # placeholders are filled per product
+                    np.testing.assert_array_equal(var.attrs[key], expected, err_msg=f"{name}.{key}")
+        texts = [v for attrs in [ds.attrs, *(var.attrs for var in ds.variables.values())] for v in attrs.values()]
+        assert not [text for text in texts if isinstance(text, str) and "{" in text]  # every placeholder filled
+        for key, expected in schema.global_attributes().items():
+            assert ds.attrs[key] == expected, key
+    fields = trollsift.parse(schema.reader_patterns()[1], day_product.product.name)
+    assert (fields["platform_shortname"], fields["sector"], fields["model_version"]) == ("G17", "M1", "2.1.0")
+    assert schema.READER_FILE.read_text() == schema.reader_config(), "run python -m pipeline.schema --write-reader"
+
+
 def test_day_product_opens_in_xarray_cf_xarray_and_satpy(day_product) -> None:
     import cf_xarray  # noqa: F401  (registers the .cf accessor)
 
