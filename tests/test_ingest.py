@@ -138,6 +138,35 @@ def test_synthetic_viirs_ingests_to_the_simulated_brf(kind: str, synthetic_granu
     assert values["sensor_zenith_angle"].max() > 50  # the swath edges
 
 
+def test_block_rendered_swath_keeps_truth_and_radiances_consistent(
+    synthetic_granules: dict[str, Path], tmp_path: Path
+) -> None:
+    """A VIIRS granule rendered once per 4 x 4 pixels: truth and BRF are constant on each block (BRF up
+    to the 0.5 % noise), equal to the per-pixel rendering at the block centres, and it still ingests."""
+    import datetime as dt
+
+    from models.synthetic.l1b_viirs import write_viirs_granule
+    from models.synthetic.polar import auto_block
+
+    assert auto_block(3232 * 3200, 10) == 6  # a full granule
+    assert auto_block(48 * 80, 10) == 1  # the test granules
+    write_viirs_granule(tmp_path, dt.datetime(2019, 10, 27, 20, 30), lines=48, pixels=80, seed=1, block=4)
+    bands = ["M05", "M10"]
+    blocky = _compute(ingest(single_granule([tmp_path]), bands))
+    fine = _compute(ingest(single_granule([synthetic_granules["viirs_l1b"]]), bands))
+    m05, full = blocky["reflectance_M05"].values, fine["reflectance_M05"].values
+    tiles = m05.reshape(12, 4, 20, 4)
+    spread = np.nanmax(tiles, axis=(1, 3)) / np.nanmin(tiles, axis=(1, 3))
+    assert np.nanmax(spread) < 1.04  # noise only within a block
+    np.testing.assert_allclose(m05[2::4, 2::4], full[2::4, 2::4], rtol=1e-4)  # centres as rendered alone
+    with netCDF4.Dataset(next(tmp_path.glob("MTHCCAR-TRUTH_*.nc"))) as truth:
+        cot = np.asarray(truth["cloud_optical_thickness"][:].filled(np.nan)).reshape(12, 4, 20, 4)
+        mask = np.asarray(truth["cloud_mask"][:]).reshape(12, 4, 20, 4)
+    assert (mask == mask[:, :1, :, :1]).all()
+    np.testing.assert_array_equal(cot, np.broadcast_to(cot[:, :1, :, :1], cot.shape))
+    assert 0 < (mask == 1).mean() < 1
+
+
 def test_l1b_and_sdr_of_the_same_scene_agree(synthetic_granules: dict[str, Path]) -> None:
     bands = ["M05", "M10"]
     l1b = _compute(ingest(single_granule([synthetic_granules["viirs_l1b"]]), bands))

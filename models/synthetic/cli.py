@@ -35,6 +35,10 @@ def synth_granule(
     pixels: Annotated[int | None, typer.Option(min=2, help="Swath pixels (VIIRS, OCI).")] = None,
     centre_lat: Annotated[float | None, typer.Option(help="Swath centre latitude (VIIRS, OCI).")] = None,
     seed: Annotated[int, typer.Option(help="Scene random seed.")] = 0,
+    block: Annotated[
+        int | None,
+        typer.Option(min=1, help="VIIRS, OCI: simulate once per BLOCK x BLOCK pixels (default: <= 400k simulations)."),
+    ] = None,
     thermal: Annotated[bool, typer.Option(help="ABI: also write C07, C11, C13-C15 (day and night).")] = False,
 ) -> None:
     """Render a synthetic scene into real L1b files (and a truth file beside them)."""
@@ -56,6 +60,7 @@ def synth_granule(
         centre_lat=centre_lat,
         seed=seed,
         thermal=thermal,
+        block=block,
     )
     typer.echo(f"wrote {len(paths)} files to {out} in {clock.perf_counter() - started:.1f} s")
     for path in paths:

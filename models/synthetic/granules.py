@@ -26,7 +26,7 @@ def _abi(out: Path, time: dt.datetime, options: dict[str, Any]) -> list[Path]:
 
 def _viirs(out: Path, time: dt.datetime, options: dict[str, Any]) -> list[Path]:
     _solar_only("VIIRS", options)
-    kwargs = {k: options[k] for k in ("lines", "pixels", "centre_lat") if options.get(k) is not None}
+    kwargs = {k: options[k] for k in ("lines", "pixels", "centre_lat", "block") if options.get(k) is not None}
     return write_viirs_granule(
         out,
         time,
@@ -45,7 +45,7 @@ def _solar_only(sensor: str, options: dict[str, Any]) -> None:
 
 def _oci(out: Path, time: dt.datetime, options: dict[str, Any]) -> list[Path]:
     _solar_only("OCI", options)
-    kwargs = {k: options[k] for k in ("lines", "pixels", "centre_lat") if options.get(k) is not None}
+    kwargs = {k: options[k] for k in ("lines", "pixels", "centre_lat", "block") if options.get(k) is not None}
     if options.get("bands"):
         raise ValueError("OCI granules always carry every blue, red and SWIR band; drop --bands")
     return write_oci_granule(out, time, seed=options.get("seed", 0), **kwargs)

@@ -62,8 +62,12 @@ def write_oci_granule(
     centre_lat: float = 20.0,
     centre_lon: float | None = None,
     seed: int = 0,
+    block: int | None = None,
 ) -> list[Path]:
-    """Render one synthetic OCI L1B granule (all blue, red and SWIR bands) plus its truth file."""
+    """Render one synthetic OCI L1B granule (all blue, red and SWIR bands) plus its truth file.
+
+    ``block``: render once per block x block pixels (``polar.render_swath``; None: automatic).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     groups = {
@@ -72,7 +76,7 @@ def write_oci_granule(
         "SWIR": _bands(SWIR_NM, SWIR_BANDPASS_NM, "swir_"),
     }
     all_bands = [b for bands in groups.values() for b in bands]
-    scene = render_swath(OCI, start, all_bands, lines, pixels, centre_lat, centre_lon, seed)
+    scene = render_swath(OCI, start, all_bands, lines, pixels, centre_lat, centre_lon, seed, block)
     name = f"PACE_OCI.{scene.start:%Y%m%dT%H%M%S}.L1B.V3.nc"
     with atomic_output(out / name) as tmp, netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
         nc.setncatts(

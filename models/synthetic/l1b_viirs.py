@@ -259,8 +259,12 @@ def write_viirs_granule(
     centre_lon: float | None = None,
     seed: int = 0,
     orbit: int = 41234,
+    block: int | None = None,
 ) -> list[Path]:
-    """Render one synthetic VIIRS M-band granule in L1B or SDR format, plus its truth file."""
+    """Render one synthetic VIIRS M-band granule in L1B or SDR format, plus its truth file.
+
+    ``block``: render once per block x block pixels (``polar.render_swath``; None: automatic).
+    """
     if platform not in PLATFORMS:
         raise ValueError(f"unknown VIIRS platform {platform!r}: expected one of {', '.join(PLATFORMS)}")
     if file_format not in FORMATS:
@@ -271,7 +275,7 @@ def write_viirs_granule(
     names = requested_bands(bands, list(table), "VIIRS solar M bands are M01-M11")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    scene = render_swath(VIIRS, start, [table[b] for b in names], lines, pixels, centre_lat, centre_lon, seed)
+    scene = render_swath(VIIRS, start, [table[b] for b in names], lines, pixels, centre_lat, centre_lon, seed, block)
     writer = _write_l1b_pair if file_format == "l1b" else _write_sdr
     paths = writer(scene, out, platform, orbit)
     truth = write_truth(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -13,6 +14,12 @@ from models.spec import relative_azimuth
 from models.synthetic.geometry import sun_angles, swath
 from models.synthetic.scenes import SceneFields, scene_state
 from models.training.simulate.simulator import AtmosphereState, Simulator
+
+# simulated (sample x band) values per synthetic swath granule at most, by default: 40-50 s on two
+# cores (VIIRS: 6 x 6 pixel blocks of a full granule, OCI with its 223 bands: 13 x 13)
+RENDERED_SAMPLE_BANDS = 3_000_000
+# (sample x band) values simulated at once: bounds the simulator's temporaries to a few hundred MB
+SIMULATED_AT_ONCE = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,25 @@ class SwathScene:
     bands: tuple[Band, ...]
 
 
+def auto_block(pixels: int, bands: int) -> int:
+    """The smallest block edge that simulates at most ``RENDERED_SAMPLE_BANDS`` values."""
+    return max(1, math.ceil(math.sqrt(pixels * bands / RENDERED_SAMPLE_BANDS)))
+
+
+def simulate_in_parts(simulator: Simulator, state: AtmosphereState) -> np.ndarray:
+    """``simulator.reflectance(state)`` a bounded number of samples at a time."""
+    step = max(1, SIMULATED_AT_ONCE // len(simulator.bands))
+    parts = [simulator.reflectance(state.take(slice(i, i + step))) for i in range(0, len(state), step)]
+    return np.concatenate(parts) if parts else np.zeros((0, len(simulator.bands)), dtype=np.float32)
+
+
+def block_centres(lines: int, pixels: int, block: int) -> np.ndarray:
+    """(lines, pixels): the flat index of each pixel's block centre on a ``block`` x ``block`` tiling."""
+    rows = np.minimum(np.arange(lines) // block * block + block // 2, lines - 1)
+    cols = np.minimum(np.arange(pixels) // block * block + block // 2, pixels - 1)
+    return np.asarray(rows[:, None] * pixels + cols[None, :])
+
+
 def render_swath(
     scanner: Scanner,
     start: dt.datetime,
@@ -57,8 +83,17 @@ def render_swath(
     centre_lat: float,
     centre_lon: float | None,
     seed: int,
+    block: int | None = None,
 ) -> SwathScene:
-    """Geometry + simulation of a polar-orbiter swath (any cross-track scanner)."""
+    """Geometry + simulation of a polar-orbiter swath (any cross-track scanner).
+
+    ``block`` > 1 renders the radiative transfer once per ``block`` x ``block`` pixels, at the block's
+    centre pixel (its geometry and scene state), and gives that result to every pixel of the block:
+    block^2 times fewer simulations. The truth file then holds each pixel's block state, so truth and
+    radiances stay consistent; only the geolocation and angle files keep per-pixel values. ``None``
+    picks the smallest block that keeps the simulations within ``RENDERED_SAMPLE_BANDS``.
+    """
+    block = block or auto_block(lines * pixels, len(bands))
     start = start.replace(tzinfo=None)
     duration = scanner.duration(lines)
     if centre_lon is None:  # a 13:30 local-time overpass
@@ -75,24 +110,33 @@ def render_swath(
         scanner.altitude_km,
     )
     sza, saz = sun_angles(start + duration / 2, geo.longitude, geo.latitude)
-    day = sza < 87.0
-    v = (np.arange(lines) / max(lines - 1, 1))[:, None] * np.ones((1, pixels))
-    u = np.ones((lines, 1)) * (np.arange(pixels) / max(pixels - 1, 1))[None, :]
-    state = scene_state(
+    centre = block_centres(lines, pixels, block)  # flat index of each pixel's block centre
+    day = (sza < 87.0) & (sza.ravel()[centre] < 87.0)
+    rendered = np.unique(centre[day])  # block centres to simulate, row-major
+    rows, cols = np.divmod(rendered, pixels)
+    coarse = scene_state(
         SceneFields.generate(seed),
-        v[day],
-        u[day],
-        geo.latitude[day],
-        geo.longitude[day],
-        sza[day],
-        geo.sensor_zenith[day],
-        relative_azimuth(geo.sensor_azimuth[day], saz[day]),
+        rows / max(lines - 1, 1),
+        cols / max(pixels - 1, 1),
+        geo.latitude[rows, cols],
+        geo.longitude[rows, cols],
+        sza[rows, cols],
+        geo.sensor_zenith[rows, cols],
+        relative_azimuth(geo.sensor_azimuth[rows, cols], saz[rows, cols]),
         start.timetuple().tm_yday,
     )
+    of_pixel = np.searchsorted(rendered, centre[day])  # each daylight pixel's rendered block centre
     brf = np.zeros((lines, pixels, len(bands)), dtype=np.float32)
-    if len(state):
-        clean = Simulator(bands).reflectance(state)
-        brf[day] = clean * np.random.default_rng([seed, 0x7115]).normal(1.0, 0.005, clean.shape).astype(np.float32)
+    if len(rendered):
+        clean = simulate_in_parts(Simulator(bands), coarse)
+        noise = np.random.default_rng([seed, 0x7115])
+        flat, day_index = brf.reshape(-1, len(bands)), np.flatnonzero(day)
+        step = max(1, SIMULATED_AT_ONCE // len(bands))
+        for i in range(0, len(day_index), step):  # the same noise stream as one draw, less memory
+            part = slice(i, i + step)
+            shape = (len(day_index[part]), len(bands))
+            flat[day_index[part]] = clean[of_pixel[part]] * noise.normal(1.0, 0.005, shape).astype(np.float32)
+    state = coarse.take(of_pixel) if block > 1 else coarse
     return SwathScene(
         start,
         start + duration,
