@@ -19,9 +19,9 @@ BUDGET_MB = 3 * 1024
 
 @pytest.mark.slow
 def test_full_disk_end_to_end_peak_rss_under_budget() -> None:
-    bench_pipeline.prepare()
+    bench_pipeline.prepare(bench_pipeline.SCENES["full_disk"])
     done = subprocess.run(
-        [sys.executable, "-m", "tests.bench.bench_pipeline", "--mode", "end_to_end"],
+        [sys.executable, "-m", "tests.bench.bench_pipeline", "--scene", "full_disk", "--mode", "end_to_end"],
         cwd=bench_pipeline.REPO,
         capture_output=True,
         text=True,

@@ -309,6 +309,24 @@ def test_gpu_and_cpu_inference_agree(synthetic_granules: dict[str, Path]) -> Non
         np.testing.assert_allclose(cpu[name].values, gpu[name].values, atol=1e-4)
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_benchmark_smoke_run(tmp_path: Path) -> None:
+    """tests/bench/bench_gpu.py runs on this device: float32 is the reference, cheaper precisions
+    change the outputs a little, and the GEMM roofline is measured."""
+    import json
+
+    from tests.bench import bench_gpu
+
+    assert bench_gpu.main(["--quick", "--repeats", "1", "--json", str(tmp_path / "gpu.json")]) == 0
+    figures = json.loads((tmp_path / "gpu.json").read_text())
+    by_precision = {run["precision"]: run for run in figures["model"]["runs"]}
+    assert by_precision["float32"]["largest_output_change"] == 0.0
+    assert all(run["pixels_per_second"] > 0 for run in by_precision.values())
+    assert by_precision["bfloat16"]["largest_output_change"] < 0.5
+    assert figures["matmul"]["square"]["gflops"]["median"] > 0
+
+
 def test_failure_while_writing_leaves_nothing_behind(
     synthetic_granules: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,15 +1,27 @@
-"""Pipeline throughput and peak memory on a full-disk ABI scan (5424 x 5424 at 2 km).
+"""Pipeline throughput and peak memory on the path operations run, scene by scene.
 
-Three measurements, each in its own process so its peak RSS is its own:
+Scenes (written once under ``build/bench/<scene>`` by the synthetic writers, real formats and sizes):
 
-* ``inference``: the model alone on in-memory features (as many pixels as the scan's day side);
+* ``meso``: an ABI Meso-1 scan with every band (C02 at 0.5 km, thermal C07, C11, C13-C15), rendered
+  by the full simulator with per-pixel noise: the default choice is ``mthccar_abi_ir`` by day and
+  ``mthccar_abi_night`` elsewhere;
+* ``viirs``: a full VIIRS M-band granule (3232 x 3200, ``mthccar_viirs``);
+* ``full_disk``: an ABI full disk without C02 (quick renderers; ``mthccar_abi_noc02_ir`` + night);
+* ``full_disk_c02``: the same with C02 at 0.5 km (21,696 x 21,696 pixels, about 1 GB of input and
+  tens of minutes on two cores: on demand only, ``--scenes full_disk_c02``).
+
+For each scene, each measurement runs in a process of its own (its peak RSS is its own) and is
+repeated (``--repeats``, 3 by default); the table gives the median and the spread (min-max):
+
+* ``model``: the default model alone on in-memory features, as the threaded pipeline runs it (one
+  single-threaded forward per core, batches of the pipeline's size), with
+  a float32 (65536 x 233) @ (233 x 128) matmul timed alternately in the same process: the model's
+  GFLOP/s (2 x parameters per pixel) over the matmul's is its share of the machine's roofline;
 * ``read``: ingest + ancillary + features computed and reduced, no model;
-* ``end_to_end``: ``process_granule`` to a product file.
+* ``end_to_end``: ``process_granule`` to a product file (no quicklook).
 
-The scan is written once (``build/bench/abi_full_disk``) with the synthetic writer's quick renderers:
-real format, sizes and chunking, plausible radiances and brightness temperatures (C01, C03-C06 and
-the thermal C07, C11, C13-C15), processed by the default no-C02 thermal model by day and the night
-model beside it. Run: ``python -m tests.bench.bench_pipeline``.
+It prints end to end / (read-only + model alone) in time, and for full disks the share of the
+10-minute full-disk cadence one scan takes. Run: ``python -m tests.bench.bench_pipeline``.
 """
 
 from __future__ import annotations
@@ -18,17 +30,54 @@ import argparse
 import datetime as dt
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.sensors import DEFAULT_CHUNK
 
 REPO = Path(__file__).resolve().parents[2]
-SCAN = REPO / "build" / "bench" / "abi_full_disk"
-BANDS = ["C01", "C03", "C04", "C05", "C06"]
+BENCH = REPO / "build" / "bench"
 START = dt.datetime(2019, 10, 27, 21, 0, 27)  # local noon under GOES-West
+NO_C02 = ["C01", "C03", "C04", "C05", "C06"]
+ALL_SOLAR = ["C01", "C02", "C03", "C04", "C05", "C06"]
+MATMUL = (65_536, 233, 128)
+CADENCE_S = {"full_disk": 600.0, "full_disk_c02": 600.0}  # ABI mode 6: a full disk every 10 minutes
+
+
+def _write_abi(target: Path, sector: str, bands: list[str], quick: bool) -> None:
+    from models.synthetic.l1b_abi import write_abi_scene
+
+    write_abi_scene(target, START, sector=sector, platform="G17", bands=bands, seed=11, quick=quick, thermal=True)
+
+
+def _write_viirs(target: Path) -> None:
+    from models.synthetic.l1b_viirs import write_viirs_granule
+
+    write_viirs_granule(target, START, seed=11)
+
+
+@dataclass(frozen=True)
+class Scene:
+    name: str
+    write: Callable[[Path], None]
+    marker: str  # a file name pattern present once the scene is complete
+
+
+SCENES = {
+    scene.name: scene
+    for scene in (
+        Scene("meso", lambda p: _write_abi(p, "M1", ALL_SOLAR, quick=False), "MTHCCAR-TRUTH_*.nc"),
+        Scene("viirs", _write_viirs, "MTHCCAR-TRUTH_*.nc"),
+        Scene("full_disk", lambda p: _write_abi(p, "F", NO_C02, quick=True), "OR_ABI-L1b-RadF-*C15*.nc"),
+        Scene("full_disk_c02", lambda p: _write_abi(p, "F", ALL_SOLAR, quick=True), "OR_ABI-L1b-RadF-*C15*.nc"),
+    )
+}
+DEFAULT_SCENES = ("meso", "viirs", "full_disk")
 
 
 def _peak_rss_mb() -> float:
@@ -43,98 +92,159 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux
 
 
-def prepare() -> Path:
-    from models.synthetic.l1b_abi import write_abi_scene
-
-    if not any(SCAN.glob("OR_ABI-L1b-RadF-*C15*.nc")):
+def prepare(scene: Scene) -> Path:
+    target = BENCH / scene.name
+    if not any(target.glob(scene.marker)):
         started = time.perf_counter()
-        write_abi_scene(SCAN, START, sector="F", platform="G17", bands=BANDS, seed=11, quick=True, thermal=True)
-        print(f"wrote the full-disk scan in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    return SCAN
+        scene.write(target)
+        print(f"wrote {scene.name} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return target
 
 
-def run(mode: str, chunk: int) -> dict[str, float]:
+def _model_alone(path: Path) -> dict[str, float]:
+    """The model alone as the threaded pipeline runs it (one single-threaded forward per core at a
+    time), alternating with the reference matmul (all cores) so both see the same machine state."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    from models.artifact import load_artifact
+    from pipeline.inference import DEFAULT_BATCH
+
+    artifact = load_artifact(path)
+    module = artifact.module
+    cores = os.cpu_count() or 1
+    batch = DEFAULT_BATCH["cpu"]
+    inputs = [torch.rand(batch, artifact.spec.size) for _ in range(cores)]
+    rows, inner, cols = MATMUL
+    a, b = torch.rand(rows, inner), torch.rand(inner, cols)
+    parameters = sum(p.numel() for name, p in module.named_parameters() if not name.startswith("recon."))
+
+    def forwards(x: torch.Tensor) -> None:
+        with torch.inference_mode():
+            for _ in range(30):
+                module(x)
+
+    model_s, matmul_s, pixels = 0.0, 0.0, 0
+    with ThreadPoolExecutor(cores) as pool, torch.inference_mode():
+        module(inputs[0])
+        for _ in range(6):
+            torch.set_num_threads(1)  # as pipeline.inference sets it on threaded workers
+            started = time.perf_counter()
+            list(pool.map(forwards, inputs))
+            model_s += time.perf_counter() - started
+            pixels += 30 * batch * cores
+            torch.set_num_threads(cores)
+            started = time.perf_counter()
+            for _ in range(10):
+                torch.mm(a, b)
+            matmul_s += time.perf_counter() - started
+    model_gflops = 2 * parameters * pixels / model_s / 1e9
+    matmul_gflops = 2 * rows * inner * cols * 60 / matmul_s / 1e9
+    return {
+        "pixels": pixels,
+        "seconds": model_s,
+        "model_gflops": model_gflops,
+        "matmul_gflops": matmul_gflops,
+        "roofline_share": model_gflops / matmul_gflops,
+    }
+
+
+def run(scene_name: str, mode: str, chunk: int) -> dict[str, object]:
     import dask
 
     from pipeline.features import mask_retrieved
     from pipeline.granules import single_granule
-    from pipeline.process import ProcessOptions, granule_features, process_granule
+    from pipeline.process import ProcessOptions, choose_artifact, granule_features, process_granule
 
-    model = REPO / "models" / "artifacts" / "mthccar_abi_noc02_ir.pt"
+    scan = BENCH / scene_name
+    granule = single_granule([scan])
+    model = choose_artifact(granule, None).path
     started = time.perf_counter()
-    if mode == "inference":
-        import torch
-
-        from models.artifact import load_artifact
-        from pipeline.inference import DEFAULT_BATCH
-
-        artifact = load_artifact(model)
-        module = artifact.module
-        torch.set_num_threads(2)
-        batch = DEFAULT_BATCH["cpu"]
-        pixels = 4_000_000 // batch * batch
-        x = torch.rand(batch, artifact.spec.size)
-        with torch.inference_mode():
-            started = time.perf_counter()
-            for _ in range(pixels // batch):
-                module(x)
+    result: dict[str, object] = {"model_name": model.stem}
+    if mode == "model":
+        result.update(_model_alone(model))
     elif mode == "read":
-        features, _ = granule_features([SCAN], model, chunk_size=chunk)
+        features, _ = granule_features([scan], model, chunk_size=chunk)
         quality = features["retrieval_quality"].data
         total = features["features"].data.sum(axis=2)
         with dask.config.set(scheduler="threads"):
             counts, _ = dask.compute(mask_retrieved(quality).sum(), total.sum())
-        pixels = int(counts)
+        result.update(pixels=int(counts), seconds=time.perf_counter() - started)
     else:
-        out = REPO / "build" / "bench" / "products"
+        out = BENCH / "products"
+        out.mkdir(parents=True, exist_ok=True)
         for old in out.glob("*"):
             old.unlink()
-        result = process_granule(
-            single_granule([SCAN]), ProcessOptions(out_dir=out, model=model, chunk_size=chunk, quicklook=False)
-        )
-        pixels = int(result.stats["retrieved"])
-    seconds = time.perf_counter() - started
-    return {
-        "mode": mode,
-        "pixels": pixels,
-        "seconds": seconds,
-        "pixels_per_second": pixels / seconds,
-        "peak_rss_mb": _peak_rss_mb(),
-        "chunk": chunk,
-    }
+        done = process_granule(granule, ProcessOptions(out_dir=out, chunk_size=chunk, quicklook=False))
+        result.update(pixels=int(done.stats["retrieved"]), seconds=time.perf_counter() - started)
+    result.update(peak_rss_mb=_peak_rss_mb(), input_mb=sum(p.stat().st_size for p in scan.glob("*.nc")) / 1e6)
+    return result
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=["inference", "read", "end_to_end"])
-    parser.add_argument("--chunk", type=int, default=DEFAULT_CHUNK)
-    args = parser.parse_args()
-    if args.mode:
-        print(json.dumps(run(args.mode, args.chunk)))
-        return 0
-    prepare()
-    results = {}
-    for mode in ("inference", "read", "end_to_end"):
-        out = subprocess.run(
-            [sys.executable, "-m", "tests.bench.bench_pipeline", "--mode", mode, "--chunk", str(args.chunk)],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        results[mode] = json.loads(out.stdout.strip().splitlines()[-1])
-    base = results["inference"]["pixels_per_second"]
-    print(f"{'measurement':<12} {'pixels':>12} {'seconds':>8} {'pixels/s':>12} {'vs model':>9} {'peak RSS':>10}")
-    for mode, r in results.items():
-        print(
-            f"{mode:<12} {r['pixels']:>12,} {r['seconds']:>8.1f} {r['pixels_per_second']:>12,.0f} "
-            f"{r['pixels_per_second'] / base:>9.3f} {r['peak_rss_mb']:>8.0f} MB"
-        )
-    e2e, read = results["end_to_end"], results["read"]
+def _measure(scene: str, mode: str, chunk: int) -> dict[str, object]:
+    command = [sys.executable, "-m", "tests.bench.bench_pipeline", "--scene", scene, "--mode", mode]
+    out = subprocess.run([*command, "--chunk", str(chunk)], cwd=REPO, capture_output=True, text=True, check=True)
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _spread(values: list[float], fmt: str) -> str:
+    return f"{statistics.median(values):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
+
+
+def report(scene: str, runs: dict[str, list[dict[str, object]]]) -> None:
+    model, e2e = runs["model"], runs["end_to_end"]
+    seconds = {mode: [float(str(r["seconds"])) for r in rs] for mode, rs in runs.items()}
+    model_rate = statistics.median(float(str(r["pixels"])) / float(str(r["seconds"])) for r in model)
+    pixels = int(str(e2e[0]["pixels"]))
     print(
-        f"end to end / read-only throughput: {e2e['pixels_per_second'] / read['pixels_per_second']:.2f}; "
-        f"peak RSS end to end {e2e['peak_rss_mb'] / 1024:.2f} GB (budget 3 GB) with {args.chunk}-pixel chunks"
+        f"-- {scene}: {pixels:,} pixels retrieved, {float(str(e2e[0]['input_mb'])):.0f} MB of input, "
+        f"model {e2e[0]['model_name']}, {len(e2e)} runs each: median (min-max)"
     )
+    print(f"   {'measurement':<11} {'seconds':>22} {'pixels/s':>12} {'peak RSS MB':>22}")
+    for mode, rs in runs.items():
+        rates = [float(str(r["pixels"])) / float(str(r["seconds"])) for r in rs]
+        rss = [float(str(r["peak_rss_mb"])) for r in rs]
+        print(
+            f"   {mode:<11} {_spread(seconds[mode], '8.1f'):>22} {statistics.median(rates):>12,.0f} "
+            f"{_spread(rss, '6.0f'):>22}"
+        )
+    share = [float(str(r["roofline_share"])) for r in model]
+    print(
+        f"   model / matmul roofline: {_spread(share, '.2f')} "
+        f"(model {statistics.median(float(str(r['model_gflops'])) for r in model):.1f} GFLOP/s, matmul "
+        f"{statistics.median(float(str(r['matmul_gflops'])) for r in model):.1f} GFLOP/s)"
+    )
+    expected = statistics.median(seconds["read"]) + pixels / model_rate
+    print(
+        f"   end to end / (read-only + model alone) in time: {statistics.median(seconds['end_to_end']) / expected:.2f}"
+    )
+    if scene in CADENCE_S:
+        print(
+            f"   one scan takes {statistics.median(seconds['end_to_end']) / CADENCE_S[scene]:.0%} of the "
+            f"{CADENCE_S[scene] / 60:.0f}-minute full-disk cadence"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenes", default=",".join(DEFAULT_SCENES), help=f"of {', '.join(SCENES)}")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--chunk", type=int, default=DEFAULT_CHUNK)
+    parser.add_argument("--scene", choices=list(SCENES), help=argparse.SUPPRESS)  # one measurement
+    parser.add_argument("--mode", choices=["model", "read", "end_to_end"], help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.mode:
+        print(json.dumps(run(args.scene, args.mode, args.chunk)))
+        return 0
+    for name in args.scenes.split(","):
+        prepare(SCENES[name])
+        runs: dict[str, list[dict[str, object]]] = {"model": [], "read": [], "end_to_end": []}
+        for _ in range(args.repeats):  # interleaved, so slow drifts of the machine hit every mode alike
+            for mode in runs:
+                runs[mode].append(_measure(name, mode, args.chunk))
+        report(name, runs)
     return 0
 
 

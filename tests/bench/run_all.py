@@ -11,6 +11,6 @@ if __name__ == "__main__":
     bench_simulator.main()
     print("== geometry of a CONUS scan (satpy every scan vs the grid cache) ==")
     bench_geometry.main()
-    print("== pipeline (full-disk ABI) ==")
+    print("== pipeline (Meso with C02 and IR, VIIRS, full-disk ABI) ==")
     sys.argv = sys.argv[:1]
     sys.exit(bench_pipeline.main())
