@@ -58,3 +58,28 @@ def test_compose_stack_has_every_part_wired() -> None:
     assert gpu["profiles"] == ["gpu"]
     assert gpu["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
     assert "backfill --pool mthccar --priority 10" in " ".join(services["deploy"]["command"])
+
+
+def test_the_installed_package_carries_every_data_file_the_code_reads(tmp_path: Path) -> None:
+    """The images run ``pip install .`` (not editable): a data file missing from package-data would be
+    missing in production only (the product schema, the areas, the reader extension, the models)."""
+    import zipfile
+
+    repo = DOCKER.parent
+    subprocess.run(
+        [str(BIN / "pip"), "wheel", "--no-deps", "--no-build-isolation", "-q", str(repo), "-w", str(tmp_path)],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
+    )
+    (wheel,) = tmp_path.glob("mthccar-*.whl")
+    packaged = set(zipfile.ZipFile(wheel).namelist())
+    data_dirs = ["pipeline/etc", "models/artifacts", "models/data", "models/training/simulate/data"]
+    wanted = {
+        str(path.relative_to(repo))
+        for folder in data_dirs
+        for path in (repo / folder).rglob("*")
+        if path.is_file() and path.suffix != ".py" and "__pycache__" not in path.parts
+    }
+    assert wanted
+    assert sorted(wanted - packaged) == []
