@@ -49,6 +49,13 @@ from pipeline.sensors import (
 
 logger = logging.getLogger(__name__)
 
+# satpy's native resampler averages 0.5/1 km blocks with nanmean when the graph is computed, long
+# after ingest returns: every block off the Earth's disk is all NaN by design, and a full disk would
+# print dozens of "Mean of empty slice" warnings. Only that message from that module is silenced.
+warnings.filterwarnings(
+    "ignore", message="Mean of empty slice", category=RuntimeWarning, module="satpy.resample.native"
+)
+
 FLAG_NO_GEOLOCATION = 1
 FLAG_FILL = 2
 FLAG_SATURATED = 4

@@ -422,3 +422,20 @@ def test_thermal_bands_ingest_as_brightness_temperatures(day: Path, tmp_path: Pa
     assert np.nanmedian(c13[clear]) > np.nanmedian(c13[cloudy]) + 5
     assert np.nanpercentile(c13[cloudy], 10) < np.nanpercentile(c13[clear], 10) - 20  # high ice tops
     assert np.isfinite(scene["brightness_temperature_C07"].values).mean() > 0.99
+
+
+@pytest.mark.parametrize("import_pipeline", [False, True])
+def test_off_disk_blocks_do_not_flood_the_log_with_numpy_warnings(import_pipeline: bool) -> None:
+    """Averaging an all-NaN 0.5 km block (off the Earth's disk) warns from numpy at compute time, long
+    after ingest returned; the processing path silences exactly that message of satpy's resampler."""
+    import subprocess
+    import sys
+
+    script = (
+        ("import pipeline.ingest\n" if import_pipeline else "")
+        + "import numpy as np, dask.array as da\n"
+        + "from satpy.resample.native import _aggregate\n"
+        + "_aggregate(da.full((8, 8), np.nan, chunks=4), 2.0, 2.0).compute()\n"
+    )
+    done = subprocess.run([sys.executable, "-W", "default", "-c", script], capture_output=True, text=True, check=True)
+    assert ("Mean of empty slice" in done.stderr) is not import_pipeline, done.stderr
