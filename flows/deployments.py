@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +74,8 @@ POOL_DEFAULTS: dict[str, Any] = {
     "settings": {"where": "scheduler", "scheduler_address": "tcp://dask-scheduler:8786"},
 }
 PREFECT_YAML = Path(__file__).resolve().parents[1] / "prefect.yaml"
+# the server image of docker/compose.yaml: a newer client release must not change the shipped file
+PREFECT_SERVER_VERSION = "3.9.1"
 
 
 def _flow(spec: DeploymentSpec) -> Any:
@@ -129,7 +130,7 @@ def prefect_yaml() -> str:
         deployments.append(entry)
     config = {
         "name": "mthccar",
-        "prefect-version": version("prefect"),
+        "prefect-version": PREFECT_SERVER_VERSION,
         "build": None,
         "push": None,
         "pull": [{"prefect.deployments.steps.set_working_directory": {"directory": "/opt/mthccar"}}],

@@ -314,9 +314,11 @@ def test_prefect_yaml_names_real_flows() -> None:
     assert retries == {"on-demand": 0, "operational": 2, "backfill": 2}  # the flows serve deploys too
     operational_request = config["deployments"][1]["parameters"]["request"]
     OperationalRequest.model_validate({**operational_request, "incoming": "/"})
-    from flows.deployments import PREFECT_YAML, prefect_yaml
+    from flows.deployments import PREFECT_SERVER_VERSION, PREFECT_YAML, prefect_yaml
 
     assert PREFECT_YAML.read_text() == prefect_yaml(), "run python -m flows.deployments --write-prefect-yaml"
+    compose = (PREFECT_YAML.parent / "docker" / "compose.yaml").read_text()
+    assert f"prefecthq/prefect:{PREFECT_SERVER_VERSION}-" in compose  # the version prefect.yaml names
 
 
 def test_the_cli_and_a_flow_run_the_same_plan_stage_and_publish(
