@@ -34,11 +34,9 @@ from pipeline.sensors import PLATFORM_CODES
 
 logger = logging.getLogger(__name__)
 
-PRODUCT_PREFIX = schema.schema()["file_names"]["prefix"]
 FILL_U1 = schema.fill_value(np.uint8)
 FILL_F4 = schema.fill_value(np.float32)
 COT_MAX = float(schema.variable_attributes("cloud_optical_thickness")["valid_range"][1])
-TIME_UNITS = schema.coordinate_attributes("time")["units"]
 
 
 class ProductExistsError(FileExistsError):

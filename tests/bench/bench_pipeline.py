@@ -37,6 +37,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pipeline.sensors import DEFAULT_CHUNK
 
@@ -151,7 +152,7 @@ def _model_alone(path: Path) -> dict[str, float]:
     }
 
 
-def run(scene_name: str, mode: str, chunk: int) -> dict[str, object]:
+def run(scene_name: str, mode: str, chunk: int) -> dict[str, Any]:
     import dask
 
     from pipeline.features import mask_retrieved
@@ -162,7 +163,7 @@ def run(scene_name: str, mode: str, chunk: int) -> dict[str, object]:
     granule = single_granule([scan])
     model = choose_artifact(granule, None).path
     started = time.perf_counter()
-    result: dict[str, object] = {"model_name": model.stem}
+    result: dict[str, Any] = {"model_name": model.stem}
     if mode == "model":
         result.update(_model_alone(model))
     elif mode == "read":
@@ -183,7 +184,7 @@ def run(scene_name: str, mode: str, chunk: int) -> dict[str, object]:
     return result
 
 
-def _measure(scene: str, mode: str, chunk: int) -> dict[str, object]:
+def _measure(scene: str, mode: str, chunk: int) -> dict[str, Any]:
     command = [sys.executable, "-m", "tests.bench.bench_pipeline", "--scene", scene, "--mode", mode]
     out = subprocess.run([*command, "--chunk", str(chunk)], cwd=REPO, capture_output=True, text=True, check=True)
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
@@ -193,28 +194,28 @@ def _spread(values: list[float], fmt: str) -> str:
     return f"{statistics.median(values):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
 
 
-def report(scene: str, runs: dict[str, list[dict[str, object]]]) -> None:
+def report(scene: str, runs: dict[str, list[dict[str, Any]]]) -> None:
     model, e2e = runs["model"], runs["end_to_end"]
-    seconds = {mode: [float(str(r["seconds"])) for r in rs] for mode, rs in runs.items()}
-    model_rate = statistics.median(float(str(r["pixels"])) / float(str(r["seconds"])) for r in model)
-    pixels = int(str(e2e[0]["pixels"]))
+    seconds = {mode: [float(r["seconds"]) for r in rs] for mode, rs in runs.items()}
+    model_rate = statistics.median(float(r["pixels"]) / float(r["seconds"]) for r in model)
+    pixels = int(e2e[0]["pixels"])
     print(
-        f"-- {scene}: {pixels:,} pixels retrieved, {float(str(e2e[0]['input_mb'])):.0f} MB of input, "
+        f"-- {scene}: {pixels:,} pixels retrieved, {float(e2e[0]['input_mb']):.0f} MB of input, "
         f"model {e2e[0]['model_name']}, {len(e2e)} runs each: median (min-max)"
     )
     print(f"   {'measurement':<11} {'seconds':>22} {'pixels/s':>12} {'peak RSS MB':>22}")
     for mode, rs in runs.items():
-        rates = [float(str(r["pixels"])) / float(str(r["seconds"])) for r in rs]
-        rss = [float(str(r["peak_rss_mb"])) for r in rs]
+        rates = [float(r["pixels"]) / float(r["seconds"]) for r in rs]
+        rss = [float(r["peak_rss_mb"]) for r in rs]
         print(
             f"   {mode:<11} {_spread(seconds[mode], '8.1f'):>22} {statistics.median(rates):>12,.0f} "
             f"{_spread(rss, '6.0f'):>22}"
         )
-    share = [float(str(r["roofline_share"])) for r in model]
+    share = [float(r["roofline_share"]) for r in model]
     print(
         f"   model / matmul roofline: {_spread(share, '.2f')} "
-        f"(model {statistics.median(float(str(r['model_gflops'])) for r in model):.1f} GFLOP/s, matmul "
-        f"{statistics.median(float(str(r['matmul_gflops'])) for r in model):.1f} GFLOP/s)"
+        f"(model {statistics.median(float(r['model_gflops']) for r in model):.1f} GFLOP/s, matmul "
+        f"{statistics.median(float(r['matmul_gflops']) for r in model):.1f} GFLOP/s)"
     )
     expected = statistics.median(seconds["read"]) + pixels / model_rate
     print(
@@ -240,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for name in args.scenes.split(","):
         prepare(SCENES[name])
-        runs: dict[str, list[dict[str, object]]] = {"model": [], "read": [], "end_to_end": []}
+        runs: dict[str, list[dict[str, Any]]] = {"model": [], "read": [], "end_to_end": []}
         for _ in range(args.repeats):  # interleaved, so slow drifts of the machine hit every mode alike
             for mode in runs:
                 runs[mode].append(_measure(name, mode, args.chunk))
