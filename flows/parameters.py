@@ -16,7 +16,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pipeline.access import AccessPolicy, require_trusted
-from pipeline.sensors import DEFAULT_CHUNK, DeviceName, SensorName
+from pipeline.sensors import DEFAULT_CHUNK, DeviceName, Precision, SensorName
 
 __all__ = [
     "ArchiveLayout",
@@ -107,6 +107,9 @@ class RunSettings(BaseModel):
     )
     device: Annotated[DeviceName, Field(description="auto picks CUDA when a worker has one")] = DeviceName.auto
     chunk_size: Annotated[int, Field(ge=64, le=16384, description="Pixels per chunk side")] = DEFAULT_CHUNK
+    precision: Annotated[
+        Precision, Field(description="float32, or bfloat16 where the model's held-out check allows it")
+    ] = Precision.float32
     where: Annotated[Where, Field(description="threads, a local cluster, a remote scheduler, or local GPUs")] = Field(
         default_factory=default_where
     )

@@ -51,6 +51,7 @@ def options_for(out_dir: str, settings: RunSettings, runtime: Runtime, force: bo
         resources=runtime.resources,
         areas=tuple(settings.areas),
         geotiff=settings.geotiff,
+        precision=settings.precision.value,
     )
 
 

@@ -80,7 +80,7 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _probe_inputs(n_features: int) -> torch.Tensor:
+def probe_inputs(n_features: int) -> torch.Tensor:
     generator = torch.Generator().manual_seed(0)
     return torch.cat(
         [torch.zeros(1, n_features), torch.ones(1, n_features), torch.rand(254, n_features, generator=generator)]
@@ -89,7 +89,7 @@ def _probe_inputs(n_features: int) -> torch.Tensor:
 
 def check_parity(eager: torch.nn.Module, scripted: torch.jit.ScriptModule, n_features: int) -> float:
     """Largest difference between eager and scripted outputs on probe inputs; raises above 1e-5."""
-    x = _probe_inputs(n_features)
+    x = probe_inputs(n_features)
     with torch.inference_mode():
         a, b = eager(x), scripted(x)
     # NaN where both are NaN (a model without an uncertainty says so in both) counts as equal
@@ -151,6 +151,16 @@ def write_artifact(
     logger.info(
         "wrote %s (%s, %d features, weights sha256 %s)", path, spec.sensor, spec.size, metadata["weights_sha256"][:12]
     )
+    return metadata
+
+
+def update_metadata(path: str | Path, updates: dict[str, Any]) -> dict[str, Any]:
+    """Rewrite an artifact with ``updates`` merged into its metadata (same weights), atomically."""
+    path = Path(path)
+    artifact = load_artifact(path)
+    metadata = {**artifact.metadata, **updates}
+    with atomic_output(path) as tmp, torchscript():
+        torch.jit.save(artifact.module, str(tmp), _extra_files={METADATA_NAME: json.dumps(metadata, indent=1)})
     return metadata
 
 

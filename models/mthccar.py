@@ -231,7 +231,10 @@ class MTHCCAR(nn.Module):
         feature = self.encoder(x)
         clear_logit = self.cls1(feature)
         cloudy_gate = (torch.sigmoid(clear_logit) <= 0.5).to(feature.dtype)
-        out = self.heads(feature, cloudy_gate)
+        return self.outputs(clear_logit, self.heads(feature, cloudy_gate))
+
+    def outputs(self, clear_logit: Tensor, out: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The calibrated product outputs from the mask logit and the raw outputs of ``heads``."""
         calibration = self.calibration
         assert isinstance(calibration, Tensor)
         p_clear = torch.sigmoid(clear_logit / calibration[0])

@@ -2,9 +2,11 @@
 
 Each task gets one chunk of features and quality codes, sends only the retrievable pixels to the
 model in bounded batches, and returns the outputs for the chunk. The model is loaded once per
-worker process (cached by the artifact's sha256 and device), on ``cuda`` when the worker has one
-(else CPU, overridable), under ``torch.inference_mode``, with torch's intra-op threads capped so
-dask's own parallelism does not oversubscribe the cores.
+worker process (cached by the artifact's sha256, device and precision), on ``cuda`` when the worker
+has one (else CPU, overridable), under ``torch.inference_mode``, with torch's intra-op threads capped
+so dask's own parallelism does not oversubscribe the cores. What runs is ``models.runner``'s network
+built from the artifact's weights: the same outputs, with the heads evaluated on cloudy pixels only,
+in float32 or (opt-in, when the artifact's held-out check allows it) bfloat16.
 
 The same graph runs under the threaded scheduler, a ``distributed.LocalCluster`` of processes, or
 a remote scheduler; with ``resources={"GPU": 1}`` the inference tasks only go to workers started
@@ -27,6 +29,7 @@ import torch
 import xarray as xr
 
 from models.artifact import Artifact, ArtifactError, load_artifact
+from models.runner import build_runner, require_precision
 from pipeline.features import mask_retrieved
 from pipeline.netcdf_lock import NETCDF_LOCK  # noqa: F401  (dask workers importing this share xarray's locks too)
 
@@ -45,7 +48,7 @@ OUTPUTS = (
 # 10 s per 1356x1356 chunk on 2 cores) and keeps the transient memory of a chunk under ~100 MB.
 DEFAULT_BATCH = {"cpu": 8_192, "cuda": 1_048_576}
 
-_CACHE: dict[tuple[str, str], torch.jit.ScriptModule] = {}
+_CACHE: dict[tuple[str, str, str], Any] = {}
 _LOCK = threading.Lock()
 CALLS = {"blocks": 0}  # chunks processed in this process (tests assert one per chunk)
 
@@ -61,9 +64,9 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def worker_model(path: str, sha256: str, device: str) -> torch.jit.ScriptModule:
-    """The artifact's module on this worker, loaded once per (sha256, device)."""
-    key = (sha256, device)
+def worker_model(path: str, sha256: str, device: str, precision: str = "float32") -> Any:
+    """The artifact's network on this worker, built once per (sha256, device, precision)."""
+    key = (sha256, device, precision)
     with _LOCK:
         module = _CACHE.get(key)
         if module is None:
@@ -73,9 +76,9 @@ def worker_model(path: str, sha256: str, device: str) -> torch.jit.ScriptModule:
                     f"{path} on this worker is not the artifact the run was planned with "
                     f"(sha256 {artifact.sha256[:12]} instead of {sha256[:12]})"
                 )
-            module = artifact.module
+            module = build_runner(artifact, device, precision)
             _CACHE[key] = module
-            logger.info("loaded %s on %s (pid %d)", os.path.basename(path), device, os.getpid())
+            logger.info("loaded %s on %s in %s (pid %d)", os.path.basename(path), device, precision, os.getpid())
     return module
 
 
@@ -88,13 +91,14 @@ def infer_block(
     device: str,
     batch_size: int,
     torch_threads: int,
+    precision: str = "float32",
 ) -> np.ndarray:
     """Outputs (rows, cols, 7) for one chunk; NaN where the pixel is not retrieved."""
     CALLS["blocks"] += 1
     resolved = resolve_device(device)
     if torch.get_num_threads() != torch_threads:
         torch.set_num_threads(torch_threads)
-    module = worker_model(path, sha256, resolved)
+    module = worker_model(path, sha256, resolved, precision)
     rows, cols, n_features = features.shape
     flat = features.reshape(-1, n_features)
     valid = mask_retrieved(quality.reshape(-1)) & np.isfinite(flat).all(axis=1)
@@ -129,6 +133,15 @@ def compute_context(resources: dict[str, float] | None) -> Any:
     return dask.config.set({"optimization.fuse.active": False}) if resources else nullcontext()
 
 
+def _bands_for_cores(x: da.Array, quality: da.Array, cores: int) -> tuple[da.Array, da.Array]:
+    """A scene of fewer chunks than cores (a Meso scan is one 678-pixel chunk) is inferred in row
+    bands, one per core, so that every core runs the model; the outputs return to the scene's chunks."""
+    if x.numblocks[0] * x.numblocks[1] >= cores or x.shape[0] < 2 * cores:
+        return x, quality
+    rows = -(-x.shape[0] // cores)
+    return x.rechunk({0: rows, 1: -1}), quality.rechunk({0: rows, 1: -1})
+
+
 def run_inference(
     features: xr.Dataset,
     artifact: Artifact,
@@ -136,20 +149,25 @@ def run_inference(
     batch_size: int = 0,
     torch_threads: int = 1,
     resources: dict[str, float] | None = None,
+    precision: str = "float32",
 ) -> xr.Dataset:
     """Lazy model outputs (y, x) for a features dataset; nothing is computed here."""
+    require_precision(artifact, precision)  # refused in one sentence before any chunk is read
     x = features["features"].data
     quality = features["retrieval_quality"].data
     if x.shape[-1] != artifact.spec.size:
         raise ArtifactError(f"{artifact.path.name} takes {artifact.spec.size} features, the scene gives {x.shape[-1]}")
     if x.numblocks[2] != 1:
         x = x.rechunk({2: -1})
+    scene_chunks = x.chunks[:2]
+    x, quality = _bands_for_cores(x, quality, os.cpu_count() or 1)
     kwargs = {
         "path": str(artifact.path.resolve()),
         "sha256": artifact.sha256,
         "device": device,
         "batch_size": batch_size,
         "torch_threads": max(1, torch_threads),
+        "precision": precision,
     }
     with dask.annotate(resources=resources) if resources else nullcontext():
         outputs = da.map_blocks(
@@ -162,5 +180,7 @@ def run_inference(
             token=f"mthccar-infer-{artifact.sha256[:8]}",  # a prefix: the keys still hash the inputs
             **kwargs,
         )
+    if outputs.chunks[:2] != scene_chunks:
+        outputs = outputs.rechunk((*scene_chunks, (len(OUTPUTS),)))
     data_vars = {name: (("y", "x"), outputs[:, :, i]) for i, name in enumerate(OUTPUTS)}
     return xr.Dataset(data_vars, attrs={"model_sha256": artifact.sha256, "model_name": artifact.name})

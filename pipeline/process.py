@@ -64,6 +64,7 @@ class ProcessOptions:
     quicklook: bool = True
     areas: tuple[str, ...] = ()  # also write the product resampled to these areas (pipeline.gridded)
     geotiff: bool = False  # and a GeoTIFF of each gridded product
+    precision: str = "float32"  # or bfloat16, where the artifact's held-out check allows it (models.runner)
 
 
 @dataclass
@@ -227,7 +228,7 @@ def build_granule_product(
         scene = ingest(granule, bands, options.chunk_size)
         scene = add_ancillary(scene, options.ancillary)
         features = build_features(scene, artifact.spec, artifact.trained_on_glint)
-        run = (options.device, options.batch_size, options.torch_threads, options.resources)
+        run = (options.device, options.batch_size, options.torch_threads, options.resources, options.precision)
         outputs = run_inference(features, artifact, *run)
         quality = features["retrieval_quality"]
         if night is not None:
@@ -245,6 +246,7 @@ def build_granule_product(
                     "night_model_sha256": night.sha256,
                 }
             )
+        product.attrs["model_precision"] = options.precision
         return product, dict(scene.attrs)
 
 

@@ -34,6 +34,13 @@ class DeviceName(StrEnum):
     cuda = "cuda"
 
 
+class Precision(StrEnum):
+    """Arithmetic of the network (``models.runner.PRECISIONS``); bfloat16 only where its check allows."""
+
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+
+
 @dataclass(frozen=True)
 class ReaderSpec:
     reader: str

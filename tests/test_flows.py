@@ -115,6 +115,8 @@ def test_bad_parameters_are_rejected_before_any_work(tmp_path: Path) -> None:
         ProcessRequest(inputs=["/no/such/granule"], out_dir=str(tmp_path))
     with pytest.raises(ValidationError, match="chunk_size"):
         RunSettings(chunk_size=10)
+    with pytest.raises(ValidationError, match="precision"):
+        RunSettings(precision="float16")
     with pytest.raises(ValidationError, match="where=scheduler needs a scheduler_address"):
         RunSettings(where="scheduler")
     with pytest.raises(ValidationError, match=r"model artifact '/nope\.pt' does not exist"):

@@ -149,6 +149,26 @@ def evaluate(
     )
 
 
+@app.command("check-precision")
+@friendly_errors
+def check_precision(
+    artifact: Annotated[Path, typer.Argument(help="Model artifact (.pt); its metadata is updated in place.")],
+    data: Annotated[Path, typer.Argument(help="Reference-schema file with the artifact's held-out split.")],
+    precision: Annotated[str, typer.Option(help="Reduced precision to measure against float32.")] = "bfloat16",
+    split: Annotated[str, typer.Option(help="auto (test split of the training file, else all), test or all.")] = "auto",
+) -> None:
+    """Measure how much reduced precision changes an artifact's outputs and record it in the artifact."""
+    from models.training.precision import check_precision as measure
+
+    change = measure(artifact, data, precision, split)
+    verdict = "allowed" if change["within_bounds"] else "refused (over the bounds)"
+    typer.echo(
+        f"{artifact.name} in {precision} on {change['pixels']} {change['split']} samples: "
+        f"{change['mask_decisions_changed']:.3%} of mask and {change['phase_decisions_changed']:.3%} of phase "
+        f"decisions changed, log10 COT p99 change {change['log10_cot_change_p99']:.3f}; {verdict}"
+    )
+
+
 @app.command()
 @friendly_errors
 def export(

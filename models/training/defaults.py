@@ -22,6 +22,7 @@ from typing import Any
 from models.registry import ARTIFACTS
 from models.training.evaluate import evaluate_artifact
 from models.training.export import export_checkpoint
+from models.training.precision import check_precision
 from models.training.train import TrainConfig, train
 
 logger = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ def _train_export_evaluate(name: str, cfg: TrainConfig, data: Path, work: Path, 
     export_checkpoint(result.best_checkpoint, artifact, MODEL_VERSION, name)
     report = work / f"{name}_evaluation"
     metrics = evaluate_artifact(artifact, data, report, split="test")
+    metrics["precision_checks"] = {"bfloat16": check_precision(artifact, data, "bfloat16", split="test")}
     shutil.copy(report / "model_card.md", out / f"{name}.md")
     shutil.copy(report / f"{name}_reliability.png", out / f"{name}_reliability.png")
     (out / f"{name}.metrics.json").write_text(json.dumps(metrics, indent=1))

@@ -2,8 +2,9 @@
 ``LocalCUDACluster``. Needs a CUDA machine (``mthccar[cuda]`` for the cluster); nothing here runs on CPU.
 
 * ``model``: the default ABI model (``mthccar_abi_ir``) alone on device-resident features, batch
-  sizes swept, float32 and under BF16/FP16 autocast, with each precision's largest output change
-  against float32 on the same inputs (the accuracy price of the cheaper precision);
+  sizes swept: the network the pipeline runs (``models.runner``, float32 and bfloat16) and the
+  artifact itself in float32 and under BF16/FP16 autocast, with each variant's largest output change
+  against the artifact in float32 on the same inputs (the accuracy price of the cheaper precision);
 * ``matmul``: a float32 GEMM of the model's widest layer shape at the largest batch and an
   8192^3 GEMM (TF32 off), timed in the same process: the model's share of the device's roofline;
 * ``end_to_end``: the Meso scene of ``bench_pipeline`` (C02 and thermal bands) processed with
@@ -50,16 +51,20 @@ def model_sweep(repeats: int, batches: tuple[int, ...] = BATCHES) -> dict[str, A
 
     from models.artifact import load_artifact
     from models.registry import ARTIFACTS
+    from models.runner import runner_network
 
     artifact = load_artifact(ARTIFACTS / "mthccar_abi_ir.pt")
     module = torch.jit.load(str(artifact.path), map_location="cuda").eval()
     parameters = sum(p.numel() for name, p in module.named_parameters() if not name.startswith("recon."))
+    # what the pipeline runs (models.runner: heads on cloudy pixels; bfloat16 opt-in)
+    runners = {precision: runner_network(artifact, "cuda", precision) for precision in ("float32", "bfloat16")}
     sync = torch.cuda.synchronize
     results: dict[str, Any] = {"parameters": parameters, "model": artifact.name, "runs": []}
     with torch.inference_mode():
         for batch in batches:
             x = torch.rand(batch, artifact.spec.size, device="cuda")
             reference = module(x)
+            variants: dict[str, Any] = {f"runner {p}": (lambda x=x, r=r: r(x)) for p, r in runners.items()}
             for precision in PRECISIONS:
                 dtype = getattr(torch, precision)
 
@@ -67,6 +72,8 @@ def model_sweep(repeats: int, batches: tuple[int, ...] = BATCHES) -> dict[str, A
                     with torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32):
                         return module(x)
 
+                variants[f"artifact {precision}" + (" autocast" if precision != "float32" else "")] = forward
+            for name, forward in variants.items():
                 times = [t / batch for t in _timed(forward, repeats, sync)]
                 outputs = forward()
                 change = max(float((outputs[k].float() - reference[k]).abs().max()) for k in reference)
@@ -74,7 +81,7 @@ def model_sweep(repeats: int, batches: tuple[int, ...] = BATCHES) -> dict[str, A
                 results["runs"].append(
                     {
                         "batch": batch,
-                        "precision": precision,
+                        "precision": name,
                         "pixels_per_second": rate,
                         "spread_pixels_per_second": [1 / max(times), 1 / min(times)],
                         "gflops": 2 * parameters * rate / 1e9,
@@ -148,10 +155,10 @@ def main(argv: list[str] | None = None) -> int:
         figures["end_to_end"] = end_to_end(args.repeats)
     square = figures["matmul"]["square"]["gflops"]["median"]
     print(f"device: {figures['device']}; float32 GEMM {square:,.0f} GFLOP/s (8192^3, TF32 off)")
-    print(f"{'batch':>10} {'precision':>9} {'Mpixels/s':>10} {'GFLOP/s':>9} {'of GEMM':>8} {'max change':>11}")
+    print(f"{'batch':>10} {'variant':>27} {'Mpixels/s':>10} {'GFLOP/s':>9} {'of GEMM':>8} {'max change':>11}")
     for run in figures["model"]["runs"]:
         print(
-            f"{run['batch']:>10,} {run['precision']:>9} {run['pixels_per_second'] / 1e6:>10.1f} "
+            f"{run['batch']:>10,} {run['precision']:>27} {run['pixels_per_second'] / 1e6:>10.1f} "
             f"{run['gflops']:>9.0f} {run['gflops'] / square:>8.3f} {run['largest_output_change']:>11.2e}"
         )
     for name, value in figures.get("end_to_end", {}).items():
