@@ -13,10 +13,11 @@ Scenes (written once under ``build/bench/<scene>`` by the synthetic writers, rea
 For each scene, each measurement runs in a process of its own (its peak RSS is its own) and is
 repeated (``--repeats``, 3 by default); the table gives the median and the spread (min-max):
 
-* ``model``: the default model alone on in-memory features, as the threaded pipeline runs it (one
-  single-threaded forward per core, batches of the pipeline's size), with
-  a float32 (65536 x 233) @ (233 x 128) matmul timed alternately in the same process: the model's
-  GFLOP/s (2 x parameters per pixel) over the matmul's is its share of the machine's roofline;
+* ``model``: the default model alone on the scene's own features (its middle chunk), as the threaded
+  pipeline runs it (``models.runner``, one single-threaded forward per core, batches of the
+  pipeline's size), in float32 and bfloat16, with a float32 (65536 x 233) @ (233 x 128) matmul timed
+  alternately in the same process: the model's GFLOP/s (2 x parameters per pixel) over the matmul's
+  is its share of the machine's roofline;
 * ``read``: ingest + ancillary + features computed and reduced, no model;
 * ``end_to_end``: ``process_granule`` to a product file (no quicklook).
 
@@ -102,53 +103,82 @@ def prepare(scene: Scene) -> Path:
     return target
 
 
-def _model_alone(path: Path) -> dict[str, float]:
+def _scene_pixels(scan: Path, path: Path, chunk: int) -> Any:
+    """Scaled features of the retrieved pixels of the scene's middle chunk: the model's real inputs
+    (its cloudy share sets how much of the heads runs)."""
+    import numpy as np
+
+    from pipeline.features import mask_retrieved
+    from pipeline.process import granule_features
+
+    features, _ = granule_features([scan], path, chunk_size=chunk)
+    blocks = features["features"].data.numblocks
+    middle = (blocks[0] // 2, blocks[1] // 2)
+    x = np.asarray(features["features"].data.blocks[middle[0], middle[1], 0].compute())
+    quality = np.asarray(features["retrieval_quality"].data.blocks[middle].compute())
+    flat = x.reshape(-1, x.shape[-1])
+    keep = mask_retrieved(quality.reshape(-1)) & np.isfinite(flat).all(axis=1)
+    return flat[keep].astype(np.float32)
+
+
+def _model_alone(path: Path, pixels_in: Any) -> dict[str, float]:
     """The model alone as the threaded pipeline runs it (one single-threaded forward per core at a
-    time), alternating with the reference matmul (all cores) so both see the same machine state."""
+    time, through ``models.runner``), in float32 and bfloat16, alternating with the reference matmul
+    (all cores) so that all see the same machine state."""
     import os
     from concurrent.futures import ThreadPoolExecutor
 
+    import numpy as np
     import torch
 
     from models.artifact import load_artifact
+    from models.runner import build_runner
     from pipeline.inference import DEFAULT_BATCH
 
     artifact = load_artifact(path)
-    module = artifact.module
+    runners = {precision: build_runner(artifact, precision=precision) for precision in ("float32", "bfloat16")}
     cores = os.cpu_count() or 1
     batch = DEFAULT_BATCH["cpu"]
-    inputs = [torch.rand(batch, artifact.spec.size) for _ in range(cores)]
+    rng = np.random.default_rng(0)
+    inputs = [torch.from_numpy(pixels_in[rng.integers(0, len(pixels_in), batch)]) for _ in range(cores)]
     rows, inner, cols = MATMUL
     a, b = torch.rand(rows, inner), torch.rand(inner, cols)
-    parameters = sum(p.numel() for name, p in module.named_parameters() if not name.startswith("recon."))
+    parameters = sum(p.numel() for name, p in artifact.module.named_parameters() if not name.startswith("recon."))
 
-    def forwards(x: torch.Tensor) -> None:
+    def forwards(module: Any, x: torch.Tensor) -> None:
         with torch.inference_mode():
             for _ in range(30):
                 module(x)
 
-    model_s, matmul_s, pixels = 0.0, 0.0, 0
+    seconds = dict.fromkeys(runners, 0.0)
+    matmul_s, pixels = 0.0, 0
     with ThreadPoolExecutor(cores) as pool, torch.inference_mode():
-        module(inputs[0])
+        for module in runners.values():
+            module(inputs[0])
         for _ in range(6):
             torch.set_num_threads(1)  # as pipeline.inference sets it on threaded workers
-            started = time.perf_counter()
-            list(pool.map(forwards, inputs))
-            model_s += time.perf_counter() - started
+            for precision, module in runners.items():
+                started = time.perf_counter()
+                list(pool.map(lambda x, m=module: forwards(m, x), inputs))
+                seconds[precision] += time.perf_counter() - started
             pixels += 30 * batch * cores
             torch.set_num_threads(cores)
             started = time.perf_counter()
             for _ in range(10):
                 torch.mm(a, b)
             matmul_s += time.perf_counter() - started
-    model_gflops = 2 * parameters * pixels / model_s / 1e9
     matmul_gflops = 2 * rows * inner * cols * 60 / matmul_s / 1e9
+    model_gflops = 2 * parameters * pixels / seconds["float32"] / 1e9
+    bf16_gflops = 2 * parameters * pixels / seconds["bfloat16"] / 1e9
     return {
         "pixels": pixels,
-        "seconds": model_s,
+        "seconds": seconds["float32"],
+        "bf16_seconds": seconds["bfloat16"],
         "model_gflops": model_gflops,
         "matmul_gflops": matmul_gflops,
         "roofline_share": model_gflops / matmul_gflops,
+        "bf16_roofline_share": bf16_gflops / matmul_gflops,
+        "cloudy_share": float(np.mean(artifact.module(inputs[0])["cloud_mask_probability"].detach().numpy() > 0.5)),
     }
 
 
@@ -165,7 +195,7 @@ def run(scene_name: str, mode: str, chunk: int) -> dict[str, Any]:
     started = time.perf_counter()
     result: dict[str, Any] = {"model_name": model.stem}
     if mode == "model":
-        result.update(_model_alone(model))
+        result.update(_model_alone(model, _scene_pixels(scan, model, chunk)))
     elif mode == "read":
         features, _ = granule_features([scan], model, chunk_size=chunk)
         quality = features["retrieval_quality"].data
@@ -215,8 +245,12 @@ def report(scene: str, runs: dict[str, list[dict[str, Any]]]) -> None:
     print(
         f"   model / matmul roofline: {_spread(share, '.2f')} "
         f"(model {statistics.median(float(r['model_gflops']) for r in model):.1f} GFLOP/s, matmul "
-        f"{statistics.median(float(r['matmul_gflops']) for r in model):.1f} GFLOP/s)"
+        f"{statistics.median(float(r['matmul_gflops']) for r in model):.1f} GFLOP/s) on inputs "
+        f"{statistics.median(float(r['cloudy_share']) for r in model):.0%} cloudy"
     )
+    bf16 = [float(r["bf16_roofline_share"]) for r in model]
+    speedup = [float(r["seconds"]) / float(r["bf16_seconds"]) for r in model]
+    print(f"   bfloat16 (opt-in): {_spread(bf16, '.2f')} of the float32 roofline, {_spread(speedup, '.2f')} x float32")
     expected = statistics.median(seconds["read"]) + pixels / model_rate
     print(
         f"   end to end / (read-only + model alone) in time: {statistics.median(seconds['end_to_end']) / expected:.2f}"
