@@ -63,17 +63,25 @@ def test_compose_stack_has_every_part_wired() -> None:
 def test_the_installed_package_carries_every_data_file_the_code_reads(tmp_path: Path) -> None:
     """The images run ``pip install .`` (not editable): a data file missing from package-data would be
     missing in production only (the product schema, the areas, the reader extension, the models)."""
+    import shutil
     import zipfile
 
     repo = DOCKER.parent
+    # built from a copy: setuptools reuses build/lib, where modules deleted from the tree live on
+    source = tmp_path / "source"
+    local_only = (".git", ".venv", "build", "*.egg-info", "demo-output", "__pycache__", ".*_cache")
+    shutil.copytree(repo, source, ignore=shutil.ignore_patterns(*local_only))
     subprocess.run(
-        [str(BIN / "pip"), "wheel", "--no-deps", "--no-build-isolation", "-q", str(repo), "-w", str(tmp_path)],
+        [str(BIN / "pip"), "wheel", "--no-deps", "--no-build-isolation", "-q", str(source), "-w", str(tmp_path)],
         check=True,
         capture_output=True,
         cwd=tmp_path,
     )
     (wheel,) = tmp_path.glob("mthccar-*.whl")
     packaged = set(zipfile.ZipFile(wheel).namelist())
+    modules = {name for name in packaged if name.endswith(".py")}
+    assert modules
+    assert sorted(name for name in modules if not (repo / name).is_file()) == []  # nothing stale
     data_dirs = ["pipeline/etc", "models/artifacts", "models/data", "models/training/simulate/data"]
     wanted = {
         str(path.relative_to(repo))
