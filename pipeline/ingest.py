@@ -22,6 +22,7 @@ Nothing is computed here.
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -106,6 +107,48 @@ def _chunking(spec: ReaderSpec, chunk_size: int) -> Any:
             yield
 
 
+def _native_chunks(chunk_size: int) -> tuple[int, int]:
+    """Chunks of a swath on its own grid: whole 16-line scans (VIIRS M bands) by ``chunk_size`` columns."""
+    return max(16, chunk_size // 16 * 16), chunk_size
+
+
+def _file_chunks(spec: ReaderSpec, paths: Sequence[str]) -> tuple[int, int] | None:
+    """On-disk (rows, columns) chunk of the bands in a local file of the granule, if chunked."""
+    import netCDF4
+
+    dims = spec.xarray_chunk_dims
+    for path in paths:
+        if "://" in path:
+            continue
+        with netCDF4.Dataset(path) as handle:
+            group = handle.groups.get(spec.band_group) if spec.band_group else handle
+            for variable in group.variables.values() if group is not None else ():
+                if variable.dimensions == dims:
+                    chunking = variable.chunking()
+                    return None if chunking == "contiguous" else (int(chunking[0]), int(chunking[1]))
+    return None
+
+
+def _reader_chunks(spec: ReaderSpec, paths: Sequence[str], chunk_size: int) -> tuple[int, int] | None:
+    """Chunks for readers that take xarray's from reader_kwargs: near ``chunk_size``, whole scans,
+    and whole file chunks (a file chunk split between two dask chunks would be decompressed twice)."""
+    if spec.xarray_chunk_dims is None:
+        return None
+    rows, cols = _native_chunks(chunk_size)
+    stored = _file_chunks(spec, paths)
+    if stored is None:
+        return rows, cols
+    row_unit = math.lcm(16, stored[0])
+    return max(1, round(rows / row_unit)) * row_unit, max(1, round(cols / stored[1])) * stored[1]
+
+
+def _reader_kwargs(spec: ReaderSpec, chunks: tuple[int, int] | None) -> dict[str, Any]:
+    """The reader's own chunks, where it takes them: read chunk by chunk, not band by band."""
+    if spec.xarray_chunk_dims is None or chunks is None:
+        return {}
+    return {"reader_kwargs": {"xarray_kwargs": {"chunks": dict(zip(spec.xarray_chunk_dims, chunks, strict=True))}}}
+
+
 def _oci_names(scene: Any, bands: Sequence[str]) -> dict[str, str]:
     """satpy dataset name for each project OCI band, by nearest central wavelength."""
     table = sensor_bands("oci")
@@ -162,6 +205,9 @@ def _quiet_satpy() -> Any:
         "All-NaN slice",
         "Mean of empty slice",
         "overflow encountered",
+        # reader chunks follow the bands' file chunks; xarray says so of every other variable of the
+        # group (quality flags, geolocation) whose file chunks differ
+        "The specified chunks separate the stored chunks",
     ):
         warnings.filterwarnings("ignore", message=message)
     warnings.filterwarnings("ignore", category=UserWarning, module="pyproj")
@@ -224,7 +270,8 @@ def _ingest(granule: Granule, bands: Sequence[str], chunk_size: int) -> xr.Datas
     try:
         with _chunking(spec, chunk_size):
             try:
-                scene = Scene(reader=spec.reader, filenames=_satpy_files(paths))
+                reader_chunks = _reader_chunks(spec, paths, chunk_size)
+                scene = Scene(reader=spec.reader, filenames=_satpy_files(paths), **_reader_kwargs(spec, reader_chunks))
             except (OSError, ValueError, KeyError) as err:
                 raise IngestError(f"satpy's {spec.reader} reader cannot open granule {granule.id}: {err}") from None
             satpy_names = _oci_names(scene, bands) if spec.band_by_wavelength else {b: b for b in bands}
@@ -247,8 +294,7 @@ def _ingest(granule: Granule, bands: Sequence[str], chunk_size: int) -> xr.Datas
             shape = reference.shape
             chunks = reference.data.chunks
             if spec.target_resolution == "native":
-                rows = max(16, chunk_size // 16 * 16)
-                chunks = (rows, chunk_size)
+                chunks = reader_chunks or _native_chunks(chunk_size)
             fixed = fixed_geometry(reference, reference.data.chunks) if spec.grid == "geostationary" else None
             lons: Any
             lats: Any

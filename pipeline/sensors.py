@@ -66,6 +66,9 @@ class ReaderSpec:
     required_content: tuple[str, ...] = ()
     required_any: bool = False
     file_chunk: int | None = None  # on-disk chunk of the finest band: dask chunks are multiples of it
+    # (rows, columns) dimension names of readers that take xarray's chunks from reader_kwargs: without
+    # them satpy reads each band as one 4096-pixel chunk (its import-time default), band by band
+    xarray_chunk_dims: tuple[str, str] | None = None
     # readers with every band in one file (band_keys None): the group of the main file whose
     # variables are the bands, so a granule knows which it has (VIIRS L1B carries M12-M16 or not)
     band_group: str | None = None
@@ -112,6 +115,7 @@ READERS: dict[str, ReaderSpec] = {
         required_content=("observation_data", "geolocation_data"),
         required_any=True,
         band_group="observation_data",
+        xarray_chunk_dims=("number_of_lines", "number_of_pixels"),
     ),
     "viirs_sdr": ReaderSpec(
         reader="viirs_sdr",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from pathlib import Path
 
@@ -74,6 +75,22 @@ def test_ingest_is_lazy_and_chunked_on_the_file_chunks(
     assert features["features"].data.chunks[:2] == ((226, 226, 48), (226, 226, 48))
     assert features["features"].shape == (500, 500, 15)
     assert artifact.name == "tiny_abi_noc02"
+
+
+def test_viirs_l1b_is_read_chunk_by_chunk_on_whole_file_chunks(tmp_path: Path) -> None:
+    """Without reader chunks satpy reads a VIIRS band as one 4096-pixel chunk: the granule's bands
+    were read band by band before any feature chunk could start (1.9 GB peak for a full granule)."""
+    from models.synthetic.l1b_viirs import write_viirs_granule
+
+    write_viirs_granule(tmp_path, dt.datetime(2019, 10, 27, 20, 30), lines=192, pixels=160, seed=1)
+    granule = single_granule([tmp_path])
+    band = ingest(granule, ["M05"], chunk_size=64)["reflectance_M05"].data
+    assert band.chunks == ((64, 64, 64), (160,))  # whole scans and file chunks (64 x 160 on disk)
+    graph = band.__dask_graph__()
+    # xarray keeps the file's variable as one "original-" key and reads it in one task per chunk
+    reads = [name for name in graph.layers if name.startswith("open_dataset-M05")]
+    assert reads
+    assert all(len(graph.layers[name]) == 3 for name in reads)
 
 
 def test_features_follow_the_artifact_spec(day: Path, tiny_artifacts: dict[str, Path]) -> None:
