@@ -134,15 +134,14 @@ def test_unusable_references_are_one_sentence(product: Path, tmp_path: Path) -> 
 NIGHT = "g17_meso1_20191201T1027_night"
 
 
-# Issue targets on the real day scene: FDCC clear land <= 10 %, FDCC cloud >= 90 %, C13 > 290 K
-# <= 5 %, C13 < 250 K >= 98 %. The shipped models (2.1.0: 12.8 %, 94.0 %, 12.2 %, 100 %) meet the
-# second and fourth and miss the others on open shrubland (README, "Checking against real data");
-# these limits guard what they achieve.
+# Targets on the real day scene: FDCC clear land <= 10 %, FDCC cloud >= 90 %, C13 > 290 K <= 10 %
+# (<= 5 % asked of the thermal model, not met), C13 < 250 K >= 98 %. The shipped default (2.1.0, seed
+# 2026) gives 9.4 %, 93.3 %, 7.3 % and 100 %.
 DAY_LIMITS = {
-    "clear_land_flagged_cloudy": (None, 0.15),
-    "cloud_flagged_cloudy": (0.93, None),
-    "warm_above_290K": (None, 0.15),
-    "cold_below_250K": (0.99, None),
+    "clear_land_flagged_cloudy": (None, 0.10),
+    "cloud_flagged_cloudy": (0.90, None),
+    "warm_above_290K": (None, 0.10),
+    "cold_below_250K": (0.98, None),
 }
 
 

@@ -59,9 +59,9 @@ DEFAULT_MODELS = (
         "abi",
         ABI_SOLAR_NO_C02 + ABI_IR,
         "GOES ABI without C02 (granules often lack the 0.5 km band), with C07, C11, C13-C15 (day)",
-        # seed 2024 stalled at validation loss 0.244 (its siblings 0.17-0.18, the same bands with the
-        # reference attention 0.180; simulator 2.1)
-        seed=TRAINING_SEED + 1,
+        # the lowest simulated validation loss of four seeds trained alike: 2024 0.244 (stalled), 2025
+        # 0.172, 2026 0.164, 2027 0.204 (simulator 2.1)
+        seed=TRAINING_SEED + 2,
     ),
     DefaultModel("mthccar_abi_night", "abi", ABI_IR, "GOES ABI C07, C11, C13-C15: mask and phase at night", True),
     DefaultModel("mthccar_abi", "abi", ABI_SOLAR, "GOES ABI C01-C06 (granules without thermal bands)"),
