@@ -437,6 +437,22 @@ def model_card(metadata: dict[str, Any], metrics: dict[str, Any], data_name: str
     return "\n".join(lines)
 
 
+def scored_points(artifact: Any, data_path: str | Path, split: str = "auto") -> tuple[Block, str, dict[str, Any]]:
+    """The points an artifact is scored on, the split they come from and the data's description.
+
+    ``auto`` is the test split of the artifact's own training file (recognised by name and size),
+    else every point of the file.
+    """
+    training = artifact.metadata.get("training_data", {})
+    seed = int(training.get("split_seed", 0))
+    with ReferenceDataset(data_path, artifact.sensor, seed=seed, spec=artifact.spec) as dataset:
+        if split == "auto":
+            same = (training.get("file_name"), training.get("npoints")) == (dataset.path.name, dataset.npoints)
+            split = "test" if same else "all"
+            logger.info("evaluating on the %s split of %s", split, dataset.path.name)
+        return FeatureSource(dataset, artifact.spec, split_selector(split)).all(), split, dataset.describe()
+
+
 def evaluate_artifact(
     artifact_path: str | Path, data_path: str | Path, out_dir: str | Path, split: str = "auto"
 ) -> dict[str, Any]:
@@ -446,23 +462,15 @@ def evaluate_artifact(
     artifact = load_artifact(artifact_path)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    training = artifact.metadata.get("training_data", {})
-    seed = int(training.get("split_seed", 0))
-    with ReferenceDataset(data_path, artifact.sensor, seed=seed, spec=artifact.spec) as dataset:
-        if split == "auto":
-            same = (training.get("file_name"), training.get("npoints")) == (dataset.path.name, dataset.npoints)
-            split = "test" if same else "all"
-            logger.info("evaluating on the %s split of %s", split, dataset.path.name)
-        source = FeatureSource(dataset, artifact.spec, split_selector(split))
-        truth = source.all()
-        pred = predict(artifact.module, truth.features)
-        metrics = compute_metrics(pred, truth, interval95_factor(artifact.module))
-        uncalibrated = uncalibrated_predictions(artifact.module, truth.features)
-        if uncalibrated is not None:
-            metrics["calibration"]["uncalibrated"] = calibration_scores(uncalibrated, truth)
-        metrics["calibration"]["fitted"] = stored_calibration(artifact.module)
-        metrics["split"] = split
-        metrics["data"] = dataset.describe()
+    truth, split, data = scored_points(artifact, data_path, split)
+    pred = predict(artifact.module, truth.features)
+    metrics = compute_metrics(pred, truth, interval95_factor(artifact.module))
+    uncalibrated = uncalibrated_predictions(artifact.module, truth.features)
+    if uncalibrated is not None:
+        metrics["calibration"]["uncalibrated"] = calibration_scores(uncalibrated, truth)
+    metrics["calibration"]["fitted"] = stored_calibration(artifact.module)
+    metrics["split"] = split
+    metrics["data"] = data
     name = artifact.metadata["name"]
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     (out / "model_card.md").write_text(model_card(artifact.metadata, metrics, Path(data_path).name, split))

@@ -13,8 +13,7 @@ from typing import Any
 
 from models.artifact import load_artifact, update_metadata
 from models.runner import PRECISION_BOUNDS, PRECISION_CHECKS_KEY, precision_change, runner_network, within_bounds
-from models.training.data import FeatureSource, ReferenceDataset, split_selector
-from models.training.evaluate import predict
+from models.training.evaluate import predict, scored_points
 
 logger = logging.getLogger(__name__)
 
@@ -24,14 +23,8 @@ def check_precision(
 ) -> dict[str, Any]:
     """Measure ``precision`` against float32 on the artifact's held-out split and embed the result."""
     artifact = load_artifact(artifact_path)
-    training = artifact.metadata.get("training_data", {})
-    seed = int(training.get("split_seed", 0))
-    with ReferenceDataset(data_path, artifact.sensor, seed=seed, spec=artifact.spec) as ds:
-        if split == "auto":
-            same = (training.get("file_name"), training.get("npoints")) == (ds.path.name, ds.npoints)
-            split = "test" if same else "all"
-        features = FeatureSource(ds, artifact.spec, split_selector(split)).all().features
-        data = ds.describe()
+    points, split, data = scored_points(artifact, data_path, split)
+    features = points.features
     reference = predict(runner_network(artifact), features)
     candidate = predict(runner_network(artifact, precision=precision), features)
     change: dict[str, Any] = precision_change(reference, candidate)
