@@ -82,10 +82,14 @@ def _network(artifact: Artifact) -> MTHCCAR | None:
     return net.eval()
 
 
-def require_precision(artifact: Artifact, precision: str) -> None:
-    """Refuse, in one sentence, a precision unknown or not cleared for this artifact."""
+def _require_known(precision: str) -> None:
     if precision not in PRECISIONS:
         raise ArtifactError(f"unknown precision {precision!r}: expected {' or '.join(PRECISIONS)}")
+
+
+def require_precision(artifact: Artifact, precision: str) -> None:
+    """Refuse, in one sentence, a precision unknown or not cleared for this artifact."""
+    _require_known(precision)
     if precision == "float32":
         return
     check = artifact.metadata.get(PRECISION_CHECKS_KEY, {}).get(precision)
@@ -112,8 +116,7 @@ def build_runner(artifact: Artifact, device: str = "cpu", precision: str = "floa
 def runner_network(artifact: Artifact, device: str = "cpu", precision: str = "float32") -> Any:
     """The network at ``precision`` whether or not it is cleared (what ``check-precision`` measures);
     in float32 checked against the artifact's own forward."""
-    if precision not in PRECISIONS:
-        raise ArtifactError(f"unknown precision {precision!r}: expected {' or '.join(PRECISIONS)}")
+    _require_known(precision)
     net = _network(artifact)
     if net is None:
         if precision != "float32":
