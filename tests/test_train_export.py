@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import zipfile
 from pathlib import Path
@@ -16,6 +17,7 @@ from models.training.data import FeatureSource, ReferenceDataset, split_selector
 from models.training.evaluate import average_precision, evaluate_artifact, predict
 from models.training.export import ReferenceCheckpointError, convert_reference, export_checkpoint
 from models.training.train import (
+    LR_FLOOR,
     CandidateScore,
     TrainConfig,
     cross_validate,
@@ -131,6 +133,17 @@ def test_resume_continues_where_training_stopped(toy_reference_file: Path, tmp_p
             resume=True,
             progress=False,
         )
+
+
+def test_cosine_schedule_anneals_the_learning_rate_over_the_budget(toy_reference_file: Path, tmp_path: Path) -> None:
+    cfg = TrainConfig(sensor="abi", epochs=5, batch_size=512, patience=10, learning_rate=1e-3, lr_schedule="cosine")
+    rates = [h["learning_rate"] for h in train(toy_reference_file, tmp_path, cfg, progress=False).history]
+    assert rates[0] == pytest.approx(1e-3)
+    assert rates[2] == pytest.approx(0.5 * (1e-3 + LR_FLOOR * 1e-3))
+    assert rates[-1] == pytest.approx(LR_FLOOR * 1e-3)
+    assert all(a > b for a, b in itertools.pairwise(rates))
+    with pytest.raises(ValueError, match="lr_schedule must be one of plateau, cosine, not 'step'"):
+        train(toy_reference_file, tmp_path / "bad", TrainConfig(sensor="abi", epochs=1, lr_schedule="step"))
 
 
 def test_one_standard_error_rule_prefers_the_simpler_candidate() -> None:

@@ -35,6 +35,7 @@ def export_checkpoint(
             "epochs",
             "batch_size",
             "learning_rate",
+            "lr_schedule",
             "cls_weight",
             "recon_weight",
             "l1_weight",

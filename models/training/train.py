@@ -40,6 +40,8 @@ from models.training.data import Block, FeatureSource, ReferenceDataset, Selecto
 logger = logging.getLogger(__name__)
 
 UNCERTAINTY_WEIGHT = 0.1  # the NLL only trains the uncertainty head; the weight sets its pace
+LR_SCHEDULES = ("plateau", "cosine")
+LR_FLOOR = 0.01  # the cosine schedule's last learning rate, as a share of the first
 
 
 @dataclass
@@ -63,7 +65,10 @@ class TrainConfig:
     device: str = "auto"
     block_size: int = 262_144
     memory_budget_gb: float = 2.0
-    lr_decay_patience: int = 3  # halve the learning rate after this many epochs without improvement
+    # "plateau" halves the learning rate after lr_decay_patience epochs without improvement; "cosine"
+    # anneals it from learning_rate to LR_FLOOR x learning_rate over the epoch budget
+    lr_schedule: str = "plateau"
+    lr_decay_patience: int = 3
     extra: dict[str, Any] = field(default_factory=dict)
 
     def hyperparameters(self) -> dict[str, Any]:
@@ -75,8 +80,16 @@ class TrainConfig:
             "cls_weight",
             "recon_weight",
             "l1_weight",
+            "lr_schedule",
         )
         return {k: getattr(self, k) for k in keys}
+
+
+def cosine_learning_rate(cfg: TrainConfig, epoch: int) -> float:
+    """The learning rate of one epoch under the cosine schedule (the same on resume)."""
+    progress = min(epoch / max(cfg.epochs - 1, 1), 1.0)
+    floor = LR_FLOOR * cfg.learning_rate
+    return floor + (cfg.learning_rate - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def resolve_device(device: str) -> torch.device:
@@ -192,6 +205,8 @@ def _fit(
     progress: bool = True,
 ) -> TrainResult:
     """The epoch loop shared by training and cross-validation."""
+    if cfg.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {cfg.lr_schedule!r}")
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
     state = LoopState()
     if resume_from is not None:
@@ -207,6 +222,9 @@ def _fit(
         while state.epoch < cfg.epochs and state.stale < cfg.patience:
             epoch = state.epoch
             started = time.perf_counter()
+            if cfg.lr_schedule == "cosine":
+                for group in optimizer.param_groups:
+                    group["lr"] = cosine_learning_rate(cfg, epoch)
             model.train()
             rng = np.random.default_rng([cfg.seed, epoch])
             run_loss, run_n = 0.0, 0
@@ -246,7 +264,8 @@ def _fit(
             else:
                 state.stale += 1
                 state.lr_stale += 1
-                if cfg.lr_decay_patience and state.lr_stale >= cfg.lr_decay_patience:
+                plateau = cfg.lr_schedule == "plateau" and cfg.lr_decay_patience
+                if plateau and state.lr_stale >= cfg.lr_decay_patience:
                     for group in optimizer.param_groups:
                         group["lr"] *= 0.5
                     state.lr_stale = 0
