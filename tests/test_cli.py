@@ -41,6 +41,10 @@ def test_train_export_evaluate_through_the_cli(toy_reference_file: Path, tmp_pat
             str(run),
             "--epochs",
             "2",
+            "--lr-schedule",
+            "cosine",
+            "--recon-weight",
+            "0.3",
             "--no-progress",
         ],
     )
@@ -53,7 +57,9 @@ def test_train_export_evaluate_through_the_cli(toy_reference_file: Path, tmp_pat
     )
     assert result.exit_code == 0, result.output
     assert "mask accuracy" in result.output
-    assert (tmp_path / "eval" / "model_card.md").exists()
+    card = (tmp_path / "eval" / "model_card.md").read_text()
+    assert "lr_schedule `cosine`" in card
+    assert "recon_weight `0.3`" in card
 
 
 def test_unknown_sensor_is_rejected_by_the_cli(toy_reference_file: Path, tmp_path: Path) -> None:

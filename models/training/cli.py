@@ -27,6 +27,11 @@ class SurfaceGrouping(StrEnum):
     reference = "reference"
 
 
+class LRSchedule(StrEnum):
+    plateau = "plateau"
+    cosine = "cosine"
+
+
 def _parse_grid(values: list[str]) -> dict[str, list[Any]]:
     grid: dict[str, list[Any]] = {}
     for item in values:
@@ -57,6 +62,13 @@ def train(
     epochs: Annotated[int | None, typer.Option(min=1, help="Most epochs [TrainConfig: 150].")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="[TrainConfig: 1024]")] = None,
     lr: Annotated[float | None, typer.Option(min=0.0, help="Adam learning rate [TrainConfig: 2e-3].")] = None,
+    lr_schedule: Annotated[
+        LRSchedule | None,
+        typer.Option(help="Halve on validation plateaus, or cosine over the epochs (the default models)."),
+    ] = None,
+    recon_weight: Annotated[
+        float | None, typer.Option(min=0.0, help="Reconstruction loss weight (reference 3.0, default models 0.3).")
+    ] = None,
     cls_weight: Annotated[
         float | None, typer.Option(min=0.0, max=1.0, help="w in w*cls + (1-w)*COT [TrainConfig].")
     ] = None,
@@ -82,6 +94,8 @@ def train(
         "epochs": epochs,
         "batch_size": batch_size,
         "learning_rate": lr,
+        "lr_schedule": lr_schedule.value if lr_schedule else None,
+        "recon_weight": recon_weight,
         "cls_weight": cls_weight,
         "l1_weight": l1_weight,
         "patience": patience,
@@ -243,7 +257,7 @@ def build_default_models(
         "build/default-models"
     ),
     samples: Annotated[int, typer.Option(min=1000, help="Simulated samples (by day, and again at night).")] = 300_000,
-    epochs: Annotated[int, typer.Option(min=1)] = 80,
+    epochs: Annotated[int, typer.Option(min=1, help="At most (models.training.defaults.TRAINING_EPOCHS).")] = 160,
     ablation: Annotated[bool, typer.Option(help="Also train the OCI attention ablation.")] = True,
     only: Annotated[str | None, typer.Option(help="Comma-separated model names to (re)build.")] = None,
 ) -> None:
