@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from models.artifact import load_artifact, update_metadata
-from models.runner import PRECISION_BOUNDS, PRECISION_CHECKS_KEY, precision_change, runner_network, within_bounds
+from models.runner import PRECISION_CHECKS_KEY, precision_bounds, precision_change, runner_network, within_bounds
 from models.training.evaluate import predict, scored_points
 
 logger = logging.getLogger(__name__)
@@ -28,8 +28,8 @@ def check_precision(
     reference = predict(runner_network(artifact), features)
     candidate = predict(runner_network(artifact, precision=precision), features)
     change: dict[str, Any] = precision_change(reference, candidate)
-    change.update({"split": split, "data": data["file_name"], "bounds": dict(PRECISION_BOUNDS)})
-    change["within_bounds"] = within_bounds(change)
+    change.update({"split": split, "data": data["file_name"], "bounds": precision_bounds(artifact.spec)})
+    change["within_bounds"] = within_bounds(change, artifact.spec)
     checks = {**artifact.metadata.get(PRECISION_CHECKS_KEY, {}), precision: change}
     update_metadata(artifact_path, {PRECISION_CHECKS_KEY: checks})
     logger.info(
