@@ -27,9 +27,17 @@ from models.training.train import TrainConfig, train
 
 logger = logging.getLogger(__name__)
 
-MODEL_VERSION = "2.1.0"
+MODEL_VERSION = "2.2.0"
 TRAINING_SAMPLES = 300_000  # the 67.5 % training split is ~200k points per sensor and time of day
-TRAINING_EPOCHS = 80
+# The recipe: a cosine learning-rate schedule over 160 epochs and a reconstruction weight of 0.3 (the
+# reference's 3.0 made the 32-wide code spend itself on reproducing the inputs). Held-out mask
+# accuracy of mthccar_abi_noc02_ir on the same data and seed: 0.947 (80 epochs, halving on plateau,
+# reconstruction 3.0), 0.964 (160 epochs, halving on plateau), 0.971 (160 epochs, cosine), 0.977
+# (160 epochs, cosine, reconstruction 0.3). A gradient-boosted classifier on the same features
+# reached 0.976: the earlier recipe left the network short of what its inputs can tell.
+TRAINING_EPOCHS = 160
+LR_SCHEDULE = "cosine"
+RECON_WEIGHT = 0.3
 TRAINING_SEED = 2024
 SURFACE_GROUPING = "land_cover"
 
@@ -59,8 +67,8 @@ DEFAULT_MODELS = (
         "abi",
         ABI_SOLAR_NO_C02 + ABI_IR,
         "GOES ABI without C02 (granules often lack the 0.5 km band), with C07, C11, C13-C15 (day)",
-        # the lowest simulated validation loss of four seeds trained alike: 2024 0.244 (stalled), 2025
-        # 0.172, 2026 0.164, 2027 0.204 (simulator 2.1)
+        # the lowest simulated validation loss of four seeds under the earlier recipe (80 epochs, halving
+        # on plateau): 2024 0.244 (stalled), 2025 0.172, 2026 0.164, 2027 0.204 (simulator 2.1)
         seed=TRAINING_SEED + 2,
     ),
     DefaultModel("mthccar_abi_night", "abi", ABI_IR, "GOES ABI C07, C11, C13-C15: mask and phase at night", True),
@@ -231,7 +239,13 @@ def build_default_models(
             sensors = "all" if not night else "thermal"
             simulate_dataset(data[night], sensors, samples, seed=TRAINING_SEED + int(night), night=night)
     base = TrainConfig(
-        sensor="abi", epochs=epochs, seed=TRAINING_SEED, split_seed=TRAINING_SEED, surface_grouping=SURFACE_GROUPING
+        sensor="abi",
+        epochs=epochs,
+        seed=TRAINING_SEED,
+        split_seed=TRAINING_SEED,
+        surface_grouping=SURFACE_GROUPING,
+        lr_schedule=LR_SCHEDULE,
+        recon_weight=RECON_WEIGHT,
     )
     results: dict[str, dict[str, Any]] = {}
     for model in wanted:
