@@ -87,15 +87,29 @@ def probe_inputs(n_features: int) -> torch.Tensor:
     )
 
 
+def output_difference(
+    a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], scale_floor: float | None = None
+) -> float:
+    """Largest difference between two networks' outputs, divided by ``max(scale_floor, |a|)`` when a
+    floor is given (absolute below it, relative above); infinite where only one of them is NaN."""
+    # NaN where both are NaN (a model without an uncertainty says so in both) counts as equal
+    if any(bool((a[k].isnan() != b[k].isnan()).any()) for k in OUTPUT_NAMES):
+        return float("inf")
+    worst = 0.0
+    for name in OUTPUT_NAMES:
+        difference = (a[name] - b[name]).abs()
+        if scale_floor is not None:
+            difference = difference / a[name].abs().clamp(min=scale_floor)
+        worst = max(worst, float(difference.nan_to_num(0.0).max()))
+    return worst
+
+
 def check_parity(eager: torch.nn.Module, scripted: torch.jit.ScriptModule, n_features: int) -> float:
     """Largest difference between eager and scripted outputs on probe inputs; raises above 1e-5."""
     x = probe_inputs(n_features)
     with torch.inference_mode():
         a, b = eager(x), scripted(x)
-    # NaN where both are NaN (a model without an uncertainty says so in both) counts as equal
-    worst = max(float((a[k] - b[k]).abs().nan_to_num(0.0).max()) for k in OUTPUT_NAMES)
-    if any(bool((a[k].isnan() != b[k].isnan()).any()) for k in OUTPUT_NAMES):
-        worst = float("inf")
+    worst = output_difference(a, b)
     if worst > PARITY_TOLERANCE:
         raise ArtifactError(f"scripted and eager outputs differ by {worst:.2e} (> {PARITY_TOLERANCE:g})")
     return worst

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from models.artifact import PARITY_TOLERANCE, Artifact, ArtifactError, probe_inputs, torchscript
+from models.artifact import PARITY_TOLERANCE, Artifact, ArtifactError, output_difference, probe_inputs, torchscript
 from models.mthccar import MTHCCAR
 from models.spec import FeatureSpec
 
@@ -158,7 +158,7 @@ def _parity(reference: Any, candidate: Any, n_features: int) -> float:
     x = torch.cat([probe_inputs(n_features), -3.0 * probe_inputs(n_features)])
     with torch.inference_mode():
         a, b = reference.cpu()(x), candidate(x)
-    return max(float(((a[k] - b[k]).abs() / a[k].abs().clamp(min=1.0)).nan_to_num(0.0).max()) for k in a)
+    return output_difference(a, b, scale_floor=1.0)
 
 
 def precision_change(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray]) -> dict[str, float]:
