@@ -133,6 +133,8 @@ def test_resume_continues_where_training_stopped(toy_reference_file: Path, tmp_p
             resume=True,
             progress=False,
         )
+    with pytest.raises(ValueError, match="trained with lr_schedule='plateau', not 'cosine'"):
+        train(toy_reference_file, tmp_path, TrainConfig(sensor="abi", epochs=5, lr_schedule="cosine"), resume=True)
 
 
 def test_cosine_schedule_anneals_the_learning_rate_over_the_budget(toy_reference_file: Path, tmp_path: Path) -> None:

@@ -296,8 +296,10 @@ def _fit(
 
 
 def _check_resume(payload: dict[str, Any], cfg: TrainConfig, data_description: dict[str, Any]) -> None:
-    old = payload["config"]
-    for key in ("sensor", "bands", "attention", "seed", "split_seed"):
+    # checkpoints from before the schedule was a setting ran on plateaus; a run resumed under another
+    # schedule or loss weighting would be neither recipe
+    old = {"lr_schedule": "plateau", **payload["config"]}
+    for key in ("sensor", "bands", "attention", "seed", "split_seed", "lr_schedule", "recon_weight"):
         if old.get(key) != getattr(cfg, key):
             raise ValueError(
                 f"cannot resume: the checkpoint was trained with {key}={old.get(key)!r}, not {getattr(cfg, key)!r}"
