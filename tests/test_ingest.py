@@ -202,6 +202,59 @@ def test_synthetic_oci_selects_bands_by_wavelength(synthetic_granules: dict[str,
     assert np.nanmean(values["reflectance_oci_350"]) > np.nanmean(values["reflectance_oci_2261"])
 
 
+def test_synthetic_oci_reflectance_is_the_rendered_scene(tmp_path: Path) -> None:
+    """rhot, deflated chunk by chunk on threads and stored directly, reads back as the rendered BRF,
+    edge chunks (119 bands in chunks of 16, 260 scans in chunks of 256) included."""
+    from models.synthetic.l1b_oci import OCI, band_groups, write_oci_granule
+    from models.synthetic.polar import render_swath
+
+    start = dt.datetime(2024, 5, 1, 19, 0)
+    write_oci_granule(tmp_path, start, lines=260, pixels=40, seed=3, block=4)
+    groups = band_groups()
+    scene = render_swath(OCI, start, [b for g in groups.values() for b in g], 260, 40, 20.0, None, 3, 4)
+    with netCDF4.Dataset(next(tmp_path.glob("PACE_OCI.*.nc"))) as nc:
+        assert nc["observation_data/rhot_blue"].filters()["shuffle"]
+        stored = np.concatenate([nc[f"observation_data/rhot_{g}"][:].filled(np.nan) for g in groups])
+    np.testing.assert_array_equal(stored, np.moveaxis(scene.brf, -1, 0))
+    assert (stored[:, scene.simulated] > 0).all()
+
+
+def test_swath_simulation_does_not_depend_on_the_number_of_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from models.synthetic import polar
+    from models.training.simulate.dataset import sample_state
+
+    state = sample_state(60, np.random.default_rng(5))
+    bands = sensor_bands("viirs").training_bands
+    monkeypatch.setattr(polar, "SIMULATED_AT_ONCE", 20 * len(bands))  # three parts
+    one = polar.simulate_in_parts(bands, state, workers=1)
+    two = polar.simulate_in_parts(bands, state, workers=2)
+    assert one.shape == (60, len(bands))
+    np.testing.assert_array_equal(one, two)
+
+
+def test_chunk_writer_refuses_what_it_cannot_store_faithfully(tmp_path: Path) -> None:
+    import h5py
+
+    from models.synthetic.chunks import write_region
+
+    path = tmp_path / "chunks.nc"
+    with netCDF4.Dataset(path, "w") as nc:
+        nc.createDimension("y", 10)
+        nc.createDimension("x", 7)
+        nc.createVariable("deflated", "f4", ("y", "x"), zlib=True, chunksizes=(4, 4))
+        nc.createVariable("plain", "f4", ("y", "x"), chunksizes=(4, 4))
+    data = np.arange(70, dtype=np.float32).reshape(10, 7)
+    with h5py.File(path, "r+") as h5:
+        with pytest.raises(ValueError, match="/plain is not a chunked variable with shuffle and deflate"):
+            write_region(h5["plain"], (0, 0), data)
+        with pytest.raises(ValueError, match=r"/deflated: region \(2, 0\) \+ \(8, 7\) is not whole chunks on axis 0"):
+            write_region(h5["deflated"], (2, 0), data[2:])
+        write_region(h5["deflated"], (0, 0), data[:4])
+        write_region(h5["deflated"], (4, 0), data[4:])
+    with netCDF4.Dataset(path) as nc:
+        np.testing.assert_array_equal(nc["deflated"][:], data)
+
+
 def test_granules_are_grouped_per_scan(day: Path, night: Path) -> None:
     granules = find_granules([day, night], sensor="abi")
     assert [g.id for g in granules] == ["abi_G17_M1_20191027T200027", "abi_G17_M1_20191201T102727"]
