@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from typer.testing import CliRunner
 
@@ -87,3 +88,21 @@ def test_kfold_needs_a_grid(toy_reference_file: Path, tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert "--kfold needs at least one --grid" in result.output
+
+
+def test_build_default_models_takes_the_recipe_unless_told(tmp_path: Path, monkeypatch: Any) -> None:
+    """The command's defaults are the recipe's constants (one place to change), options override them."""
+    import models.training.defaults as defaults
+
+    calls: list[dict[str, Any]] = []
+
+    def record(work: Path, **options: Any) -> Path:
+        calls.append(options)
+        return work / "README.md"
+
+    monkeypatch.setattr(defaults, "build_default_models", record)
+    assert runner.invoke(app, ["build-default-models", "--work", str(tmp_path)]).exit_code == 0
+    assert runner.invoke(app, ["build-default-models", "--work", str(tmp_path), "--epochs", "3"]).exit_code == 0
+    assert calls[0]["epochs"] == defaults.TRAINING_EPOCHS
+    assert calls[0]["samples"] == defaults.TRAINING_SAMPLES
+    assert calls[1]["epochs"] == 3

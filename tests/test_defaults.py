@@ -31,3 +31,25 @@ def test_rebuilding_one_model_keeps_the_other_rows_and_the_ablation(tmp_path: Pa
     assert (out / "mthccar_abi_noc02.pt").is_file()
     assert not (out / "mthccar_abi.pt").exists()  # only the named model was trained
     assert text.count("## The real GOES-17 day scene") == 1  # run on the rebuilt model, not repeated
+
+
+def test_summary_writers_take_turns(tmp_path: Path) -> None:
+    """Two rebuilds at once (``--only`` in two shells) write the summary one after the other."""
+    import threading
+    import time
+
+    from models.training.defaults import _summary_lock
+
+    order: list[str] = []
+
+    def second() -> None:
+        with _summary_lock(tmp_path):
+            order.append("second")
+
+    with _summary_lock(tmp_path):
+        waiting = threading.Thread(target=second)
+        waiting.start()
+        time.sleep(0.3)
+        order.append("first")
+    waiting.join(5)
+    assert order == ["first", "second"]

@@ -256,13 +256,25 @@ def build_default_models(
     work: Annotated[Path, typer.Option(help="Working directory for the simulated data and training runs.")] = Path(
         "build/default-models"
     ),
-    samples: Annotated[int, typer.Option(min=1000, help="Simulated samples (by day, and again at night).")] = 300_000,
-    epochs: Annotated[int, typer.Option(min=1, help="At most (models.training.defaults.TRAINING_EPOCHS).")] = 160,
+    samples: Annotated[
+        int | None,
+        typer.Option(min=1000, help="Simulated samples, by day and again at night [default: the recipe's, 300000]."),
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="At most this many epochs [default: the recipe's, 160].")
+    ] = None,
     ablation: Annotated[bool, typer.Option(help="Also train the OCI attention ablation.")] = True,
     only: Annotated[str | None, typer.Option(help="Comma-separated model names to (re)build.")] = None,
 ) -> None:
     """Rebuild the shipped default models (simulate, train, export, evaluate): what `make models` runs."""
+    from models.training.defaults import TRAINING_EPOCHS, TRAINING_SAMPLES
     from models.training.defaults import build_default_models as build
 
-    summary = build(work, samples=samples, epochs=epochs, ablation=ablation, only=tuple(band_list(only) or ()))
+    summary = build(
+        work,
+        samples=samples or TRAINING_SAMPLES,
+        epochs=epochs or TRAINING_EPOCHS,
+        ablation=ablation,
+        only=tuple(band_list(only) or ()),
+    )
     typer.echo(f"default models rebuilt; summary in {summary}")

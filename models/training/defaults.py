@@ -11,14 +11,18 @@ processes the shared real day scene.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from models.fileio import atomic_output
 from models.registry import ARTIFACTS
 from models.training.evaluate import evaluate_artifact
 from models.training.export import export_checkpoint
@@ -94,7 +98,7 @@ def _train_export_evaluate(name: str, cfg: TrainConfig, data: Path, work: Path, 
     metrics["precision_checks"] = {"bfloat16": check_precision(artifact, data, "bfloat16", split="test")}
     shutil.copy(report / "model_card.md", out / f"{name}.md")
     shutil.copy(report / f"{name}_reliability.png", out / f"{name}_reliability.png")
-    (out / f"{name}.metrics.json").write_text(json.dumps(metrics, indent=1))
+    _write_text(out / f"{name}.metrics.json", json.dumps(metrics, indent=1))
     logger.info("%s: %s", name, _summary_row(name, metrics))
     return metrics
 
@@ -263,6 +267,36 @@ def build_default_models(
             export_checkpoint(result.best_checkpoint, artifact, MODEL_VERSION, f"{target.name}_{mode}")
             metrics = evaluate_artifact(artifact, data[target.night], run / "evaluation", split="test")
             ablation_rows.append(_summary_row(mode, metrics))
+    with _summary_lock(out):
+        return _write_summary(out, work, samples, epochs, results, ablation_rows)
+
+
+@contextmanager
+def _summary_lock(out: Path) -> Iterator[None]:
+    """One summary writer at a time: two ``--only`` runs at once must not interleave their reads of
+    each other's metrics with their writes of the summary."""
+    with open(out / ".summary.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _write_text(path: Path, text: str) -> None:
+    with atomic_output(path) as tmp:
+        tmp.write_text(text)
+
+
+def _write_summary(
+    out: Path,
+    work: Path,
+    samples: int,
+    epochs: int,
+    results: dict[str, dict[str, Any]],
+    ablation_rows: list[str],
+) -> Path:
+    """``README.md`` of the artifacts: this run's models and the rows of those it did not rebuild."""
     for model in DEFAULT_MODELS:  # models not rebuilt in this run keep their row
         earlier = out / f"{model.name}.metrics.json"
         if model.name not in results and earlier.exists():
@@ -299,5 +333,5 @@ def build_default_models(
         "",
     ]
     if results:
-        summary.write_text("\n".join(lines))
+        _write_text(summary, "\n".join(lines))
     return summary
