@@ -219,6 +219,28 @@ def test_synthetic_oci_reflectance_is_the_rendered_scene(tmp_path: Path) -> None
     assert (stored[:, scene.simulated] > 0).all()
 
 
+def test_block_rendered_abi_scan_keeps_truth_and_radiances_consistent(tmp_path: Path) -> None:
+    """An ABI Meso scan rendered once per 4 x 4 pixels (what CONUS and full disks get by default):
+    truth constant on each block, cloudy blocks brighter, and satpy still reads it."""
+    from models.synthetic.l1b_abi import write_abi_scene
+    from models.synthetic.polar import auto_block
+
+    assert auto_block(1500 * 2500, 6) == 3  # CONUS
+    assert auto_block(500 * 500, 11) == 1  # Meso with the thermal bands: per pixel, as before
+    write_abi_scene(tmp_path, dt.datetime(2019, 10, 27, 20, 0, 27), bands=["C05"], seed=4, block=4)
+    with netCDF4.Dataset(next(tmp_path.glob("MTHCCAR-TRUTH_*.nc"))) as truth:
+        mask = np.asarray(truth["cloud_mask"][:224, :])  # the first 226-row block holds 56 whole tiles
+    tiles = mask.reshape(56, 4, 125, 4)
+    assert (tiles == tiles[:, :1, :, :1]).all()
+    assert 0 < (mask == 1).mean() < 1
+    values = _compute(ingest(single_granule([tmp_path]), ["C05"]))
+    m05 = values["reflectance_C05"].values[:448].reshape(56, 8, 125, 8)  # 1 km, with sub-2 km texture
+    tile_mean = np.nanmean(m05, axis=(1, 3))
+    cloudy_tile = tiles[:, 0, :, 0] == 1
+    assert np.isfinite(tile_mean).all()
+    assert np.median(tile_mean[cloudy_tile]) > np.median(tile_mean[tiles[:, 0, :, 0] == 0])
+
+
 def test_swath_simulation_does_not_depend_on_the_number_of_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     from models.synthetic import polar
     from models.training.simulate.dataset import sample_state

@@ -37,7 +37,7 @@ def synth_granule(
     seed: Annotated[int, typer.Option(help="Scene random seed.")] = 0,
     block: Annotated[
         int | None,
-        typer.Option(min=1, help="VIIRS, OCI: simulate once per BLOCK x BLOCK pixels (default: <= 400k simulations)."),
+        typer.Option(min=1, help="Simulate once per BLOCK x BLOCK pixels (default: <= 3 M sample-band values)."),
     ] = None,
     thermal: Annotated[bool, typer.Option(help="ABI: also write C07, C11, C13-C15 (day and night).")] = False,
 ) -> None:

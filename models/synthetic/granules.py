@@ -21,6 +21,7 @@ def _abi(out: Path, time: dt.datetime, options: dict[str, Any]) -> list[Path]:
         bands=options.get("bands"),
         seed=options.get("seed", 0),
         thermal=bool(options.get("thermal")),
+        block=options.get("block"),
     )
 
 

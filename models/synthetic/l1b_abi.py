@@ -33,9 +33,10 @@ from models.earth import WATER_CLASS, skin_temperature_climatology
 from models.fileio import publish, temporary_path
 from models.spec import relative_azimuth
 from models.synthetic.geometry import GeostationaryGrid, geostationary_sensor_angles, sun_angles
+from models.synthetic.polar import auto_block, block_centres, simulate_in_parts
 from models.synthetic.scenes import SceneFields, scene_state
 from models.synthetic.truth import TruthWriter
-from models.training.simulate.simulator import AtmosphereState, QuickLookRenderer, Simulator
+from models.training.simulate.simulator import AtmosphereState, QuickLookRenderer
 from models.training.simulate.thermal import THERMAL_BANDS, ThermalSimulator, temperature_at
 
 logger = logging.getLogger(__name__)
@@ -443,6 +444,39 @@ def quick_brightness_temperature(state: AtmosphereState, names: Sequence[str]) -
     return out
 
 
+@dataclass(frozen=True)
+class _RowBlock:
+    """Positions and angles of one block of rows, and each pixel's render-block centre (flat index)."""
+
+    v: np.ndarray
+    u: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+    sza: np.ndarray
+    saz: np.ndarray
+    vza: np.ndarray
+    vaz: np.ndarray
+    centre: np.ndarray
+
+    def states(self, where: np.ndarray, fields: SceneFields, start: dt.datetime) -> tuple[AtmosphereState, np.ndarray]:
+        """Scene state at the block centres of the pixels ``where`` (row-major), and each such pixel's
+        index into it. With blocks of one pixel, the pixels' own states in their own order."""
+        rendered = np.unique(self.centre[where])
+        r, c = np.divmod(rendered, self.lat.shape[1])
+        coarse = scene_state(
+            fields,
+            self.v[r, c],
+            self.u[r, c],
+            self.lat[r, c],
+            self.lon[r, c],
+            self.sza[r, c],
+            self.vza[r, c],
+            relative_azimuth(self.vaz[r, c], self.saz[r, c]),
+            start.timetuple().tm_yday,
+        )
+        return coarse, np.searchsorted(rendered, self.centre[where])
+
+
 def write_abi_scene(
     out_dir: str | Path,
     start: dt.datetime,
@@ -454,11 +488,16 @@ def write_abi_scene(
     cloud_fraction: float = 0.6,
     quick: bool = False,
     thermal: bool = False,
+    block: int | None = None,
 ) -> list[Path]:
     """Render one ABI scan of synthetic scene into band files plus a truth file; returns their paths.
 
     ``quick`` swaps the RT models for closed forms (benchmark granules: format and size real,
     radiances only plausible); ``thermal`` adds the C07, C11, C13-C15 files, day and night.
+    ``block`` > 1 renders the radiative transfer once per ``block`` x ``block`` pixels of the 2 km
+    grid, as ``polar.render_swath`` does (truth and radiances share each block's state); None picks
+    the smallest block that keeps the simulations within ``RENDERED_SAMPLE_BANDS``: 1 for a Meso
+    scan, 3 for CONUS, 8 for a full disk (``quick``: 1).
     """
     if sector not in SECTORS:
         raise ValueError(f"unknown ABI sector {sector!r}: expected one of {', '.join(SECTORS)}")
@@ -476,7 +515,7 @@ def write_abi_scene(
     esd = float(sun_earth_distance_correction(start))
     abi_bands = [ABI_BAND_CONSTANTS[b] for b in names]
     bands_ = [a.band for a in abi_bands]
-    renderer: Simulator | QuickLookRenderer = QuickLookRenderer(bands_) if quick else Simulator(bands_)
+    quick_renderer = QuickLookRenderer(bands_) if quick else None
     thermal_bands = [ABI_THERMAL_CONSTANTS[b.name] for b in ABI_THERMAL_BANDS] if thermal else []
     files: list[AbiBand | AbiThermalBand] = [*abi_bands, *thermal_bands]
     thermal_model = ThermalSimulator([t.band for t in thermal_bands]) if thermal and not quick else None
@@ -510,6 +549,7 @@ def write_abi_scene(
         },
     )
     rows_total, cols = grid.shape
+    block = block or (1 if quick else auto_block(rows_total * cols, len(files)))  # closed forms are cheap
     try:
         for first in range(0, rows_total, block_rows):
             rows = slice(first, min(first + block_rows, rows_total))
@@ -520,52 +560,38 @@ def write_abi_scene(
             if on_disk.any():
                 sza[on_disk], saz[on_disk] = sun_angles(start, lon[on_disk], lat[on_disk])
                 vza[on_disk], vaz[on_disk] = geostationary_sensor_angles(start, lon[on_disk], lat[on_disk], sub_lon)
-            day = on_disk & (sza < NIGHT_SOLAR_ZENITH) & (vza < 85)
+            centre = block_centres(rows.stop - rows.start, cols, block)  # each pixel's block centre
             v = (np.arange(rows.start, rows.stop) / max(rows_total - 1, 1))[:, None] * np.ones((1, cols))
             u = np.ones((rows.stop - rows.start, 1)) * (np.arange(cols) / max(cols - 1, 1))[None, :]
+            geometry = _RowBlock(v, u, lat, lon, sza, saz, vza, vaz, centre)
+            day = on_disk & (sza < NIGHT_SOLAR_ZENITH) & (vza < 85)
+            day &= day.ravel()[centre]
             brf = np.zeros((*lat.shape, len(abi_bands)), dtype=np.float32)
-            state = scene_state(
-                fields,
-                v[day],
-                u[day],
-                lat[day],
-                lon[day],
-                sza[day],
-                vza[day],
-                relative_azimuth(vaz[day], saz[day]),
-                start.timetuple().tm_yday,
-            )
+            coarse, of_pixel = geometry.states(day, fields, start)
+            state = coarse.take(of_pixel) if block > 1 else coarse
             if len(state):
-                clean = renderer.reflectance(state)
+                rendered_brf = (
+                    quick_renderer.reflectance(coarse) if quick_renderer else simulate_in_parts(bands_, coarse)
+                )
+                clean = rendered_brf[of_pixel]
                 brf[day] = clean * rng.normal(1.0, 0.005, clean.shape).astype(np.float32)
             mu0 = np.cos(np.radians(np.minimum(sza, 90.0)))
             for k, writer in enumerate(writers[: len(abi_bands)]):
                 writer.write(rows, brf[..., k], mu0, on_disk)
             if thermal_bands:
                 seen = on_disk & (vza < 85)
-                hot = _scene_temperatures(
-                    scene_state(
-                        fields,
-                        v[seen],
-                        u[seen],
-                        lat[seen],
-                        lon[seen],
-                        sza[seen],
-                        vza[seen],
-                        relative_azimuth(vaz[seen], saz[seen]),
-                        start.timetuple().tm_yday,
-                    ),
-                    lat[seen],
-                    lon[seen],
-                    start,
-                )
+                seen &= seen.ravel()[centre]
+                coarse_seen, of_seen = geometry.states(seen, fields, start)
+                r, c = np.divmod(np.unique(centre[seen]), cols)
+                hot = _scene_temperatures(coarse_seen, lat[r, c], lon[r, c], start)
                 bt = np.full((*lat.shape, len(thermal_bands)), 250.0)
                 if len(hot):
-                    bt[seen] = (
+                    rendered_bt = (
                         thermal_model.brightness_temperature(hot)
                         if thermal_model is not None
                         else quick_brightness_temperature(hot, [t.band.name for t in thermal_bands])
-                    ) + rng.normal(0.0, 0.1, (len(hot), len(thermal_bands)))
+                    )
+                    bt[seen] = rendered_bt[of_seen] + rng.normal(0.0, 0.1, (len(of_seen), len(thermal_bands)))
                 for k, writer in enumerate(writers[len(abi_bands) :]):
                     writer.write_brightness_temperature(rows, bt[..., k], seen)
             truth.write(rows, day, state)
