@@ -65,6 +65,13 @@ def atomic_output(final: Path, suffix: str = ".tmp") -> Iterator[Path]:
         raise
 
 
+def write_text_atomically(path: Path, text: str) -> Path:
+    """Write a text file that readers see whole or not at all."""
+    with atomic_output(path) as tmp:
+        tmp.write_text(text)
+    return path
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

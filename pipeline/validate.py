@@ -30,7 +30,7 @@ import numpy as np
 import xarray as xr
 
 from models.earth import igbp_class
-from models.fileio import atomic_output
+from models.fileio import atomic_output, write_text_atomically
 from pipeline.features import cot_retrieved, mask_retrieved
 from pipeline.netcdf_lock import netcdf_lock
 
@@ -364,10 +364,8 @@ def validate_product(product: Path, references: list[Path], out_dir: Path) -> di
         "json": out_dir / f"{product.stem}_validation.json",
         "markdown": out_dir / f"{product.stem}_validation.md",
     }
-    with atomic_output(written["json"]) as tmp:
-        tmp.write_text(json.dumps(report, indent=1))
-    with atomic_output(written["markdown"]) as tmp:
-        tmp.write_text(summary_markdown(report))
+    write_text_atomically(written["json"], json.dumps(report, indent=1))
+    write_text_atomically(written["markdown"], summary_markdown(report))
     if agreement is not None:
         written["map"] = out_dir / f"{product.stem}_validation.png"
         _draw_map(agreement, written["map"], "cloud mask against the first mask reference (grey: not compared)")

@@ -458,9 +458,12 @@ class _RowBlock:
     vaz: np.ndarray
     centre: np.ndarray
 
-    def states(self, where: np.ndarray, fields: SceneFields, start: dt.datetime) -> tuple[AtmosphereState, np.ndarray]:
-        """Scene state at the block centres of the pixels ``where`` (row-major), and each such pixel's
-        index into it. With blocks of one pixel, the pixels' own states in their own order."""
+    def states(
+        self, where: np.ndarray, fields: SceneFields, start: dt.datetime
+    ) -> tuple[AtmosphereState, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """Scene state at the block centres of the pixels ``where`` (row-major), each such pixel's
+        index into it, and the centres' (row, column) indices. With blocks of one pixel, the pixels'
+        own states in their own order."""
         rendered = np.unique(self.centre[where])
         r, c = np.divmod(rendered, self.lat.shape[1])
         coarse = scene_state(
@@ -474,7 +477,7 @@ class _RowBlock:
             relative_azimuth(self.vaz[r, c], self.saz[r, c]),
             start.timetuple().tm_yday,
         )
-        return coarse, np.searchsorted(rendered, self.centre[where])
+        return coarse, np.searchsorted(rendered, self.centre[where]), (r, c)
 
 
 def write_abi_scene(
@@ -567,7 +570,7 @@ def write_abi_scene(
             day = on_disk & (sza < NIGHT_SOLAR_ZENITH) & (vza < 85)
             day &= day.ravel()[centre]
             brf = np.zeros((*lat.shape, len(abi_bands)), dtype=np.float32)
-            coarse, of_pixel = geometry.states(day, fields, start)
+            coarse, of_pixel, _ = geometry.states(day, fields, start)
             state = coarse.take(of_pixel) if block > 1 else coarse
             if len(state):
                 rendered_brf = (
@@ -581,9 +584,8 @@ def write_abi_scene(
             if thermal_bands:
                 seen = on_disk & (vza < 85)
                 seen &= seen.ravel()[centre]
-                coarse_seen, of_seen = geometry.states(seen, fields, start)
-                r, c = np.divmod(np.unique(centre[seen]), cols)
-                hot = _scene_temperatures(coarse_seen, lat[r, c], lon[r, c], start)
+                coarse_seen, of_seen, at = geometry.states(seen, fields, start)
+                hot = _scene_temperatures(coarse_seen, lat[at], lon[at], start)
                 bt = np.full((*lat.shape, len(thermal_bands)), 250.0)
                 if len(hot):
                     rendered_bt = (

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from functools import cache
+from itertools import repeat
 
 import numpy as np
 
@@ -16,7 +15,8 @@ from models.bands import Band
 from models.spec import relative_azimuth
 from models.synthetic.geometry import sun_angles, swath
 from models.synthetic.scenes import SceneFields, scene_state
-from models.training.simulate.simulator import AtmosphereState, Simulator
+from models.training.simulate.dataset import default_workers, simulate_bands
+from models.training.simulate.simulator import AtmosphereState
 
 # simulated (sample x band) values per synthetic swath granule at most, by default: 40-50 s on two
 # cores (VIIRS: 6 x 6 pixel blocks of a full granule, OCI with its 223 bands: 13 x 13)
@@ -66,32 +66,22 @@ def auto_block(pixels: int, bands: int) -> int:
     return max(1, math.ceil(math.sqrt(pixels * bands / RENDERED_SAMPLE_BANDS)))
 
 
-@cache
-def _simulator(bands: tuple[Band, ...]) -> Simulator:
-    return Simulator(bands)
-
-
-def _simulate_part(job: tuple[tuple[Band, ...], AtmosphereState]) -> np.ndarray:
-    bands, state = job
-    return _simulator(bands).reflectance(state)
-
-
 def simulate_in_parts(bands: Sequence[Band], state: AtmosphereState, workers: int | None = None) -> np.ndarray:
-    """Clean BRF (samples, bands) of ``state``, a bounded number of samples at a time.
+    """Clean BRF (samples, bands) of ``state`` (``simulate_bands``), a bounded number of samples at a time.
 
-    Parts run on ``workers`` processes (default: up to two, as the training-data simulation) when
-    there is more than one; the result does not depend on the number of workers.
+    Parts run on ``workers`` processes (default: as the training-data simulation) when there is more
+    than one; the result does not depend on the number of workers.
     """
     bands = tuple(bands)
     step = max(1, SIMULATED_AT_ONCE // len(bands))
-    jobs = [(bands, state.take(slice(i, i + step))) for i in range(0, len(state), step)]
-    workers = min(workers or min(2, os.cpu_count() or 1), len(jobs))
+    parts = [state.take(slice(i, i + step)) for i in range(0, len(state), step)]
+    workers = min(workers or default_workers(), len(parts))
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
-            parts = list(pool.map(_simulate_part, jobs))
+            done = list(pool.map(simulate_bands, repeat(bands), parts))
     else:
-        parts = [_simulate_part(job) for job in jobs]
-    return np.concatenate(parts) if parts else np.zeros((0, len(bands)), dtype=np.float32)
+        done = [simulate_bands(bands, part) for part in parts]
+    return np.concatenate(done) if done else np.zeros((0, len(bands)), dtype=np.float32)
 
 
 def block_centres(lines: int, pixels: int, block: int) -> np.ndarray:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from models.fileio import atomic_output
+from models.fileio import write_text_atomically
 from models.registry import ARTIFACTS
 from models.training.evaluate import evaluate_artifact
 from models.training.export import export_checkpoint
@@ -98,7 +98,7 @@ def _train_export_evaluate(name: str, cfg: TrainConfig, data: Path, work: Path, 
     metrics["precision_checks"] = {"bfloat16": check_precision(artifact, data, "bfloat16", split="test")}
     shutil.copy(report / "model_card.md", out / f"{name}.md")
     shutil.copy(report / f"{name}_reliability.png", out / f"{name}_reliability.png")
-    _write_text(out / f"{name}.metrics.json", json.dumps(metrics, indent=1))
+    write_text_atomically(out / f"{name}.metrics.json", json.dumps(metrics, indent=1))
     logger.info("%s: %s", name, _summary_row(name, metrics))
     return metrics
 
@@ -283,11 +283,6 @@ def _summary_lock(out: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _write_text(path: Path, text: str) -> None:
-    with atomic_output(path) as tmp:
-        tmp.write_text(text)
-
-
 def _write_summary(
     out: Path,
     work: Path,
@@ -333,5 +328,5 @@ def _write_summary(
         "",
     ]
     if results:
-        _write_text(summary, "\n".join(lines))
+        write_text_atomically(summary, "\n".join(lines))
     return summary

@@ -266,6 +266,11 @@ def _simulate_chunk(args: ChunkJob) -> tuple[np.ndarray, np.ndarray]:
     return reflectance, temperature
 
 
+def default_workers() -> int:
+    """Processes a simulation uses unless told: up to two (the development machine's cores)."""
+    return min(2, os.cpu_count() or 1)
+
+
 def _sensor_list(sensor: str) -> list[str]:
     """``all``: every sensor; ``thermal``: the sensors with thermal bands (night files)."""
     return {"all": ["oci", "viirs", "abi"], "thermal": ["viirs", "abi"]}.get(sensor, [sensor])
@@ -294,7 +299,7 @@ def simulate_dataset(
     thermal = tuple(b for t in tables for b in t.thermal_bands)
     rng = np.random.default_rng(seed)
     state = sample_state(samples, rng, night=night)
-    workers = workers or min(2, os.cpu_count() or 1)
+    workers = workers or default_workers()
     chunks: list[ChunkJob] = [
         (solar, thermal, correction, state.take(slice(s, s + CHUNK_SAMPLES)), seed, i, night)
         for i, s in enumerate(range(0, samples, CHUNK_SAMPLES))
