@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,8 @@ from typing import Any
 
 import dask
 import dask.array as da
+import dask.base
+import dask.threaded
 import netCDF4
 import numpy as np
 import xarray as xr
@@ -330,7 +334,7 @@ def stage_product(
             delayed = product.to_netcdf(
                 tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(product), compute=False
             )
-        _, stats = dask.compute(delayed, _summary(product))  # chunk I/O takes the lock in each task
+        _, stats = _compute_and_join(delayed, _summary(product))
         stats = {
             k: (v.tolist() if isinstance(v, np.ndarray) else v.item() if hasattr(v, "item") else v)
             for k, v in stats.items()
@@ -338,9 +342,48 @@ def stage_product(
         with netcdf_lock():
             _finish_attributes(tmp, stats)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _discard_staging(tmp)
         raise
     return StagedProduct(tmp, final, list(replaces or []), stats)
+
+
+def _compute_and_join(*collections: Any) -> tuple[Any, ...]:
+    """``dask.compute``, on a thread pool of its own when the threaded scheduler runs it.
+
+    When a task fails, dask raises at once while other tasks still run; the pool is joined before
+    this returns or raises, so no chunk write of a failed product runs after its cleanup. (Chunk
+    I/O takes the netCDF lock in each task.)
+    """
+    if dask.base.get_scheduler() not in (None, dask.threaded.get):  # None: the arrays' default, threads
+        return dask.compute(*collections)  # a distributed client: its workers own the tasks
+    workers = dask.config.get("num_workers", None) or os.cpu_count() or 1
+    with ThreadPoolExecutor(workers) as pool:  # leaving waits for every task it started
+        return dask.compute(*collections, pool=pool)
+
+
+def _discard_staging(path: Path) -> None:
+    """Close and remove a staging file whose write failed.
+
+    ``to_netcdf(compute=False)`` closes the file in the write's last task, which a failed write (a
+    full disk) never runs, so xarray's ``FILE_CACHE`` keeps it open, and the garbage collector would
+    close it at some later moment, raising an HDF error in whatever runs then. It is closed here (an
+    error is expected on a full disk) and dropped from the cache, and the file is removed. It runs
+    once every task of the write has finished (``_compute_and_join``): a chunk write reopening the
+    file afterwards would recreate it (netCDF4's append mode creates a missing file).
+    """
+    from xarray.backends.file_manager import FILE_CACHE
+
+    target = str(path.resolve())
+    with netcdf_lock():
+        for key in [k for k in list(FILE_CACHE) if any(str(arg) == target for arg in k[1])]:
+            handle = FILE_CACHE.pop(key, None)
+            if handle is None:
+                continue
+            try:
+                handle.close()
+            except (RuntimeError, OSError) as err:
+                logger.debug("closing the abandoned %s: %s", path.name, err)
+        path.unlink(missing_ok=True)
 
 
 def publish_product(staged: StagedProduct, quicklook: bool = True) -> Published:
