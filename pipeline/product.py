@@ -27,11 +27,19 @@ import dask.threaded
 import netCDF4
 import numpy as np
 import xarray as xr
+from xarray.backends import NetCDF4DataStore
+from xarray.backends.common import ArrayWriter
+
+try:
+    from xarray.backends.writers import dump_to_store
+except ImportError:  # xarray before the writers module split from backends.api
+    from xarray.backends.api import dump_to_store  # type: ignore[attr-defined,no-redef]
 
 from models import MODEL_NAME
 from models.artifact import FOUR_LEVEL_MASK_THRESHOLDS, Artifact
 from models.fileio import publish, temporary_path
 from pipeline import schema
+from pipeline.chunk_sink import ChunkWriter, store_chunks
 from pipeline.features import GOOD, QUALITY_MEANINGS, cot_retrieved, mask_retrieved
 from pipeline.gridded import gridded_products
 from pipeline.netcdf_lock import netcdf_lock
@@ -78,6 +86,13 @@ def product_pattern(attrs: dict[str, Any], model_version: str) -> str:
     return schema.file_glob("product", model_version=model_version, **_name_fields(attrs))
 
 
+def _most_probable(thin: da.Array, moderate: da.Array, thick: da.Array) -> da.Array:
+    """The index of the largest of three probabilities, the first on a tie (as ``argmax``), element
+    by element: ``argmax`` over a stacked axis is a reduction, three extra tasks per chunk."""
+    first_two = da.where(moderate > thin, 1, 0)
+    return da.where(thick > da.maximum(thin, moderate), 2, first_two)
+
+
 def _values(scene: xr.Dataset, quality: xr.DataArray, outputs: xr.Dataset) -> dict[str, Any]:
     """Every 2-D product variable's values (lazy), before their dtype and attributes from the schema."""
     q = quality.data
@@ -86,9 +101,7 @@ def _values(scene: xr.Dataset, quality: xr.DataArray, outputs: xr.Dataset) -> di
     p_cloudy = outputs["cloud_mask_probability"].data
     cloudy = retrieved & (p_cloudy >= 0.5)
     p_ice = outputs["cloud_phase_probability"].data
-    cot_class = da.argmax(
-        da.stack([outputs[f"cot_probability_{k}"].data for k in ("thin", "moderate", "thick")], axis=-1), axis=-1
-    )
+    cot_class = _most_probable(*(outputs[f"cot_probability_{k}"].data for k in ("thin", "moderate", "thick")))
     cot = da.clip(10.0 ** outputs["log10_cot"].data, 0, COT_MAX)
     four_level = sum((p_cloudy >= t).astype(np.uint8) for t in FOUR_LEVEL_MASK_THRESHOLDS)
     return {
@@ -330,11 +343,8 @@ def stage_product(
     final = out / product_name(scene_attrs, str(product.attrs["model_version"]), created)
     tmp = temporary_path(final, ".nc.tmp")
     try:
-        with netcdf_lock(), _chunks_written_through():
-            delayed = product.to_netcdf(
-                tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(product), compute=False
-            )
-        _, stats = _compute_and_join(delayed, _summary(product))
+        write = _write_chunks_in_parallel if _threaded() else _write_through_netcdf
+        stats = write(product, tmp)
         stats = {
             k: (v.tolist() if isinstance(v, np.ndarray) else v.item() if hasattr(v, "item") else v)
             for k, v in stats.items()
@@ -347,6 +357,40 @@ def stage_product(
     return StagedProduct(tmp, final, list(replaces or []), stats)
 
 
+def _threaded() -> bool:
+    """Whether dask's threaded scheduler will run the product's graph (None: the arrays' default)."""
+    return dask.base.get_scheduler() in (None, dask.threaded.get)
+
+
+def _write_chunks_in_parallel(product: xr.Dataset, tmp: Path) -> dict[str, Any]:
+    """Write the staging file with every chunk compressed by the task that computes it
+    (``pipeline.chunk_sink``); returns the computed summary.
+
+    xarray's netCDF4 backend creates the file, writes its attributes and the in-memory variables,
+    and hands back the lazy ones (CF-encoded: NaN become the fill value) without writing them.
+    """
+    with netcdf_lock():
+        store = NetCDF4DataStore.open(tmp, mode="w", format="NETCDF4")
+        lazy = ArrayWriter()
+        try:
+            dump_to_store(product, store, lazy, encoding=_encoding(product))
+        finally:
+            store.close()
+    with ChunkWriter(tmp) as writer:
+        sinks = [writer.sink(target.variable_name) for target in lazy.targets]
+        _, stats = _compute_and_join(store_chunks(lazy.sources, sinks), _summary(product))
+    return dict(stats)
+
+
+def _write_through_netcdf(product: xr.Dataset, tmp: Path) -> dict[str, Any]:
+    """Write the staging file through xarray's netCDF4 backend (a distributed client's workers
+    write their chunks themselves, under xarray's locks); returns the computed summary."""
+    with netcdf_lock(), _chunks_written_through():
+        delayed = product.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(product), compute=False)
+    _, stats = _compute_and_join(delayed, _summary(product))
+    return dict(stats)
+
+
 def _compute_and_join(*collections: Any) -> tuple[Any, ...]:
     """``dask.compute``, on a thread pool of its own when the threaded scheduler runs it.
 
@@ -354,7 +398,7 @@ def _compute_and_join(*collections: Any) -> tuple[Any, ...]:
     this returns or raises, so no chunk write of a failed product runs after its cleanup. (Chunk
     I/O takes the netCDF lock in each task.)
     """
-    if dask.base.get_scheduler() not in (None, dask.threaded.get):  # None: the arrays' default, threads
+    if not _threaded():
         return dask.compute(*collections)  # a distributed client: its workers own the tasks
     workers = dask.config.get("num_workers", None) or os.cpu_count() or 1
     with ThreadPoolExecutor(workers) as pool:  # leaving waits for every task it started

@@ -8,6 +8,8 @@ import warnings
 from pathlib import Path
 
 import dask
+import dask.array as da
+import netCDF4
 import numpy as np
 import pytest
 import torch
@@ -278,17 +280,43 @@ def test_local_cluster_equals_threaded_run_bit_for_bit(synthetic_granules: dict[
                 out_dir=tmp_path / "cluster", chunk_size=226, quicklook=False, torch_threads=runtime.torch_threads
             ),
         )
+    # threads compress chunks in their tasks (pipeline.chunk_sink); cluster workers write through netCDF-C
     with xr.open_dataset(threaded.product) as a, xr.open_dataset(clustered.product) as b:
-        for name in (
-            "cloud_mask",
-            "cloud_mask_probability",
-            "cloud_phase",
-            "cloud_phase_probability",
-            "cloud_optical_thickness",
-            "cloud_optical_thickness_class",
-            "retrieval_quality",
-        ):
-            np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+        assert set(a.variables) == set(b.variables)
+        for name in a.variables:
+            np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=str(name))
+            for key in ("zlib", "complevel", "shuffle", "chunksizes", "dtype", "_FillValue"):
+                assert a[name].encoding.get(key) == b[name].encoding.get(key), (name, key)
+            assert a[name].attrs.keys() == b[name].attrs.keys()
+
+
+def test_chunks_compressed_in_tasks_read_back_exactly(tmp_path: Path) -> None:
+    from pipeline.chunk_sink import ChunkWriter, store_chunks
+
+    path = tmp_path / "chunks.nc"
+    with netCDF4.Dataset(path, "w") as nc:
+        nc.createDimension("y", 10)
+        nc.createDimension("x", 7)
+        nc.createVariable("probability", "f4", ("y", "x"), zlib=True, chunksizes=(4, 4), fill_value=-999.0)
+        nc.createVariable("mask", "u1", ("y", "x"), zlib=True, chunksizes=(4, 4), fill_value=255)
+    probability = np.linspace(0, 1, 70, dtype=np.float32).reshape(10, 7)
+    probability[3, 2] = -999.0
+    mask = (probability > 0.5).astype(np.uint8)
+    sources = [  # blocks that are not the file's chunks: realigned before the write
+        da.from_array(probability, chunks=((3, 5, 2), (7,))),
+        da.from_array(mask, chunks=((4, 4, 2), (4, 3))),
+    ]
+    with ChunkWriter(path) as writer, dask.config.set(scheduler="threads"):
+        sinks = [writer.sink("probability"), writer.sink("mask")]
+        dask.compute(store_chunks(sources, sinks))
+        with pytest.raises(ValueError, match=r"/mask: a block at \(2, 0\) does not start on a chunk of \(4, 4\)"):
+            sinks[1][2:6, 0:4] = mask[2:6, 0:4]
+    with netCDF4.Dataset(path) as nc:
+        nc.set_auto_mask(False)
+        np.testing.assert_array_equal(nc["probability"][:], probability)
+        np.testing.assert_array_equal(nc["mask"][:], mask)
+        assert nc["probability"].filters()["complevel"] == 4
+        assert nc["probability"].filters()["shuffle"]
 
 
 def test_cuda_without_a_gpu_is_a_clear_error(synthetic_granules: dict[str, Path]) -> None:
@@ -463,3 +491,11 @@ def test_quicklooks_show_the_coastline_and_a_graticule(day_product) -> None:
     # drawn on each of the three panels (the California coast crosses every one of them)
     assert len(np.unique(columns // (picture.shape[1] // 3))) == 3
     assert coast.sum() > 500
+
+
+def test_cot_class_is_the_most_probable_class_first_on_ties() -> None:
+    from pipeline.product import _most_probable
+
+    levels = np.array(np.meshgrid([0.0, 0.5, 1.0], [0.0, 0.5, 1.0], [0.0, 0.5, 1.0])).reshape(3, -1)  # every tie
+    classes = _most_probable(*(da.from_array(level.astype(np.float32)) for level in levels)).compute()
+    np.testing.assert_array_equal(classes, np.argmax(levels, axis=0))

@@ -2,36 +2,22 @@
 
 HDF5 (and netCDF-C above it) runs its filters on one thread. A synthetic OCI granule holds about
 2 GB of float32 reflectance, and deflating it one chunk after another was the largest part of
-writing one. Here each chunk is shuffled and deflated the way HDF5's own filters would (zlib
-releases the GIL), and the finished bytes are stored with ``write_direct_chunk``, so the file is
-the same as one written through the library: any HDF5 or netCDF reader opens it.
+writing one. Here each chunk is encoded as HDF5's own filters would (``models.chunk_codec``) on a
+thread pool, and the finished bytes are stored with ``write_direct_chunk``, so the file is the same
+as one written through the library: any HDF5 or netCDF reader opens it.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import h5py
 import numpy as np
 
-
-def _filters(variable: h5py.Dataset) -> int:
-    """The deflate level of a chunked variable whose only filters are shuffle then deflate."""
-    plist = variable.id.get_create_plist()
-    filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
-    if variable.chunks is None or filters != [h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_DEFLATE]:
-        raise ValueError(f"{variable.name} is not a chunked variable with shuffle and deflate filters")
-    return int(variable.compression_opts)
-
-
-def _shuffled_deflate(chunk: np.ndarray, level: int) -> bytes:
-    """HDF5's shuffle filter (every element's first bytes, then their second bytes...) then deflate."""
-    as_bytes = np.ascontiguousarray(chunk).view(np.uint8).reshape(-1, chunk.itemsize)
-    return zlib.compress(as_bytes.T.tobytes(), level)
+from models.chunk_codec import deflate_level, encode_chunk
 
 
 def _chunk_starts(shape: tuple[int, ...], chunks: tuple[int, ...]) -> Iterator[tuple[int, ...]]:
@@ -44,7 +30,7 @@ def write_region(variable: h5py.Dataset, start: tuple[int, ...], data: np.ndarra
     The region must begin on chunk boundaries and hold whole chunks, except where it reaches the end
     of the variable (edge chunks are padded with the fill value, as HDF5 pads them).
     """
-    level = _filters(variable)
+    level = deflate_level(variable)
     chunks = variable.chunks
     data = np.asarray(data, dtype=variable.dtype)
     for axis, (first, size, chunk, extent) in enumerate(zip(start, data.shape, chunks, variable.shape, strict=True)):
@@ -54,11 +40,7 @@ def write_region(variable: h5py.Dataset, start: tuple[int, ...], data: np.ndarra
 
     def compressed(offset: tuple[int, ...]) -> bytes:
         part = data[tuple(slice(o, o + c) for o, c in zip(offset, chunks, strict=True))]
-        if part.shape != chunks:
-            padded = np.full(chunks, fill, dtype=data.dtype)
-            padded[tuple(slice(0, n) for n in part.shape)] = part
-            part = padded
-        return _shuffled_deflate(part, level)
+        return encode_chunk(part, chunks, fill, level)
 
     offsets = list(_chunk_starts(data.shape, chunks))
     with ThreadPoolExecutor(workers or min(2, os.cpu_count() or 1)) as pool:
