@@ -21,9 +21,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import dask
 import dask.array as da
 import h5py
 import numpy as np
+from dask.delayed import Delayed
 
 from models.chunk_codec import deflate_level, encode_chunk
 
@@ -47,6 +49,10 @@ def _as_os_error(path: str) -> Iterator[None]:
         raise OSError(code, os.strerror(code), path) from err
 
 
+def _encode(block: np.ndarray, dtype: np.dtype[Any], chunks: tuple[int, ...], fill: object, level: int) -> bytes:
+    return encode_chunk(np.asarray(block, dtype=dtype), chunks, fill, level)
+
+
 class ChunkSink:
     """A target for ``dask.array.store``: one variable of an open file, written a whole chunk at a time."""
 
@@ -56,15 +62,22 @@ class ChunkSink:
         self._lock = lock
         self.name = variable.name
         self.chunks: tuple[int, ...] = variable.chunks
-        self._level = deflate_level(variable)
-        self._fill = variable.fillvalue
-        self._dtype = variable.dtype
+        self.level = deflate_level(variable)
+        self.fill = variable.fillvalue
+        self.dtype = variable.dtype
 
     def __setitem__(self, region: tuple[slice, ...], block: np.ndarray) -> None:
         offset = tuple(int(s.start or 0) for s in region)
         if any(o % c for o, c in zip(offset, self.chunks, strict=True)):
             raise ValueError(f"{self.name}: a block at {offset} does not start on a chunk of {self.chunks}")
-        payload = encode_chunk(np.asarray(block, dtype=self._dtype), self.chunks, self._fill, self._level)
+        self.write(offset, self.encode(block))
+
+    def encode(self, block: np.ndarray) -> bytes:
+        """The stored bytes of the chunk that ``block`` fills (no lock: runs in parallel)."""
+        return _encode(block, self.dtype, self.chunks, self.fill, self.level)
+
+    def write(self, offset: tuple[int, ...], payload: bytes) -> None:
+        """Store one encoded chunk, under the file's lock."""
         with self._lock, _as_os_error(self._path):
             self._variable.id.write_direct_chunk(offset, payload)
 
@@ -110,3 +123,19 @@ def store_chunks(sources: list[da.Array], sinks: list[ChunkSink]) -> Any:
         lock=False,  # each sink takes the file's lock for the write alone, not for the compression
         compute=False,
     )
+
+
+def encoded_blocks(source: da.Array, sink: ChunkSink) -> list[tuple[tuple[int, ...], Delayed]]:
+    """(chunk offset, lazy encoded bytes) of each block of ``source``, for workers in other processes
+    to compress and this process to store (``ChunkSink.write``). The graph keeps its keys, so a
+    computation that also asks for other reductions of the same arrays shares their tasks."""
+    blocks = aligned(source, sink.chunks)
+    starts = [np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int) for sizes in blocks.chunks]
+    encode = dask.delayed(_encode, pure=True)
+    return [
+        (
+            tuple(int(starts[axis][i]) for axis, i in enumerate(index)),
+            encode(block, sink.dtype, sink.chunks, sink.fill, sink.level),
+        )
+        for index, block in np.ndenumerate(blocks.to_delayed(optimize_graph=False))
+    ]

@@ -13,9 +13,7 @@ import datetime as dt
 import logging
 import os
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +37,7 @@ from models import MODEL_NAME
 from models.artifact import FOUR_LEVEL_MASK_THRESHOLDS, Artifact
 from models.fileio import publish, temporary_path
 from pipeline import schema
-from pipeline.chunk_sink import ChunkWriter, store_chunks
+from pipeline.chunk_sink import ChunkSink, ChunkWriter, encoded_blocks, store_chunks
 from pipeline.features import GOOD, QUALITY_MEANINGS, cot_retrieved, mask_retrieved
 from pipeline.gridded import gridded_products
 from pipeline.netcdf_lock import netcdf_lock
@@ -319,20 +317,6 @@ def _encoding(product: xr.Dataset) -> dict[str, dict[str, Any]]:
     return encoding
 
 
-@contextmanager
-def _chunks_written_through() -> Iterator[None]:
-    """Variables created meanwhile get no HDF5 chunk cache, so each chunk is compressed and written
-    by the task that computes it, in parallel with the others. With netCDF-C's default 64 MB cache per
-    variable, a granule's whole product sat in the cache and was compressed by one thread when the
-    file closed: 3.8 s of a 27 s VIIRS granule. The process-wide default is restored at once."""
-    saved = netCDF4.get_chunk_cache()
-    netCDF4.set_chunk_cache(0, 0, 1.0)
-    try:
-        yield
-    finally:
-        netCDF4.set_chunk_cache(*saved)
-
-
 def stage_product(
     product: xr.Dataset, scene_attrs: dict[str, Any], out_dir: str | Path, replaces: list[Path] | None = None
 ) -> StagedProduct:
@@ -343,8 +327,7 @@ def stage_product(
     final = out / product_name(scene_attrs, str(product.attrs["model_version"]), created)
     tmp = temporary_path(final, ".nc.tmp")
     try:
-        write = _write_chunks_in_parallel if _threaded() else _write_through_netcdf
-        stats = write(product, tmp)
+        stats = _write_chunks(product, tmp)
         stats = {
             k: (v.tolist() if isinstance(v, np.ndarray) else v.item() if hasattr(v, "item") else v)
             for k, v in stats.items()
@@ -362,13 +345,9 @@ def _threaded() -> bool:
     return dask.base.get_scheduler() in (None, dask.threaded.get)
 
 
-def _write_chunks_in_parallel(product: xr.Dataset, tmp: Path) -> dict[str, Any]:
-    """Write the staging file with every chunk compressed by the task that computes it
-    (``pipeline.chunk_sink``); returns the computed summary.
-
-    xarray's netCDF4 backend creates the file, writes its attributes and the in-memory variables,
-    and hands back the lazy ones (CF-encoded: NaN become the fill value) without writing them.
-    """
+def _create(product: xr.Dataset, tmp: Path) -> ArrayWriter:
+    """The staging file as xarray's netCDF4 backend creates it (attributes, encodings, the in-memory
+    variables), and its lazy variables, CF-encoded (NaN become the fill value) but not written."""
     with netcdf_lock():
         store = NetCDF4DataStore.open(tmp, mode="w", format="NETCDF4")
         lazy = ArrayWriter()
@@ -376,58 +355,61 @@ def _write_chunks_in_parallel(product: xr.Dataset, tmp: Path) -> dict[str, Any]:
             dump_to_store(product, store, lazy, encoding=_encoding(product))
         finally:
             store.close()
+    return lazy
+
+
+def _write_chunks(product: xr.Dataset, tmp: Path) -> dict[str, Any]:
+    """Write the staging file, every chunk deflated by the task that computes it
+    (``pipeline.chunk_sink``); returns the computed summary.
+
+    On threads the tasks store their chunks themselves. A distributed client's workers return the
+    encoded bytes, which this process stores as they arrive: the workers never open the product
+    (nor need its directory), and a failed write leaves no task touching the file.
+    """
+    lazy = _create(product, tmp)
     with ChunkWriter(tmp) as writer:
         sinks = [writer.sink(target.variable_name) for target in lazy.targets]
-        _, stats = _compute_and_join(store_chunks(lazy.sources, sinks), _summary(product))
+        if _threaded():
+            _, stats = _compute_and_join(store_chunks(lazy.sources, sinks), _summary(product))
+        else:
+            stats = _store_from_workers(lazy.sources, sinks, _summary(product))
     return dict(stats)
 
 
-def _write_through_netcdf(product: xr.Dataset, tmp: Path) -> dict[str, Any]:
-    """Write the staging file through xarray's netCDF4 backend (a distributed client's workers
-    write their chunks themselves, under xarray's locks); returns the computed summary."""
-    with netcdf_lock(), _chunks_written_through():
-        delayed = product.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(product), compute=False)
-    _, stats = _compute_and_join(delayed, _summary(product))
-    return dict(stats)
+def _store_from_workers(sources: list[da.Array], sinks: list[ChunkSink], summary: dict[str, Any]) -> dict[str, Any]:
+    from distributed import as_completed, default_client
+
+    client = default_client()
+    jobs = [
+        (sink, offset, payload)
+        for source, sink in zip(sources, sinks, strict=True)
+        for offset, payload in encoded_blocks(source, sink)
+    ]
+    futures = client.compute([payload for _, _, payload in jobs] + [dask.delayed(dict)(**summary)])
+    where = {future.key: (sink, offset) for future, (sink, offset, _) in zip(futures, jobs, strict=False)}
+    try:
+        for future, payload in as_completed(futures[:-1], with_results=True):
+            sink, offset = where[future.key]
+            sink.write(offset, payload)
+        return dict(futures[-1].result())
+    finally:
+        client.cancel(futures)
 
 
 def _compute_and_join(*collections: Any) -> tuple[Any, ...]:
-    """``dask.compute``, on a thread pool of its own when the threaded scheduler runs it.
+    """``dask.compute`` on a thread pool of its own, joined before this returns or raises.
 
-    When a task fails, dask raises at once while other tasks still run; the pool is joined before
-    this returns or raises, so no chunk write of a failed product runs after its cleanup. (Chunk
-    I/O takes the netCDF lock in each task.)
+    When a task fails, dask raises at once while other tasks still run; joining the pool means no
+    chunk write of a failed product runs after its cleanup.
     """
-    if not _threaded():
-        return dask.compute(*collections)  # a distributed client: its workers own the tasks
     workers = dask.config.get("num_workers", None) or os.cpu_count() or 1
     with ThreadPoolExecutor(workers) as pool:  # leaving waits for every task it started
         return dask.compute(*collections, pool=pool)
 
 
 def _discard_staging(path: Path) -> None:
-    """Close and remove a staging file whose write failed.
-
-    ``to_netcdf(compute=False)`` closes the file in the write's last task, which a failed write (a
-    full disk) never runs, so xarray's ``FILE_CACHE`` keeps it open, and the garbage collector would
-    close it at some later moment, raising an HDF error in whatever runs then. It is closed here (an
-    error is expected on a full disk) and dropped from the cache, and the file is removed. It runs
-    once every task of the write has finished (``_compute_and_join``): a chunk write reopening the
-    file afterwards would recreate it (netCDF4's append mode creates a missing file).
-    """
-    from xarray.backends.file_manager import FILE_CACHE
-
-    target = str(path.resolve())
-    with netcdf_lock():
-        for key in [k for k in list(FILE_CACHE) if any(str(arg) == target for arg in k[1])]:
-            handle = FILE_CACHE.pop(key, None)
-            if handle is None:
-                continue
-            try:
-                handle.close()
-            except (RuntimeError, OSError) as err:
-                logger.debug("closing the abandoned %s: %s", path.name, err)
-        path.unlink(missing_ok=True)
+    """Remove a staging file whose write failed (every writer has finished or closed it)."""
+    path.unlink(missing_ok=True)
 
 
 def publish_product(staged: StagedProduct, quicklook: bool = True) -> Published:
