@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from flows.parameters import DeviceName, RunSettings, Where
-from pipeline.runtime import Runtime, dask_runtime
+from pipeline.runtime import Runtime, dask_runtime, worker_malloc_defaults
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,8 @@ def _cuda_cluster(settings: RunSettings) -> Iterator[Runtime]:
         raise ValueError("where=cuda_cluster needs dask-cuda: pip install 'mthccar[cuda]'") from None
     from distributed import Client
 
-    cluster = LocalCUDACluster(resources={"GPU": 1}, dashboard_address=None)
+    with worker_malloc_defaults():
+        cluster = LocalCUDACluster(resources={"GPU": 1}, dashboard_address=None)
     client = Client(cluster)
     try:
         resources = None if settings.device == DeviceName.cpu else {"GPU": 1.0}

@@ -91,3 +91,18 @@ def test_the_installed_package_carries_every_data_file_the_code_reads(tmp_path: 
     }
     assert wanted
     assert sorted(wanted - packaged) == []
+
+
+def test_images_start_dask_workers_with_glibc_malloc_thresholds() -> None:
+    import dask.config
+    from distributed.nanny import _get_env_variables
+
+    shipped = dask.config.collect(paths=[str(DOCKER / "dask.yaml")], env={})
+    dockerfiles = [(DOCKER / name).read_text() for name in ("Dockerfile.cpu", "Dockerfile.gpu")]
+    assert all("COPY docker/dask.yaml /etc/dask/" in text for text in dockerfiles)
+    merged = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))  # dask updates its defaults with files
+    merged.update(shipped["distributed"]["nanny"]["pre-spawn-environ"])
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": merged}):
+        environ = _get_env_variables("distributed.nanny.pre-spawn-environ")
+    assert "MALLOC_TRIM_THRESHOLD_" not in environ
+    assert environ["OMP_NUM_THREADS"] == "1"  # distributed's other settings stay

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -274,6 +275,9 @@ def test_local_cluster_equals_threaded_run_bit_for_bit(synthetic_granules: dict[
     with dask_runtime(workers=2) as runtime:
         assert runtime.client is not None
         assert runtime.torch_threads >= 1
+        # glibc keeps its own malloc thresholds in the workers (inference 1.7x slower with distributed's)
+        environ = runtime.client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+        assert set(environ.values()) == {None}
         clustered = process_granule(
             granule,
             ProcessOptions(
