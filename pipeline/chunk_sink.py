@@ -7,7 +7,9 @@ largest cost of writing the product. Here each store task encodes its block
 through the lock (``write_direct_chunk``). The file itself is created by xarray's netCDF4 backend
 first, attributes and small variables included, so it is the same product as before.
 
-Used with dask's threaded scheduler: the tasks share one open ``h5py.File`` in this process.
+On dask's threaded scheduler the store tasks share one open ``h5py.File`` of this process
+(``store_chunks``); a cluster's workers only encode (``encoded_blocks``) and this process stores the
+bytes they return (``ChunkSink.write``).
 """
 
 from __future__ import annotations
@@ -131,7 +133,7 @@ def encoded_blocks(source: da.Array, sink: ChunkSink) -> list[tuple[tuple[int, .
     computation that also asks for other reductions of the same arrays shares their tasks."""
     blocks = aligned(source, sink.chunks)
     starts = [np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int) for sizes in blocks.chunks]
-    encode = dask.delayed(_encode, pure=True)
+    encode = dask.delayed(_encode, pure=False)  # a key of its own per chunk, even for equal inputs
     return [
         (
             tuple(int(starts[axis][i]) for axis, i in enumerate(index)),

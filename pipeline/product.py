@@ -334,8 +334,8 @@ def stage_product(
         }
         with netcdf_lock():
             _finish_attributes(tmp, stats)
-    except BaseException:
-        _discard_staging(tmp)
+    except BaseException:  # every writer has finished or closed the file
+        tmp.unlink(missing_ok=True)
         raise
     return StagedProduct(tmp, final, list(replaces or []), stats)
 
@@ -386,7 +386,7 @@ def _store_from_workers(sources: list[da.Array], sinks: list[ChunkSink], summary
         for offset, payload in encoded_blocks(source, sink)
     ]
     futures = client.compute([payload for _, _, payload in jobs] + [dask.delayed(dict)(**summary)])
-    where = {future.key: (sink, offset) for future, (sink, offset, _) in zip(futures, jobs, strict=False)}
+    where = {future.key: (sink, offset) for future, (sink, offset, _) in zip(futures[:-1], jobs, strict=True)}
     try:
         for future, payload in as_completed(futures[:-1], with_results=True):
             sink, offset = where[future.key]
@@ -405,11 +405,6 @@ def _compute_and_join(*collections: Any) -> tuple[Any, ...]:
     workers = dask.config.get("num_workers", None) or os.cpu_count() or 1
     with ThreadPoolExecutor(workers) as pool:  # leaving waits for every task it started
         return dask.compute(*collections, pool=pool)
-
-
-def _discard_staging(path: Path) -> None:
-    """Remove a staging file whose write failed (every writer has finished or closed it)."""
-    path.unlink(missing_ok=True)
 
 
 def publish_product(staged: StagedProduct, quicklook: bool = True) -> Published:
