@@ -270,9 +270,13 @@ def test_two_scenes_in_one_graph_keep_their_own_outputs(synthetic_granules: dict
 
 
 def test_local_cluster_equals_threaded_run_bit_for_bit(synthetic_granules: dict[str, Path], tmp_path: Path) -> None:
+    from distributed import get_task_stream
+
     granule = single_granule([synthetic_granules["abi"]])
+    before = inference.CALLS["blocks"]
     threaded = process_granule(granule, ProcessOptions(out_dir=tmp_path / "threads", chunk_size=226, quicklook=False))
-    with dask_runtime(workers=2) as runtime:
+    inferred = inference.CALLS["blocks"] - before
+    with dask_runtime(workers=2) as runtime, get_task_stream() as stream:
         assert runtime.client is not None
         assert runtime.torch_threads >= 1
         # glibc keeps its own malloc thresholds in the workers (inference 1.7x slower with distributed's)
@@ -284,7 +288,9 @@ def test_local_cluster_equals_threaded_run_bit_for_bit(synthetic_granules: dict[
                 out_dir=tmp_path / "cluster", chunk_size=226, quicklook=False, torch_threads=runtime.torch_threads
             ),
         )
-    # threads compress chunks in their tasks (pipeline.chunk_sink); cluster workers write through netCDF-C
+    infer_tasks = [task["key"] for task in stream.data if "mthccar-infer" in str(task["key"])]
+    assert len(infer_tasks) == len(set(infer_tasks)) == inferred  # the summary and the chunks share them
+    # threads store the chunks from their tasks; cluster workers return them encoded (pipeline.chunk_sink)
     with xr.open_dataset(threaded.product) as a, xr.open_dataset(clustered.product) as b:
         assert set(a.variables) == set(b.variables)
         for name in a.variables:
