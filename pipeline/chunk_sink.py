@@ -3,7 +3,7 @@
 Through netCDF-C, every chunk of a product is shuffled and deflated inside the HDF5 library's
 global lock, one after another: on a VIIRS granule that was 3 s of single-threaded zlib, the
 largest cost of writing the product. Here each store task encodes its block
-(``models.chunk_codec``, GIL released) in parallel with the others, and only the finished bytes go
+(``models.chunk_codec.ChunkEncoding``, GIL released) in parallel with the others, and only the finished bytes go
 through the lock (``write_direct_chunk``). The file itself is created by xarray's netCDF4 backend
 first, attributes and small variables included, so it is the same product as before.
 
@@ -29,7 +29,7 @@ import h5py
 import numpy as np
 from dask.delayed import Delayed
 
-from models.chunk_codec import deflate_level, encode_chunk
+from models.chunk_codec import ChunkEncoding
 
 _ERRNO = re.compile(r"errno = (\d+)")
 
@@ -51,10 +51,6 @@ def _as_os_error(path: str) -> Iterator[None]:
         raise OSError(code, os.strerror(code), path) from err
 
 
-def _encode(block: np.ndarray, dtype: np.dtype[Any], chunks: tuple[int, ...], fill: object, level: int) -> bytes:
-    return encode_chunk(np.asarray(block, dtype=dtype), chunks, fill, level)
-
-
 class ChunkSink:
     """A target for ``dask.array.store``: one variable of an open file, written a whole chunk at a time."""
 
@@ -63,20 +59,14 @@ class ChunkSink:
         self._path = variable.file.filename
         self._lock = lock
         self.name = variable.name
-        self.chunks: tuple[int, ...] = variable.chunks
-        self.level = deflate_level(variable)
-        self.fill = variable.fillvalue
-        self.dtype = variable.dtype
+        self.encoding = ChunkEncoding.of(variable)
+        self.chunks = self.encoding.chunks
 
     def __setitem__(self, region: tuple[slice, ...], block: np.ndarray) -> None:
         offset = tuple(int(s.start or 0) for s in region)
         if any(o % c for o, c in zip(offset, self.chunks, strict=True)):
             raise ValueError(f"{self.name}: a block at {offset} does not start on a chunk of {self.chunks}")
-        self.write(offset, self.encode(block))
-
-    def encode(self, block: np.ndarray) -> bytes:
-        """The stored bytes of the chunk that ``block`` fills (no lock: runs in parallel)."""
-        return _encode(block, self.dtype, self.chunks, self.fill, self.level)
+        self.write(offset, self.encoding.encode(block))  # compressed outside the lock
 
     def write(self, offset: tuple[int, ...], payload: bytes) -> None:
         """Store one encoded chunk, under the file's lock."""
@@ -133,11 +123,8 @@ def encoded_blocks(source: da.Array, sink: ChunkSink) -> list[tuple[tuple[int, .
     computation that also asks for other reductions of the same arrays shares their tasks."""
     blocks = aligned(source, sink.chunks)
     starts = [np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int) for sizes in blocks.chunks]
-    encode = dask.delayed(_encode, pure=False)  # a key of its own per chunk, even for equal inputs
+    encode = dask.delayed(sink.encoding.encode, pure=False)  # a key of its own per chunk, even for equal inputs
     return [
-        (
-            tuple(int(starts[axis][i]) for axis, i in enumerate(index)),
-            encode(block, sink.dtype, sink.chunks, sink.fill, sink.level),
-        )
+        (tuple(int(starts[axis][i]) for axis, i in enumerate(index)), encode(block))
         for index, block in np.ndenumerate(blocks.to_delayed(optimize_graph=False))
     ]

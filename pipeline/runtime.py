@@ -37,8 +37,8 @@ def _gpu_workers(client: Any) -> int:
 # distributed starts its worker processes with MALLOC_TRIM_THRESHOLD_=65536, to hand freed memory
 # back to the system at once. Setting it also stops glibc from raising its mmap threshold, so every
 # model batch's activations are mapped and unmapped again: one VIIRS chunk took 0.78-0.81 s in a
-# worker against 0.44-0.46 s in this process, the same until the variable was left unset. (Docker
-# images ship the same setting in docker/dask.yaml for `dask worker`.)
+# worker against 0.44-0.46 s in this process, and 0.44-0.48 s in a worker without the variable.
+# (Docker images ship the same setting in docker/dask.yaml for `dask worker`.)
 WORKER_MALLOC_DEFAULTS = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 
 

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import h5py
 import numpy as np
 
-from models.chunk_codec import deflate_level, encode_chunk
+from models.chunk_codec import ChunkEncoding
 
 
 def _chunk_starts(shape: tuple[int, ...], chunks: tuple[int, ...]) -> Iterator[tuple[int, ...]]:
@@ -30,17 +30,15 @@ def write_region(variable: h5py.Dataset, start: tuple[int, ...], data: np.ndarra
     The region must begin on chunk boundaries and hold whole chunks, except where it reaches the end
     of the variable (edge chunks are padded with the fill value, as HDF5 pads them).
     """
-    level = deflate_level(variable)
-    chunks = variable.chunks
-    data = np.asarray(data, dtype=variable.dtype)
+    encoding = ChunkEncoding.of(variable)
+    chunks = encoding.chunks
+    data = np.asarray(data, dtype=encoding.dtype)
     for axis, (first, size, chunk, extent) in enumerate(zip(start, data.shape, chunks, variable.shape, strict=True)):
         if first % chunk or (size % chunk and first + size != extent) or first + size > extent:
             raise ValueError(f"{variable.name}: region {start} + {data.shape} is not whole chunks on axis {axis}")
-    fill = variable.fillvalue
 
     def compressed(offset: tuple[int, ...]) -> bytes:
-        part = data[tuple(slice(o, o + c) for o, c in zip(offset, chunks, strict=True))]
-        return encode_chunk(part, chunks, fill, level)
+        return encoding.encode(data[tuple(slice(o, o + c) for o, c in zip(offset, chunks, strict=True))])
 
     offsets = list(_chunk_starts(data.shape, chunks))
     with ThreadPoolExecutor(workers or min(2, os.cpu_count() or 1)) as pool:
