@@ -6,7 +6,8 @@ pixel whose scan angles are nearest; a coarser reference pixel covers several pr
 reports, overall and over land and water:
 
 * NOAA ABI L2 Clear Sky Mask (``ACM*``: its binary ``BCM``) and the Fire product's mask (``FDC*``:
-  code 100 processed clear land, 200-245 cloud tests): agreement, probability of detection,
+  code 100 processed clear land, 200-245 cloud tests, also scored per test and split into
+  infrared and visible-albedo tests): agreement, probability of detection,
   false-alarm rate (flagged cloudy among reference-clear pixels) and false-alarm ratio; with an
   ACM file also the four-level mask (its ``ACM`` variable against our ``cloud_mask_4level``): the
   4 x 4 table of levels, exact agreement and agreement within one level;
@@ -66,6 +67,8 @@ FOUR_LEVELS = ("clear", "probably clear", "probably cloudy", "cloudy")  # ACM co
 LABELS = {
     "clear_land_flagged_cloudy": "reference clear land (FDC code 100)",
     "cloud_flagged_cloudy": "reference cloud over land (FDC codes 200-245)",
+    "cloud_infrared_test_flagged_cloudy": "of which found by an infrared test",
+    "cloud_albedo_test_flagged_cloudy": "of which found by a visible-albedo test alone",
     f"warm_above_{WARM_K:.0f}K": f"C13 brightness temperature > {WARM_K:.0f} K",
     f"cold_below_{COLD_K:.0f}K": f"C13 brightness temperature < {COLD_K:.0f} K",
 }
@@ -135,8 +138,9 @@ def _axis_index(reference: np.ndarray, wanted: np.ndarray) -> np.ndarray:
 def sample_reference(path: Path, variable: str, grid: ProductGrid) -> np.ndarray:
     """A reference variable on the product grid (float, nan where it has no value or no pixel)."""
     with netcdf_lock(), xr.open_dataset(path) as ds:
-        if variable not in ds:
-            raise ValidationError(f"{path.name} has no variable {variable}")
+        for name in (variable, "goes_imager_projection"):
+            if name not in ds:
+                raise ValidationError(f"{path.name} has no variable {name}")
         lon0 = float(ds["goes_imager_projection"].attrs["longitude_of_projection_origin"])
         if abs(lon0 - grid.lon0) > 1e-6:
             raise ValidationError(
@@ -209,6 +213,39 @@ def _fraction_cloudy(grid: ProductGrid, where: np.ndarray) -> dict[str, Any]:
     return {"pixels": n, "flagged_cloudy": float((grid.cloudy[valid] == 1).mean()) if n else None}
 
 
+def fdc_cloud_tests(path: Path) -> dict[int, str]:
+    """The FDC file's cloud codes and the test each one names (its ``Mask`` flag meanings)."""
+    with netcdf_lock(), xr.open_dataset(path) as ds:
+        attrs = ds["Mask"].attrs
+    values = np.atleast_1d(attrs.get("flag_values", [])).astype(int).tolist()
+    meanings = str(attrs.get("flag_meanings", "")).split()
+    if len(values) != len(meanings):
+        raise ValidationError(f"{path.name}: Mask has {len(values)} flag values but {len(meanings)} meanings")
+    return {v: m for v, m in zip(values, meanings, strict=True) if FDC_CLOUD[0] <= v <= FDC_CLOUD[1]}
+
+
+def _fdc_cloud_by_test(path: Path, codes: np.ndarray, grid: ProductGrid) -> dict[str, Any]:
+    """Detection of the FDC's clouds over land split by the test that found them.
+
+    The fire product's cloud tests are screens for fire detection, not a cloud mask: its albedo
+    threshold flags bright clear land too (salt flats, bright ridges), so clouds that only an
+    albedo test found are the least certain part of the reference, and scored apart.
+    """
+    tests = fdc_cloud_tests(path)
+    land = ~grid.water
+    by_test = {
+        str(code): {"test": meaning, **_fraction_cloudy(grid, land & _in(codes, (code,)))}
+        for code, meaning in tests.items()
+    }
+    albedo = tuple(code for code, meaning in tests.items() if "albedo" in meaning)
+    infrared = tuple(code for code in tests if code not in albedo)
+    return {
+        "cloud_infrared_test_flagged_cloudy": _fraction_cloudy(grid, land & _in(codes, infrared)),
+        "cloud_albedo_test_flagged_cloudy": _fraction_cloudy(grid, land & _in(codes, albedo)),
+        "cloud_by_test": {k: v for k, v in by_test.items() if v["pixels"]},
+    }
+
+
 def _brightness_temperature(path: Path, grid: ProductGrid) -> np.ndarray:
     radiance = sample_reference(path, "Rad", grid)
     with netcdf_lock(), xr.open_dataset(path) as ds:
@@ -240,6 +277,7 @@ def score(product: Path, references: list[Path]) -> tuple[dict[str, Any], np.nda
                 compared = ref_cloudy | _between(codes, FDC_CLEAR_LAND)
                 entry["clear_land_flagged_cloudy"] = _fraction_cloudy(grid, _between(codes, FDC_CLEAR_LAND))
                 entry["cloud_flagged_cloudy"] = _fraction_cloudy(grid, ref_cloudy & ~grid.water)
+                entry.update(_fdc_cloud_by_test(reference, codes, grid))
             else:
                 flags = sample_reference(reference, "BCM", grid)
                 ref_cloudy, compared = flags == 1, np.isin(flags, (0, 1))
@@ -322,9 +360,15 @@ def summary_markdown(report: dict[str, Any]) -> str:
         for key, value in entry.items():
             if isinstance(value, dict) and "flagged_cloudy" in value:
                 share = _percent(value["flagged_cloudy"])
-                lines.append(f"- {LABELS.get(key, key)}: {share} flagged cloudy ({value['pixels']} pixels)")
+                indent = "  " if key.startswith("cloud_") and key != "cloud_flagged_cloudy" else ""
+                lines.append(f"{indent}- {LABELS.get(key, key)}: {share} flagged cloudy ({value['pixels']} pixels)")
             elif key in ("agreement", "log10_bias", "log10_rmse") and value is not None:
                 lines.append(f"- {key.replace('_', ' ')}: {value:.3f} over {entry['pixels']} pixels")
+        if entry.get("cloud_by_test"):
+            lines += ["", "| FDC cloud code | test | land pixels | flagged cloudy |", "|---|---|---:|---:|"]
+            for code, test in entry["cloud_by_test"].items():
+                name, share = test["test"].replace("_", " "), _percent(test["flagged_cloudy"])
+                lines.append(f"| {code} | {name} | {test['pixels']} | {share} |")
         lines.append("")
     return "\n".join(lines)
 

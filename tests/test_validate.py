@@ -59,7 +59,20 @@ def test_fire_mask_and_c13_scores_match_a_direct_computation(granules: Path, pro
     entry = report["references"][c13.name]["warm_above_290K"]
     assert abs(entry["pixels"] - int(warm.sum())) <= 0.001 * warm.sum()
     assert entry["flagged_cloudy"] == pytest.approx((mask[warm] == 1).mean(), abs=1e-3)
-    assert written["markdown"].read_text().count("flagged cloudy") == 4
+    # the FDC's clouds split by the test that found them: the parts add up to the whole
+    whole = fire_entry["cloud_flagged_cloudy"]
+    parts = [fire_entry["cloud_infrared_test_flagged_cloudy"], fire_entry["cloud_albedo_test_flagged_cloudy"]]
+    assert sum(p["pixels"] for p in parts) == whole["pixels"]
+    flagged = sum(p["pixels"] * p["flagged_cloudy"] for p in parts)
+    assert flagged == pytest.approx(whole["pixels"] * whole["flagged_cloudy"])
+    by_test = fire_entry["cloud_by_test"]
+    assert by_test["215"]["test"] == "cloud_pixel_detected_by_albedo_threshold_test"
+    assert by_test["215"]["pixels"] == parts[1]["pixels"]  # the one albedo test with pixels in this scene
+    assert sum(t["pixels"] for t in by_test.values()) == whole["pixels"]
+    assert by_test["200"]["pixels"] == int(((codes == 200) & (mask >= 0)).sum())
+    markdown = written["markdown"].read_text()
+    assert markdown.count("flagged cloudy (") == 6
+    assert "| 215 | cloud pixel detected by albedo threshold test |" in markdown
     assert written["map"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -129,6 +142,17 @@ def test_unusable_references_are_one_sentence(product: Path, tmp_path: Path) -> 
     east.to_netcdf(moved)
     with pytest.raises(ValidationError, match=r"from the satellite at -75\.0 deg, the product from the one at -137\.0"):
         validate_product(product, [moved], tmp_path)
+    fire = tmp_path / "OR_ABI-L2-FDCC-M6_G17_s20193002001196_e20193002003569_c20193002004134.nc"
+    with xr.open_dataset(reference) as ds:
+        codes = ds.load().rename({"BCM": "Mask"})
+    codes["Mask"].attrs.update(flag_values=np.array([100, 200], np.int16), flag_meanings="processed_no_fire_pixel")
+    codes.to_netcdf(fire)
+    with pytest.raises(ValidationError, match=r"FDCC.*\.nc: Mask has 2 flag values but 1 meanings"):
+        validate_product(product, [fire], tmp_path)
+    (tmp_path / "grid").mkdir()
+    codes.drop_vars("goes_imager_projection").to_netcdf(no_grid := tmp_path / "grid" / fire.name)
+    with pytest.raises(ValidationError, match=r"FDCC.*\.nc has no variable goes_imager_projection"):
+        validate_product(product, [no_grid], tmp_path)
 
 
 NIGHT = "g17_meso1_20191201T1027_night"

@@ -152,10 +152,13 @@ def real_scene_section(out: Path, work: Path) -> list[str]:
         "",
         "Share of pixels flagged cloudy, against NOAA's same-time fire product (FDCC) mask and the "
         "scan's own 10.3 um band. Targets: FDCC clear land <= 10 %, FDCC cloud >= 90 %, C13 > 290 K "
-        "<= 10 % (<= 5 % with thermal bands), C13 < 250 K >= 98 %.",
+        "<= 10 % (<= 5 % with thermal bands), C13 < 250 K >= 98 %. The FDCC clouds are also split by "
+        "the fire product's test that found them: an infrared test, or its visible-albedo threshold alone "
+        "(a brightness screen that bright clear land can pass too).",
         "",
-        "| model | cloud fraction | FDCC clear land | FDCC cloud | C13 > 290 K | C13 < 250 K |",
-        "|---|---|---|---|---|---|",
+        "| model | cloud fraction | FDCC clear land | FDCC cloud | C13 > 290 K | C13 < 250 K "
+        "| FDCC cloud, infrared tests | FDCC cloud, albedo test alone |",
+        "|---|---|---|---|---|---|---|---|",
         *rows,
         "",
     ]
@@ -167,7 +170,14 @@ def real_scene_section(out: Path, work: Path) -> list[str]:
     return section
 
 
-REAL_SCENE_CHECKS = ("clear_land_flagged_cloudy", "cloud_flagged_cloudy", "warm_above_290K", "cold_below_250K")
+REAL_SCENE_CHECKS = (
+    "clear_land_flagged_cloudy",
+    "cloud_flagged_cloudy",
+    "warm_above_290K",
+    "cold_below_250K",
+    "cloud_infrared_test_flagged_cloudy",
+    "cloud_albedo_test_flagged_cloudy",
+)
 
 
 def _summary_row(name: str, metrics: dict[str, Any]) -> str:
