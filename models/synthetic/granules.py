@@ -26,7 +26,6 @@ def _abi(out: Path, time: dt.datetime, options: dict[str, Any]) -> list[Path]:
 
 
 def _viirs(out: Path, time: dt.datetime, options: dict[str, Any]) -> list[Path]:
-    _solar_only("VIIRS", options)
     kwargs = {k: options[k] for k in ("lines", "pixels", "centre_lat", "block") if options.get(k) is not None}
     return write_viirs_granule(
         out,
@@ -35,13 +34,14 @@ def _viirs(out: Path, time: dt.datetime, options: dict[str, Any]) -> list[Path]:
         file_format=options.get("file_format") or "l1b",
         bands=options.get("bands"),
         seed=options.get("seed", 0),
+        thermal=bool(options.get("thermal")),
         **kwargs,
     )
 
 
 def _solar_only(sensor: str, options: dict[str, Any]) -> None:
     if options.get("thermal"):
-        raise ValueError(f"synthetic {sensor} granules have solar bands only; --thermal is for ABI")
+        raise ValueError(f"synthetic {sensor} granules have solar bands only; --thermal is for ABI and VIIRS")
 
 
 def _oci(out: Path, time: dt.datetime, options: dict[str, Any]) -> list[Path]:

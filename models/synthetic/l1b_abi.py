@@ -21,7 +21,7 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import netCDF4
@@ -29,12 +29,11 @@ import numpy as np
 from pyorbital.astronomy import sun_earth_distance_correction
 
 from models.bands import ABI_BANDS, ABI_THERMAL_BANDS, Band, requested_bands
-from models.earth import WATER_CLASS, skin_temperature_climatology
 from models.fileio import publish, temporary_path
 from models.spec import relative_azimuth
 from models.synthetic.geometry import GeostationaryGrid, geostationary_sensor_angles, sun_angles
 from models.synthetic.polar import auto_block, block_centres, simulate_in_parts
-from models.synthetic.scenes import SceneFields, scene_state
+from models.synthetic.scenes import SceneFields, scene_state, with_temperatures
 from models.synthetic.truth import TruthWriter
 from models.training.simulate.simulator import AtmosphereState, QuickLookRenderer
 from models.training.simulate.thermal import THERMAL_BANDS, ThermalSimulator, temperature_at
@@ -411,22 +410,6 @@ class _BandFile:
         self.tmp.unlink(missing_ok=True)
 
 
-def _scene_temperatures(
-    state: AtmosphereState, lat: np.ndarray, lon: np.ndarray, start: dt.datetime
-) -> AtmosphereState:
-    """The scene's state with the skin-temperature climatology and a standard profile added."""
-    land = state.surface_class != WATER_CLASS
-    skin = skin_temperature_climatology(
-        lat, lon, start.timetuple().tm_yday, start.hour + start.minute / 60, land
-    ) + 2.0 * np.tanh(np.nan_to_num(state.surface_pressure - 1000.0) / 50.0)
-    return replace(
-        state,
-        skin_temperature=skin,
-        air_temperature_offset=np.where(land, 2.0, 0.5),
-        tropopause_temperature=np.full(len(state), 210.0),
-    )
-
-
 def quick_brightness_temperature(state: AtmosphereState, names: Sequence[str]) -> np.ndarray:
     """A closed-form stand-in for the thermal simulator (benchmark scans only): the cloud's emissivity
     1 - exp(-COT / 2) mixes the skin and cloud-top Planck radiances."""
@@ -585,7 +568,7 @@ def write_abi_scene(
                 seen = on_disk & (vza < 85)
                 seen &= seen.ravel()[centre]
                 coarse_seen, of_seen, at = geometry.states(seen, fields, start)
-                hot = _scene_temperatures(coarse_seen, lat[at], lon[at], start)
+                hot = with_temperatures(coarse_seen, lat[at], lon[at], start)
                 bt = np.full((*lat.shape, len(thermal_bands)), 250.0)
                 if len(hot):
                     rendered_bt = (

@@ -4,7 +4,9 @@ Both carry the M bands as the operational products do:
 
 * L1B (``viirs_l1b`` reader): ``observation_data/Mnn`` uint16 reflectance counts with
   ``scale_factor``/``add_offset``/``valid_min``/``valid_max`` and the radiance scaling attributes,
-  ``Mnn_quality_flags``; the companion VNP03MOD holds ``geolocation_data/latitude``, ``longitude``
+  ``Mnn_quality_flags``; with ``thermal=True`` also M12-M16 as uint16 radiance counts with their
+  ``Mnn_brightness_temperature_lut`` (one temperature per count, as NASA's files carry), rendered
+  day and night by the thermal simulator; the companion VNP03MOD holds ``geolocation_data/latitude``, ``longitude``
   and the sun/sensor zenith and azimuth (int16, 0.01 deg); global ``time_coverage_start/end``,
   orbit number, platform, ``DayNightFlag``, ``startDirection``/``endDirection``.
 * SDR (``viirs_sdr`` reader): one ``SVMnn_npp_d..._t..._e..._b..._c..._synth_ops.h5`` per band with
@@ -28,8 +30,9 @@ import numpy as np
 
 from models.bands import VIIRS_M_BANDS, requested_bands
 from models.fileio import atomic_output
-from models.synthetic.polar import Scanner, SwathScene, render_swath
+from models.synthetic.polar import DAYLIGHT_ZENITH, Scanner, SwathScene, render_swath
 from models.synthetic.truth import write_truth
+from models.training.simulate.thermal import THERMAL_BANDS
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +41,9 @@ VIIRS = Scanner(
     altitude_km=829.0, max_scan_angle_deg=56.06, line_spacing_km=0.742, granule_minutes=6, granule_lines=3232
 )
 REFLECTANCE_SCALE = 2.0e-5  # counts -> reflectance factor
+THERMAL_BAND_NAMES = ("M12", "M13", "M14", "M15", "M16")
+HOTTEST_K = 400.0  # the warmest scene temperature a thermal band's counts can hold
+BT_FILL = np.float32(-999.9)
 FILL_U16 = 65535
 VALID_MAX_U16 = 65527
 PLATFORMS = {
@@ -53,6 +59,36 @@ def _reflectance_counts(brf: np.ndarray, mu0: np.ndarray, valid: np.ndarray) -> 
     counts = np.clip(counts, 0, VALID_MAX_U16).astype(np.uint16)
     counts[~valid] = FILL_U16
     return counts
+
+
+def _radiance_scale(name: str) -> float:
+    """W m-2 sr-1 um-1 per count of a thermal band: the band's radiance at ``HOTTEST_K`` at the top."""
+    band = THERMAL_BANDS[name]
+    return float(_per_micrometre(band.radiance(np.array(HOTTEST_K)), band.central_um)) / VALID_MAX_U16
+
+
+def _per_micrometre(radiance: np.ndarray, central_um: float) -> np.ndarray:
+    """Spectral radiance per wavenumber (mW m-2 sr-1 (cm-1)-1) as per wavelength (W m-2 sr-1 um-1)."""
+    return np.asarray(radiance) * 10.0 / central_um**2
+
+
+def _thermal_counts(name: str, temperature: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    band = THERMAL_BANDS[name]
+    radiance = _per_micrometre(band.radiance(np.where(valid, temperature, 250.0)), band.central_um)
+    counts = np.clip(np.rint(radiance / _radiance_scale(name)), 1, VALID_MAX_U16).astype(np.uint16)
+    counts[~valid] = FILL_U16
+    return counts
+
+
+def _brightness_temperature_lut(name: str) -> np.ndarray:
+    """The temperature of every count 0-65535 (fill above ``VALID_MAX_U16`` and at 0)."""
+    band = THERMAL_BANDS[name]
+    counts = np.arange(FILL_U16 + 1, dtype=np.float64)
+    per_wavenumber = counts * _radiance_scale(name) * band.central_um**2 / 10.0
+    with np.errstate(divide="ignore"):
+        lut = band.brightness_temperature(per_wavenumber).astype(np.float32)
+    lut[(counts == 0) | (counts > VALID_MAX_U16)] = BT_FILL
+    return lut
 
 
 def _angle_counts(angle: np.ndarray) -> np.ndarray:
@@ -77,7 +113,7 @@ def _write_l1b_pair(scene: SwathScene, out: Path, short: str, orbit: int) -> lis
         "time_coverage_end": f"{scene.end:%Y-%m-%dT%H:%M:%S}.000Z",
         "instrument": "VIIRS",
         "platform": platform,
-        "DayNightFlag": "Day" if scene.simulated.any() else "Night",
+        "DayNightFlag": "Day" if (scene.solar_zenith < DAYLIGHT_ZENITH).any() else "Night",
         "startDirection": "Ascending",
         "endDirection": "Ascending",
         "institution": "MT-HCCAR project (synthetic)",
@@ -167,8 +203,51 @@ def _write_l1b_pair(scene: SwathScene, out: Path, short: str, orbit: int) -> lis
             )
             flags.setncatts({"units": "none", "long_name": f"{band.name} quality flags"})
             flags[:] = np.zeros((lines, pixels), dtype=np.uint16)
+        for k, name in enumerate(scene.thermal_bands):
+            assert scene.brightness_temperature is not None
+            _write_thermal_band(group, name, scene.brightness_temperature[..., k], np.isfinite(scene.latitude))
     paths.append(out / rad_name)
     return paths
+
+
+def _write_thermal_band(group: Any, name: str, temperature: np.ndarray, valid: np.ndarray) -> None:
+    """One emissive band of VNP02MOD: radiance counts, their temperature table and quality flags."""
+    lines, pixels = temperature.shape
+    var = group.createVariable(
+        name,
+        "u2",
+        ("number_of_lines", "number_of_pixels"),
+        zlib=True,
+        chunksizes=(min(lines, ROWS_PER_SCAN * 4), min(pixels, 512)),
+        fill_value=np.uint16(FILL_U16),
+    )
+    var.set_auto_maskandscale(False)
+    var.setncatts(
+        {
+            "long_name": f"Earth View {name} Scaled Radiance",
+            "units": "Watts/meter^2/steradian/micrometer",
+            "scale_factor": np.float32(_radiance_scale(name)),
+            "add_offset": np.float32(0.0),
+            "valid_min": np.uint16(0),
+            "valid_max": np.uint16(VALID_MAX_U16),
+        }
+    )
+    var[:] = _thermal_counts(name, temperature, valid)
+    group.createDimension(f"{name}_lut_size", FILL_U16 + 1)
+    lut = group.createVariable(f"{name}_brightness_temperature_lut", "f4", (f"{name}_lut_size",), fill_value=BT_FILL)
+    lut.set_auto_maskandscale(False)
+    lut.setncatts(
+        {
+            "long_name": f"{name} brightness temperature lookup table",
+            "units": "Kelvins",
+            "valid_min": np.float32(0.0),
+            "valid_max": np.float32(HOTTEST_K + 100.0),
+        }
+    )
+    lut[:] = _brightness_temperature_lut(name)
+    flags = group.createVariable(f"{name}_quality_flags", "u2", ("number_of_lines", "number_of_pixels"), zlib=True)
+    flags.setncatts({"units": "none", "long_name": f"{name} quality flags"})
+    flags[:] = np.zeros((lines, pixels), dtype=np.uint16)
 
 
 def _write_sdr(scene: SwathScene, out: Path, short: str, orbit: int) -> list[Path]:
@@ -260,22 +339,29 @@ def write_viirs_granule(
     seed: int = 0,
     orbit: int = 41234,
     block: int | None = None,
+    thermal: bool = False,
 ) -> list[Path]:
     """Render one synthetic VIIRS M-band granule in L1B or SDR format, plus its truth file.
 
     ``block``: render once per block x block pixels (``polar.render_swath``; None: automatic).
+    ``thermal``: also M12-M16, day and night (L1B only).
     """
     if platform not in PLATFORMS:
         raise ValueError(f"unknown VIIRS platform {platform!r}: expected one of {', '.join(PLATFORMS)}")
     if file_format not in FORMATS:
         raise ValueError(f"unknown VIIRS format {file_format!r}: expected l1b or sdr")
+    if thermal and file_format != "l1b":
+        raise ValueError("synthetic VIIRS thermal bands (M12-M16) are written in the L1B format only")
     if lines % ROWS_PER_SCAN:
         raise ValueError(f"VIIRS M-band granules hold whole scans of {ROWS_PER_SCAN} lines, not {lines}")
     table = {b.name: b for b in VIIRS_M_BANDS}
     names = requested_bands(bands, list(table), "VIIRS solar M bands are M01-M11")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    scene = render_swath(VIIRS, start, [table[b] for b in names], lines, pixels, centre_lat, centre_lon, seed, block)
+    thermal_bands = THERMAL_BAND_NAMES if thermal else ()
+    scene = render_swath(
+        VIIRS, start, [table[b] for b in names], lines, pixels, centre_lat, centre_lon, seed, block, thermal_bands
+    )
     writer = _write_l1b_pair if file_format == "l1b" else _write_sdr
     paths = writer(scene, out, platform, orbit)
     truth = write_truth(

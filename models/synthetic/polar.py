@@ -14,9 +14,10 @@ import numpy as np
 from models.bands import Band
 from models.spec import relative_azimuth
 from models.synthetic.geometry import sun_angles, swath
-from models.synthetic.scenes import SceneFields, scene_state
+from models.synthetic.scenes import SceneFields, scene_state, with_temperatures
 from models.training.simulate.dataset import default_workers, simulate_bands
 from models.training.simulate.simulator import AtmosphereState
+from models.training.simulate.thermal import ThermalSimulator
 
 # simulated (sample x band) values per synthetic swath granule at most, by default: 40-50 s on two
 # cores (VIIRS: 6 x 6 pixel blocks of a full granule, OCI with its 223 bands: 13 x 13)
@@ -26,6 +27,7 @@ SIMULATED_AT_ONCE = 2_000_000
 # per-pixel measurement noise (1 sigma, multiplicative), drawn in float32: a full OCI granule draws
 # about 480 M values, 2-3x faster than float64 draws cast down
 NOISE_RELATIVE = 0.005
+DAYLIGHT_ZENITH = 87.0  # solar bands are rendered below this solar zenith angle
 
 
 @dataclass(frozen=True)
@@ -55,10 +57,13 @@ class SwathScene:
     solar_azimuth: np.ndarray
     sensor_zenith: np.ndarray
     sensor_azimuth: np.ndarray
-    simulated: np.ndarray  # pixels rendered (daylight)
+    simulated: np.ndarray  # pixels rendered: daylight, or every pixel with thermal bands
     state: AtmosphereState  # of the simulated pixels, row-major
     brf: np.ndarray  # (lines, pixels, bands), BRF (divided by mu0)
     bands: tuple[Band, ...]
+    # (lines, pixels, thermal bands) brightness temperatures (K) of every pixel, day and night
+    brightness_temperature: np.ndarray | None = None
+    thermal_bands: tuple[str, ...] = ()
 
 
 def auto_block(pixels: int, bands: int) -> int:
@@ -101,8 +106,12 @@ def render_swath(
     centre_lon: float | None,
     seed: int,
     block: int | None = None,
+    thermal_bands: Sequence[str] = (),
 ) -> SwathScene:
     """Geometry + simulation of a polar-orbiter swath (any cross-track scanner).
+
+    ``thermal_bands`` are rendered day and night from the same scene (``scenes.with_temperatures``
+    for the surface, the thermal simulator, 0.1 K noise).
 
     ``block`` > 1 renders the radiative transfer once per ``block`` x ``block`` pixels, at the block's
     centre pixel (its geometry and scene state), and gives that result to every pixel of the block:
@@ -128,7 +137,7 @@ def render_swath(
     )
     sza, saz = sun_angles(start + duration / 2, geo.longitude, geo.latitude)
     centre = block_centres(lines, pixels, block)  # flat index of each pixel's block centre
-    day = (sza < 87.0) & (sza.ravel()[centre] < 87.0)
+    day = (sza < DAYLIGHT_ZENITH) & (sza.ravel()[centre] < DAYLIGHT_ZENITH)
     rendered = np.unique(centre[day])  # block centres to simulate, row-major
     rows, cols = np.divmod(rendered, pixels)
     coarse = scene_state(
@@ -156,7 +165,30 @@ def render_swath(
             factor += 1.0
             factor *= clean[of_pixel[part]]
             flat[day_index[part]] = factor
-    state = coarse.take(of_pixel) if block > 1 else coarse
+    bt = None
+    if thermal_bands:
+        every = np.unique(centre)  # every pixel's block centre, day or night
+        rows, cols = np.divmod(every, pixels)
+        seen = scene_state(
+            SceneFields.generate(seed),
+            rows / max(lines - 1, 1),
+            cols / max(pixels - 1, 1),
+            geo.latitude[rows, cols],
+            geo.longitude[rows, cols],
+            sza[rows, cols],
+            geo.sensor_zenith[rows, cols],
+            relative_azimuth(geo.sensor_azimuth[rows, cols], saz[rows, cols]),
+            start.timetuple().tm_yday,
+        )
+        hot = with_temperatures(seen, geo.latitude[rows, cols], geo.longitude[rows, cols], start + duration / 2)
+        of_every = np.searchsorted(every, centre.ravel())
+        bt = brightness_temperatures_in_parts(tuple(thermal_bands), hot).astype(np.float32)[of_every]
+        bt += np.random.default_rng([seed, 0x7B7]).normal(0.0, 0.1, bt.shape).astype(np.float32)
+        bt = bt.reshape(lines, pixels, len(thermal_bands))
+        # every pixel is rendered (in its thermal bands), so the truth describes every pixel
+        simulated, state = np.ones_like(day), seen.take(of_every) if block > 1 else seen
+    else:
+        simulated, state = day, coarse.take(of_pixel) if block > 1 else coarse
     return SwathScene(
         start,
         start + duration,
@@ -166,8 +198,18 @@ def render_swath(
         saz,
         geo.sensor_zenith,
         geo.sensor_azimuth,
-        day,
+        simulated,
         state,
         brf,
         tuple(bands),
+        bt,
+        tuple(thermal_bands),
     )
+
+
+def brightness_temperatures_in_parts(bands: tuple[str, ...], state: AtmosphereState) -> np.ndarray:
+    """(N, B) brightness temperatures of the thermal simulator, in parts of bounded memory."""
+    simulator = ThermalSimulator(bands)
+    step = max(1, SIMULATED_AT_ONCE // (8 * len(bands)))  # its gas model keeps 8 sublayers per block
+    parts = [simulator.brightness_temperature(state.take(slice(i, i + step))) for i in range(0, len(state), step)]
+    return np.concatenate(parts) if parts else np.zeros((0, len(bands)))

@@ -23,7 +23,8 @@ From the fields, per pixel:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime as dt
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.ndimage import map_coordinates
@@ -34,9 +35,11 @@ from models.earth import (
     altitude_m,
     land_water_class,
     ozone_climatology,
+    skin_temperature_climatology,
     standard_pressure_hpa,
     water_vapour_climatology,
 )
+from models.training.simulate.dataset import saturated_column_cm
 from models.training.simulate.simulator import AtmosphereState
 from models.training.simulate.surface import LAND_MIXTURES
 from models.training.simulate.surface_library import POOLS, shipped_library
@@ -170,4 +173,24 @@ def scene_state(
         cloud_base_pressure=top + np.where(ice, 150.0, 100.0),
         land_fractions=fractions,
         land_members=members,
+    )
+
+
+def with_temperatures(state: AtmosphereState, lat: np.ndarray, lon: np.ndarray, time: dt.datetime) -> AtmosphereState:
+    """``state`` with what the thermal simulator needs: the skin-temperature climatology at the
+    scene's places and local time (warmer on low ground), near-surface air 2 K cooler than sunlit
+    land and 3 K warmer than land at night, and a standard profile. The column's water vapour is
+    kept below what its air can hold (``saturated_column_cm``, as in the training world): the zonal
+    climatology's 2 cm over a 260 K night-time desert would be a supersaturated column."""
+    land = state.surface_class != WATER_CLASS
+    skin = skin_temperature_climatology(
+        lat, lon, time.timetuple().tm_yday, time.hour + time.minute / 60, land
+    ) + 2.0 * np.tanh(np.nan_to_num(state.surface_pressure - 1000.0) / 50.0)
+    offset = np.where(land, np.where(state.solar_zenith < 90.0, 2.0, -3.0), 0.5)
+    return replace(
+        state,
+        skin_temperature=skin,
+        air_temperature_offset=offset,
+        tropopause_temperature=np.full(len(state), 210.0),
+        h2o=np.minimum(state.h2o, saturated_column_cm(skin - offset)),
     )
