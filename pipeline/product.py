@@ -20,8 +20,6 @@ from typing import Any
 
 import dask
 import dask.array as da
-import dask.base
-import dask.threaded
 import netCDF4
 import numpy as np
 import xarray as xr
@@ -340,9 +338,21 @@ def stage_product(
     return StagedProduct(tmp, final, list(replaces or []), stats)
 
 
-def _threaded() -> bool:
-    """Whether dask's threaded scheduler will run the product's graph (None: the arrays' default)."""
-    return dask.base.get_scheduler() in (None, dask.threaded.get)
+def _cluster_client() -> Any:
+    """The distributed client this process computes on, or None for dask's threads.
+
+    Decided by the client, not by dask's global scheduler setting: ``opening_files`` in another
+    granule's thread sets that to "synchronous" for a moment, and a product written meanwhile must
+    neither look for a cluster that is not there nor leave one that is.
+    """
+    try:
+        from distributed import default_client
+    except ImportError:
+        return None
+    try:
+        return default_client()
+    except ValueError:  # no client in this process
+        return None
 
 
 def _create(product: xr.Dataset, tmp: Path) -> ArrayWriter:
@@ -369,17 +379,19 @@ def _write_chunks(product: xr.Dataset, tmp: Path) -> dict[str, Any]:
     lazy = _create(product, tmp)
     with ChunkWriter(tmp) as writer:
         sinks = [writer.sink(target.variable_name) for target in lazy.targets]
-        if _threaded():
+        client = _cluster_client()
+        if client is None:
             _, stats = _compute_and_join(store_chunks(lazy.sources, sinks), _summary(product))
         else:
-            stats = _store_from_workers(lazy.sources, sinks, _summary(product))
+            stats = _store_from_workers(client, lazy.sources, sinks, _summary(product))
     return dict(stats)
 
 
-def _store_from_workers(sources: list[da.Array], sinks: list[ChunkSink], summary: dict[str, Any]) -> dict[str, Any]:
-    from distributed import as_completed, default_client
+def _store_from_workers(
+    client: Any, sources: list[da.Array], sinks: list[ChunkSink], summary: dict[str, Any]
+) -> dict[str, Any]:
+    from distributed import as_completed
 
-    client = default_client()
     jobs = [
         (sink, offset, payload)
         for source, sink in zip(sources, sinks, strict=True)
@@ -404,7 +416,8 @@ def _compute_and_join(*collections: Any) -> tuple[Any, ...]:
     """
     workers = dask.config.get("num_workers", None) or os.cpu_count() or 1
     with ThreadPoolExecutor(workers) as pool:  # leaving waits for every task it started
-        return dask.compute(*collections, pool=pool)
+        # threads by name: the global setting may be another granule's momentary "synchronous"
+        return dask.compute(*collections, scheduler="threads", pool=pool)
 
 
 def publish_product(staged: StagedProduct, quicklook: bool = True) -> Published:

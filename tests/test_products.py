@@ -48,7 +48,7 @@ def test_day_product_uses_the_no_c02_thermal_model_and_finds_cloud_and_clear(day
     assert day_product.model == "mthccar_abi_noc02_ir"
     # the scan's start and its nominal end (a mesoscale slot is 1 min), whatever band files end when
     assert day_product.product.name.startswith("MTHCCAR-L2-CLD_G17_abi_M1_s20191027T200027_e20191027T200127_c")
-    assert day_product.product.name.endswith("_v2.2.0.nc")
+    assert day_product.product.name.endswith("_v2.3.0.nc")
     stats = day_product.stats
     # all but a handful of pixels that one thermal band's quality flags mark out of range (code 3)
     assert 249_900 <= stats["retrieved"] <= 250_000
@@ -147,7 +147,7 @@ def test_the_product_file_is_its_schema(day_product) -> None:
         for key, expected in schema.global_attributes().items():
             assert ds.attrs[key] == expected, key
     fields = trollsift.parse(schema.reader_patterns()[1], day_product.product.name)
-    assert (fields["platform_shortname"], fields["sector"], fields["model_version"]) == ("G17", "M1", "2.2.0")
+    assert (fields["platform_shortname"], fields["sector"], fields["model_version"]) == ("G17", "M1", "2.3.0")
     assert schema.READER_FILE.read_text() == schema.reader_config(), "run python -m pipeline.schema --write-reader"
 
 
@@ -184,7 +184,7 @@ def test_product_records_provenance(day_product, day: Path) -> None:
         used = [p.name for p in sorted(day.glob("*.nc")) if any(f"-M6{b}_" in p.name for b in bands)]
         assert ds.attrs["source"].split() == used
         assert len(ds.attrs["model_sha256"]) == 64
-        assert ds.attrs["model_version"] == "2.2.0"
+        assert ds.attrs["model_version"] == "2.3.0"
         assert ds.attrs["platform"] == "GOES-17"
         assert ds.attrs["instrument"] == "ABI"
         assert ds.attrs["time_coverage_start"] == "2019-10-27T20:00:27Z"
@@ -269,6 +269,23 @@ def test_two_scenes_in_one_graph_keep_their_own_outputs(synthetic_granules: dict
     assert not np.allclose(together[0], together[1], equal_nan=True)
 
 
+def test_a_product_written_while_another_granule_opens_its_files(
+    synthetic_granules: dict[str, Path], tmp_path: Path
+) -> None:
+    """``opening_files`` sets dask's global scheduler to "synchronous" while one granule's thread opens
+    its files; a backfill at concurrency 4 once failed the granule that wrote its product meanwhile
+    ("No clients found": it took the setting for a cluster)."""
+    granule = single_granule([synthetic_granules["abi"]])
+    alone = process_granule(granule, ProcessOptions(out_dir=tmp_path / "alone", chunk_size=226, quicklook=False))
+    with dask.config.set(scheduler="synchronous"):
+        meanwhile = process_granule(
+            granule, ProcessOptions(out_dir=tmp_path / "meanwhile", chunk_size=226, quicklook=False)
+        )
+    with xr.open_dataset(alone.product) as a, xr.open_dataset(meanwhile.product) as b:
+        for name in a.data_vars:
+            np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=str(name))
+
+
 def test_local_cluster_equals_threaded_run_bit_for_bit(synthetic_granules: dict[str, Path], tmp_path: Path) -> None:
     from distributed import get_task_stream
 
@@ -282,12 +299,15 @@ def test_local_cluster_equals_threaded_run_bit_for_bit(synthetic_granules: dict[
         # glibc keeps its own malloc thresholds in the workers (inference 1.7x slower with distributed's)
         environ = runtime.client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
         assert set(environ.values()) == {None}
-        clustered = process_granule(
-            granule,
-            ProcessOptions(
-                out_dir=tmp_path / "cluster", chunk_size=226, quicklook=False, torch_threads=runtime.torch_threads
-            ),
-        )
+        # another granule's thread opening its files sets dask's global scheduler to "synchronous"
+        # for a moment; a product written then still goes to the cluster (the task stream shows it)
+        with dask.config.set(scheduler="synchronous"):
+            clustered = process_granule(
+                granule,
+                ProcessOptions(
+                    out_dir=tmp_path / "cluster", chunk_size=226, quicklook=False, torch_threads=runtime.torch_threads
+                ),
+            )
     infer_tasks = [task["key"] for task in stream.data if "mthccar-infer" in str(task["key"])]
     assert len(infer_tasks) == len(set(infer_tasks)) == inferred  # the summary and the chunks share them
     # threads store the chunks from their tasks; cluster workers return them encoded (pipeline.chunk_sink)
