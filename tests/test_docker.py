@@ -83,12 +83,15 @@ def test_the_installed_package_carries_every_data_file_the_code_reads(tmp_path: 
     assert modules
     assert sorted(name for name in modules if not (repo / name).is_file()) == []  # nothing stale
     data_dirs = ["pipeline/etc", "models/artifacts", "models/data", "models/training/simulate/data"]
-    wanted = {
-        str(path.relative_to(repo))
-        for folder in data_dirs
-        for path in (repo / folder).rglob("*")
-        if path.is_file() and path.suffix != ".py" and "__pycache__" not in path.parts
-    }
+    # the source tree's files, not what a local run left there (git-ignored: make models' summary lock)
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "--", *data_dirs],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=repo,
+    ).stdout.split()
+    wanted = {name for name in listed if not name.endswith(".py") and (repo / name).is_file()}
     assert wanted
     assert sorted(wanted - packaged) == []
 
