@@ -201,3 +201,49 @@ def test_thermal_training_files_feed_day_and_night_specs(tmp_path) -> None:
         assert dataset.spec.night
         assert "cos_solar_zenith_angle" not in dataset.spec.names
         assert dataset.read(0, 600).features.shape == (600, dataset.spec.size)
+
+
+def test_night_water_vapour_rises_above_inversions_and_reaches_models_with_its_error(tmp_path) -> None:
+    """At night the column may hold far more water than the cooled ground's air could (a 2 cm column
+    over 260 K land), and night models see it through a climatology-sized error; day files keep the
+    exact column (their models were trained without it)."""
+    import netCDF4
+
+    from models.training.data import ReferenceDataset
+    from models.training.simulate.dataset import saturated_column_cm, simulate_dataset
+
+    night = simulate_dataset(tmp_path / "night.nc", "thermal", 6000, seed=3, night=True)
+    day = simulate_dataset(tmp_path / "day.nc", "abi", 500, seed=3)
+    with netCDF4.Dataset(night) as nc:
+        h2o, given = np.asarray(nc["h2o"][:]), np.asarray(nc["h2o_input"][:])
+        skin, land = np.asarray(nc["skin_temperature"][:]), ~np.isin(nc["albedo_type"][:], (15, 17, 19, 20))
+    cold_moist = land & (skin < 265.0) & (h2o > 0.8)
+    assert cold_moist.sum() > 10
+    # the old bound: the air at most 8 K warmer than the ground, saturated
+    assert np.all(h2o[cold_moist] > saturated_column_cm(skin[cold_moist] + 8.0))
+    log_ratio = np.log(given / h2o)
+    assert 0.2 < np.std(log_ratio) < 0.6
+    assert abs(np.median(log_ratio)) < 0.05
+    with ReferenceDataset(night, "abi", ["C13", "C14"]) as dataset:
+        features = dataset.read(0, 6000).features
+        assert np.allclose(features[:, dataset.spec.names.index("h2o")], given)
+    with netCDF4.Dataset(day) as nc:
+        assert "h2o_input" not in nc.variables
+
+
+def test_synthetic_columns_are_never_supersaturated() -> None:
+    """Synthetic scenes take the zonal water-vapour climatology, bounded by what their air holds."""
+    import datetime as dt
+
+    from models.synthetic.scenes import with_temperatures
+    from models.training.simulate.dataset import saturated_column_cm
+
+    state = sample_state(500, np.random.default_rng(4))
+    night = replace(state, solar_zenith=np.full(500, 130.0), h2o=np.full(500, 2.3))
+    lat, lon = np.full(500, 38.0), np.full(500, -117.0)
+    hot = with_temperatures(night, lat, lon, dt.datetime(2019, 10, 27, 9, 30))
+    air = hot.skin_temperature - hot.air_temperature_offset
+    assert np.all(hot.h2o <= saturated_column_cm(air) + 1e-9)
+    land = hot.surface_class != 17
+    assert np.all(hot.air_temperature_offset[land] < 0)  # the ground is colder than the air at night
+    assert hot.h2o[land].max() < 2.3

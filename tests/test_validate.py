@@ -159,8 +159,8 @@ NIGHT = "g17_meso1_20191201T1027_night"
 
 
 # Targets on the real day scene: FDCC clear land <= 10 %, FDCC cloud >= 90 %, C13 > 290 K <= 10 %
-# (<= 5 % asked of the thermal model, not met), C13 < 250 K >= 98 %. The shipped default (2.2.0)
-# gives 7.2 %, 91.6 %, 5.2 % and 100 %.
+# (<= 5 % asked of the thermal model, not met), C13 < 250 K >= 98 %. The shipped default (2.3.0, the
+# day weights of 2.2.0) gives 7.2 %, 91.6 %, 5.2 % and 100 %.
 DAY_LIMITS = {
     "clear_land_flagged_cloudy": (None, 0.10),
     "cloud_flagged_cloudy": (0.90, None),

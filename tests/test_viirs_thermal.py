@@ -12,6 +12,7 @@ import xarray as xr
 from models.bands import VIIRS_M_BANDS
 from models.synthetic.l1b_viirs import VIIRS, write_viirs_granule
 from models.synthetic.polar import render_swath
+from pipeline.features import NIGHT_RETRIEVED
 from pipeline.granules import single_granule
 from pipeline.ingest import ingest
 
@@ -55,6 +56,42 @@ def test_thermal_bands_read_back_as_rendered(when: str, granules: dict[str, Path
 def test_thermal_bands_need_the_l1b_format(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"thermal bands \(M12-M16\) are written in the L1B format only"):
         write_viirs_granule(tmp_path, DAY, file_format="sdr", thermal=True, **SHAPE)
+
+
+def _scores(product: Path, truth_dir: Path) -> tuple[np.ndarray, dict[str, float]]:
+    truth = xr.open_dataset(next(truth_dir.glob("MTHCCAR-TRUTH_*.nc")), mask_and_scale=False)
+    with truth, xr.open_dataset(product, mask_and_scale=False) as ds:
+        quality = ds["retrieval_quality"].values
+        mask, true_mask = ds["cloud_mask"].values, truth["cloud_mask"].values
+        land = ~np.isin(truth["surface_class"].values, (17,))
+        scores = {
+            "agreement": float((mask == true_mask).mean()),
+            "clear land flagged": float((mask[(true_mask == 0) & land] == 1).mean()),
+            "cloud flagged": float((mask[true_mask == 1] == 1).mean()),
+        }
+        return quality, scores
+
+
+def test_day_and_night_granules_run_the_thermal_models(granules: dict[str, Path], tmp_path: Path) -> None:
+    """By day the solar + thermal model with the night model beside it; at night the night model on
+    every pixel. Scored against the scene's truth, which with thermal bands covers night pixels too."""
+    from pipeline.process import ProcessOptions, process_granule
+
+    for when in ("day", "night"):
+        product = process_granule(
+            single_granule([granules[when]]), ProcessOptions(out_dir=tmp_path / when, quicklook=False)
+        ).product
+        with xr.open_dataset(product) as ds:
+            assert ds.attrs["model_artifact"] == "mthccar_viirs_ir"
+            assert ds.attrs["night_model_artifact"] == "mthccar_viirs_night"
+        quality, scores = _scores(product, granules[when])
+        if when == "night":
+            assert np.all(quality == NIGHT_RETRIEVED)
+        else:
+            assert np.all(quality <= 1)
+        assert scores["agreement"] >= 0.9, (when, scores)
+        assert scores["clear land flagged"] <= 0.1, (when, scores)
+        assert scores["cloud flagged"] >= 0.9, (when, scores)
 
 
 def test_block_rendered_thermal_granule_describes_every_pixel(tmp_path: Path) -> None:

@@ -43,6 +43,9 @@ SCALAR_VARIABLES = (
     "log10_cloud_optical_thickness",
 )
 THERMAL_SCALARS = ("skt",)  # read when a spec uses them
+# a feature's source -> the file variable holding what a model sees, where a file has one apart from
+# the truth the simulator used (night files: the water vapour with its climatology-to-NWP error)
+MODEL_INPUTS = {"h2o": "h2o_input"}
 SPLIT_BLOCK = 65_536  # points per block of split random numbers; fixed so splits never move
 # Salts the split stream so it never coincides with a generator a data writer seeded plainly
 # (numpy's default_rng(0) and default_rng([0, 0]) are the same stream).
@@ -297,7 +300,9 @@ class ReferenceDataset:
                 variables[name] = bt[i]
         for name in (*SCALAR_VARIABLES, *THERMAL_SCALARS):
             if name in self.spec.sources or name in SCALAR_VARIABLES:
-                variables[name] = np.asarray(self._nc.variables[name][start:stop])
+                stored = MODEL_INPUTS.get(name, name)
+                stored = stored if stored in self._nc.variables else name
+                variables[name] = np.asarray(self._nc.variables[stored][start:stop])
         for angle in GEOMETRY_ANGLES:
             variables[angle] = variables[angle].astype(np.float64) * self.angle_factor
         features = self.spec.raw_features(variables)

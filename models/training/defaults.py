@@ -31,7 +31,7 @@ from models.training.train import TrainConfig, train
 
 logger = logging.getLogger(__name__)
 
-MODEL_VERSION = "2.2.0"
+MODEL_VERSION = "2.3.0"  # 2.3.0: night models retrained (simulator 2.2); day weights as 2.2.0
 TRAINING_SAMPLES = 300_000  # the 67.5 % training split is ~200k points per sensor and time of day
 # The recipe: a cosine learning-rate schedule over 160 epochs and a reconstruction weight of 0.3 (the
 # reference's 3.0 made the 32-wide code spend itself on reproducing the inputs). Held-out mask

@@ -29,12 +29,17 @@ Sampling priors (rt-simulator-notes section 7, widened towards the real world):
   land by day and U(235, 310) K at night, U(215, 273) K over snow; skin minus near-surface air
   temperature U(-1, 2) K over water, U(-2, 12) K over land by day, U(-8, 2) K at night; tropopause
   U(195, 225) K; column water vapour capped by the saturated column of the air temperature
-  (0.7 exp(0.07 (T_air - 273.15)) cm, a fit to the Reitan 1963 dew-point relation); cloud tops kept
+  (0.7 exp(0.07 (T_air - 273.15)) cm, a fit to the Reitan 1963 dew-point relation), at night over
+  land and snow of the air above a surface inversion of U(0, 15) K (the cooled ground under a moist
+  column, which the ancillary climatologies give at inference); cloud tops kept
   where the phase can exist (liquid no colder than 238 K, ice no warmer than 268 K); soil quartz
   share U(0, 0.5) (U(0.2, 1) on barren land: quartz sands are deserts). The model's skin-temperature
   input is the truth plus Gaussian error of 1-12 K (NWP to climatology, which can miss a given day
   by 10 K);
-* night samples (``night=True``): solar zenith U(95, 170) deg, no sunlight in any band;
+* night samples (``night=True``): solar zenith U(95, 170) deg, no sunlight in any band; the
+  model's water-vapour input (``h2o_input``) is the truth times a log-normal error of 0.1-0.7 (1
+  sigma of its logarithm): at night the zonal climatology's column over cooled land can be several
+  times the air's capacity, and a night model that trusted it called such clear land cloudy;
 * measurement noise: 1 % (1 sigma) multiplicative and 0.0005 additive; 0.15 K in the thermal bands.
 
 Angles are stored in degrees; reflectances as BRF (unitless), band-first like the reference.
@@ -83,6 +88,7 @@ LOG10_COT_RANGE = (-1.5, 2.5)  # at 0.55 um, as the reference's training data
 LOG10_COT_BODY = (0.7, 0.6)  # mean, standard deviation
 LOG10_COT_UNIFORM_SHARE = 0.2
 CLEAR_FRACTION = 0.5  # balanced classes; the reference used 0.3
+NIGHT_INVERSION_K = 15.0  # at most, over land and snow at night (clear calm nights: 5-15 K and more)
 
 
 def sample_geometry(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -197,8 +203,11 @@ def sample_state(
     solar_zenith, viewing_zenith, relative_azimuth = sample_geometry(n, rng)
     if night:
         solar_zenith = rng.uniform(95.0, 170.0, n)
+    # the column's water vapour is bounded by the air above a night-time surface inversion, which
+    # can be much warmer than the radiatively cooled ground (a 2 cm column over 260 K land)
+    column_air = air + (np.where(group == 0, 0.0, rng.uniform(0.0, NIGHT_INVERSION_K, n)) if night else 0.0)
     h2o = np.where(snow, rng.uniform(0.1, 1.5, n), rng.uniform(0.1, 6.0, n))
-    h2o = np.clip(np.minimum(h2o, saturated_column_cm(air) * rng.uniform(0.3, 1.0, n)), 0.05, 7.0)
+    h2o = np.clip(np.minimum(h2o, saturated_column_cm(column_air) * rng.uniform(0.3, 1.0, n)), 0.05, 7.0)
     fractions, members = sample_land_mixture(surface, rng)
     aod, aerosol_type = sample_aerosol(surface, rng)
     return AtmosphereState(
@@ -307,7 +316,7 @@ def simulate_dataset(
     with atomic_output(path) as tmp, netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
         variables, thermal_variables = _create_schema(nc, tables, samples, sensor, seed, correction)
         nc.setncattr("simulator_night", int(night))
-        _write_state(nc, state, np.random.default_rng([seed, 0x5C7]))
+        _write_state(nc, state, np.random.default_rng([seed, 0x5C7]), h2o_input_error=night)
         offsets = np.cumsum([0] + [len(t.training_bands) for t in tables])
         thermal_offsets = np.cumsum([0] + [len(t.thermal_bands) for t in tables])
         start = 0
@@ -422,13 +431,19 @@ SCALARS = {
     "skt": ("f4", "K", "surface skin temperature as a model input: truth plus climatology-to-NWP error"),
 }
 SKT_ERROR_K = (1.0, 12.0)  # the 1-sigma error of the skin temperature input, drawn per sample
+# the 1-sigma error of ln(water vapour input), drawn per sample: an NWP column to the zonal
+# climatology, which misses the dry air over high or cold ground by a factor of 2-4
+H2O_LOG_ERROR = (0.1, 0.7)
 
 
 def _or_nan(values: np.ndarray | None, n: int, fill: float = np.nan) -> np.ndarray:
     return np.full(n, fill) if values is None else values
 
 
-def _write_state(nc: netCDF4.Dataset, state: AtmosphereState, rng: np.random.Generator) -> None:
+def _write_state(
+    nc: netCDF4.Dataset, state: AtmosphereState, rng: np.random.Generator, h2o_input_error: bool = False
+) -> None:
+    """The state's scalars; ``h2o_input_error`` adds ``h2o_input``, the water vapour a model sees."""
     n = len(state)
     skin = _or_nan(state.skin_temperature, n)
     skt_input = skin + rng.normal(0.0, 1.0, n) * rng.uniform(*SKT_ERROR_K, n)
@@ -451,7 +466,12 @@ def _write_state(nc: netCDF4.Dataset, state: AtmosphereState, rng: np.random.Gen
         "skin_temperature": skin,
         "skt": skt_input,
     }
-    for name, (dtype, units, long_name) in SCALARS.items():
+    scalars = dict(SCALARS)
+    if h2o_input_error:
+        log_error = rng.normal(0.0, 1.0, n) * rng.uniform(*H2O_LOG_ERROR, n)
+        values["h2o_input"] = np.clip(state.h2o * np.exp(log_error), 0.05, 7.0)
+        scalars["h2o_input"] = ("f4", "cm", "column water vapour as a model input: truth with climatology-to-NWP error")
+    for name, (dtype, units, long_name) in scalars.items():
         var = nc.createVariable(name, dtype, ("npoints",), zlib=True, complevel=1)
         var[:] = values[name]
         var.units = units

@@ -32,7 +32,7 @@ from models.training.simulate.surface import (
 
 logger = logging.getLogger(__name__)
 
-SIMULATOR_VERSION = "2.1"
+SIMULATOR_VERSION = "2.2"  # 2.2: night water vapour above surface inversions, and as an erroneous input
 ELEMENTS_PER_CHUNK = 150_000  # samples x bands per vectorised step: bounds memory, keeps numpy busy
 
 
