@@ -173,14 +173,69 @@ def test_default_model_on_the_real_day_scene(granules: Path, product: Path, tmp_
     """FDCC clear and cloudy land and the scan's own C13, as ``mthccar validate`` scores them."""
     with xr.open_dataset(product) as ds:
         assert ds.attrs["model_artifact"] == "mthccar_abi_noc02_ir"  # thermal bands present, C02 absent
+    checks = _day_checks(granules, product, tmp_path)
+    for key, (low, high) in DAY_LIMITS.items():
+        assert low is None or checks[key] >= low, (key, checks[key])
+        assert high is None or checks[key] <= high, (key, checks[key])
+
+
+def _day_checks(granules: Path, product: Path, out: Path) -> dict[str, float]:
     references = [*sorted((granules / "abi" / FDCC).glob("*.nc")), *sorted((granules / "abi" / DAY).glob("*C13_*.nc"))]
-    report = json.loads(validate_product(product, references, tmp_path)["json"].read_text())
-    checks = {
+    report = json.loads(validate_product(product, references, out)["json"].read_text())
+    return {
         key: value["flagged_cloudy"]
         for entry in report["references"].values()
         for key, value in entry.items()
         if isinstance(value, dict) and "flagged_cloudy" in value
     }
+
+
+def _era5_like_file(path: Path, h2o_scale: float, day_of_year: float) -> Path:
+    """An ERA5-style NWP file over the day scene: the climatology's column times ``h2o_scale``."""
+    from models.earth import altitude_m, ozone_climatology, standard_pressure_hpa, water_vapour_climatology
+
+    lat, lon = np.arange(46.0, 27.9, -0.25), np.arange(-132.0, -107.9, 0.25)
+    grid_lat, grid_lon = np.meshgrid(lat, lon, indexing="ij")
+    fields = {
+        "tcwv": 10.0 * h2o_scale * water_vapour_climatology(grid_lat, day_of_year),  # cm -> kg m-2
+        "tco3": 2.1415e-5 * ozone_climatology(grid_lat, day_of_year),  # DU -> kg m-2
+        "sp": 100.0 * standard_pressure_hpa(altitude_m(grid_lat, grid_lon)),  # hPa -> Pa
+    }
+    xr.Dataset(
+        {name: (("latitude", "longitude"), values) for name, values in fields.items()},
+        coords={"latitude": lat, "longitude": lon},
+    ).to_netcdf(path)
+    return path
+
+
+DRY_COLUMN_FLAGS_CLEAR_LAND = (
+    "known weakness: the day models read C04 against a water-vapour input they take as exact; with a column "
+    "under about 0.7 times the climatology's the scene's clear land turns cloudy (README, 'What it still gets wrong')"
+)
+
+
+KNOWN_DRY_COLUMN_FAILURE = pytest.mark.xfail(reason=DRY_COLUMN_FLAGS_CLEAR_LAND, raises=AssertionError, strict=True)
+
+
+@pytest.mark.parametrize("h2o_scale", [1.6, pytest.param(0.4, marks=KNOWN_DRY_COLUMN_FAILURE)])
+def test_the_real_day_scene_through_an_nwp_file_far_from_the_climatology(
+    granules: Path, tmp_path: Path, h2o_scale: float
+) -> None:
+    """The real ``--nwp`` path on the real day scene, its column 1.6 or 0.4 times the climatology's (a
+    moist day, a dry offshore-wind day), scored against the same limits as the climatology run."""
+    from pipeline.ancillary import AncillaryConfig
+    from pipeline.granules import single_granule
+    from pipeline.process import ProcessOptions, process_granule
+
+    nwp = _era5_like_file(tmp_path / "era5.nc", h2o_scale, day_of_year=300.5)
+    product = process_granule(
+        single_granule([granules / "abi" / DAY]),
+        ProcessOptions(out_dir=tmp_path / "out", quicklook=False, ancillary=AncillaryConfig.from_nwp(str(nwp))),
+    ).product
+    with xr.open_dataset(product) as ds:
+        assert ds.attrs["model_artifact"] == "mthccar_abi_noc02_ir"
+        assert "h2o: era5.nc:tcwv" in ds.attrs["ancillary_sources"]
+    checks = _day_checks(granules, product, tmp_path / "v")
     for key, (low, high) in DAY_LIMITS.items():
         assert low is None or checks[key] >= low, (key, checks[key])
         assert high is None or checks[key] <= high, (key, checks[key])
