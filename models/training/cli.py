@@ -239,14 +239,22 @@ def simulate(
     correction: Annotated[bool, typer.Option(help="Apply the DISORT-derived multiple-scattering correction.")] = True,
     workers: Annotated[int, typer.Option(min=1, help="Processes (default: up to 2).")] = 2,
     night: Annotated[bool, typer.Option(help="Night samples: no sunlight (thermal bands only carry signal).")] = False,
+    physics: Annotated[
+        str | None,
+        typer.Option(
+            help="Simulator physics: 2.2 (the shipped models' world, the default) or 2.3 (LOWTRAN7 1.38 um "
+            "water band, lofted and stratospheric aerosol)."
+        ),
+    ] = None,
 ) -> None:
     """Simulate training data in the reference schema with the offline RT model."""
     import time
 
     from models.training.simulate.dataset import simulate_dataset
+    from models.training.simulate.simulator import SIMULATOR_VERSION
 
     started = time.perf_counter()
-    simulate_dataset(out, sensor.value, samples, seed, correction, workers, night)
+    simulate_dataset(out, sensor.value, samples, seed, correction, workers, night, physics or SIMULATOR_VERSION)
     typer.echo(f"wrote {samples} samples to {out} in {time.perf_counter() - started:.1f} s")
 
 

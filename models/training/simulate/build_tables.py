@@ -170,6 +170,10 @@ def main(argv: list[str]) -> int:
         from models.training.simulate.surface_library import build_surface_library
 
         print(build_surface_library())
+    if what == "water-band":  # not in "all": LOWTRAN7 needs a Fortran compiler (gfortran)
+        from models.training.simulate.water_band import build_water_band
+
+        print(build_water_band())
     if what in ("correction", "all"):
         if not disort.available():
             raise SystemExit("the correction table needs nanodisort: pip install -e '.[disort]'")

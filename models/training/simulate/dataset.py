@@ -17,7 +17,11 @@ Sampling priors (rt-simulator-notes section 7, widened towards the real world):
   Snow: brightness U(0.9, 1.0), grain log-U(50, 1000) um;
 * aerosol (labelled clear): 65 % background, AOD(0.55) log-normal with median 0.08 (0.04 over
   snow), maritime or continental over water, continental over land, dust or continental over
-  barren land; 30 % events, AOD log-U(0.2, 2.0), smoke or dust (dust over barren land);
+  barren land; 30 % events, AOD log-U(0.2, 2.0), smoke or dust (dust over barren land). With
+  physics 2.3, in clear skies half the smoke and dust and a fifth of the continental aerosol is lofted into a 150 hPa
+  layer topped at U(250, 650) hPa, above most of the water vapour (CALIOP layer heights, Winker et
+  al. 2013); every sample has stratospheric sulfate, AOD(0.55) log-U(0.003, 0.03) (quiet years to
+  moderate eruptions, Kremser et al. 2016). Both are what the 1.38 um band sees of a clear sky;
 * surface pressure U(500, 1040) hPa (water: U(980, 1040)); h2o U(0.1, 6) cm (snow: U(0.1, 1.5));
   o3 U(220, 450) DU;
 * 50 % clear, 50 % cloudy (balanced; the reference used 30/70); phase 50/50; log10 COT at
@@ -51,6 +55,7 @@ import logging
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -64,7 +69,13 @@ from models.fileio import atomic_output
 from models.spec import RELATIVE_AZIMUTH_CONVENTION
 from models.training.simulate.aerosol import AEROSOL_TYPES, TYPE_INDEX
 from models.training.simulate.geometry import geostationary_geometry, uniform_geometry
-from models.training.simulate.simulator import SIMULATOR_VERSION, AtmosphereState, Simulator
+from models.training.simulate.simulator import (
+    ELEVATED_AEROSOL_DEPTH_HPA,
+    SIMULATOR_VERSION,
+    AtmosphereState,
+    Simulator,
+    check_physics,
+)
 from models.training.simulate.surface import LAND_MIXTURES
 from models.training.simulate.surface_library import POOLS, shipped_library
 from models.training.simulate.thermal import ThermalSimulator, add_bt_noise
@@ -82,6 +93,14 @@ GEOSTATIONARY_SHARE = 0.5
 MIXTURE_CONCENTRATION = 2.5
 BURNED_SHARE = 0.04
 EVENT_SHARE = 0.3
+# smoke and dust are lofted above the boundary layer about half the time, continental haze less,
+# sea salt stays low (CALIOP layer heights: Winker et al. 2013, Atmos. Chem. Phys. 13, 3345); the
+# layer's top between 3 and 8 km
+LOFTED_AEROSOL_SHARE = {"smoke": 0.5, "dust": 0.5, "continental": 0.2, "maritime": 0.0}
+LOFTED_AEROSOL_TOP_HPA = (250.0, 650.0)
+# stratospheric AOD(0.55), log-uniform: volcanically quiet years ~0.005, moderate eruptions (Raikoke
+# 2019, Sarychev 2009) 0.01-0.03 over a hemisphere for months (Kremser et al. 2016)
+STRATOSPHERIC_AOD = (0.003, 0.03)
 LOG10_COT_RANGE = (-1.5, 2.5)  # at 0.55 um, as the reference's training data
 # log10 COT: a log-normal body (most clouds have COT 2-20, as in MODIS and ISCCP optical-thickness
 # histograms, e.g. King et al. 2013, IEEE TGRS 51, 3826) plus a uniform share over the whole range
@@ -176,7 +195,11 @@ def sample_temperatures(
 
 
 def sample_state(
-    n: int, rng: np.random.Generator, clear_fraction: float = CLEAR_FRACTION, night: bool = False
+    n: int,
+    rng: np.random.Generator,
+    clear_fraction: float = CLEAR_FRACTION,
+    night: bool = False,
+    physics: str = SIMULATOR_VERSION,
 ) -> AtmosphereState:
     """``n`` independent samples from the priors above."""
     group = rng.choice(4, size=n, p=[0.30, 0.45, 0.10, 0.15])  # water, land, barren, snow
@@ -210,7 +233,7 @@ def sample_state(
     h2o = np.clip(np.minimum(h2o, saturated_column_cm(column_air) * rng.uniform(0.3, 1.0, n)), 0.05, 7.0)
     fractions, members = sample_land_mixture(surface, rng)
     aod, aerosol_type = sample_aerosol(surface, rng)
-    return AtmosphereState(
+    state = AtmosphereState(
         solar_zenith=solar_zenith,
         viewing_zenith=viewing_zenith,
         relative_azimuth=relative_azimuth,
@@ -239,6 +262,27 @@ def sample_state(
         tropopause_temperature=tropopause,
         soil_quartz=quartz,
     )
+    if physics < "2.3":
+        return state
+    # drawn last, so that every earlier draw of a seed stays what it was
+    return replace(
+        state,
+        aerosol_layer_top=sample_aerosol_layer(aerosol_type, pressure, rng),
+        stratospheric_aod=np.exp(rng.uniform(np.log(STRATOSPHERIC_AOD[0]), np.log(STRATOSPHERIC_AOD[1]), n)),
+    )
+
+
+def sample_aerosol_layer(
+    aerosol_type: np.ndarray, surface_pressure: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Top pressure (hPa) of a lofted aerosol layer, NaN where the aerosol stays mixed with the water."""
+    n = len(aerosol_type)
+    share = np.zeros(n)
+    for name, lofted in LOFTED_AEROSOL_SHARE.items():
+        share = np.where(aerosol_type == TYPE_INDEX[name], lofted, share)
+    top = rng.uniform(*LOFTED_AEROSOL_TOP_HPA, n)
+    room = top + ELEVATED_AEROSOL_DEPTH_HPA < surface_pressure - 50.0  # above the boundary layer
+    return np.where((rng.random(n) < share) & room, top, np.nan)
 
 
 def add_noise(reflectance: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -249,8 +293,8 @@ def add_noise(reflectance: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 @cache
-def _simulator(bands: tuple[Band, ...], correction: bool) -> Simulator:
-    return Simulator(bands, correction)
+def _simulator(bands: tuple[Band, ...], correction: bool, physics: str = SIMULATOR_VERSION) -> Simulator:
+    return Simulator(bands, correction, physics)
 
 
 @cache
@@ -258,17 +302,17 @@ def _thermal(bands: tuple[Band, ...]) -> ThermalSimulator:
     return ThermalSimulator(bands)
 
 
-ChunkJob = tuple[tuple[Band, ...], tuple[Band, ...], bool, AtmosphereState, int, int, bool]
+ChunkJob = tuple[tuple[Band, ...], tuple[Band, ...], bool, AtmosphereState, int, int, bool, str]
 
 
 def _simulate_chunk(args: ChunkJob) -> tuple[np.ndarray, np.ndarray]:
     """(noisy BRF (N, solar bands), noisy BT (N, thermal bands)) of one chunk."""
-    solar, thermal, correction, state, seed, index, night = args
+    solar, thermal, correction, state, seed, index, night, physics = args
     rng = np.random.default_rng([seed, index, 0x4E01])
     if night:  # no sunlight: the reflectance variables hold zeros
         reflectance = np.zeros((len(state), len(solar)), dtype=np.float32)
     else:
-        reflectance = add_noise(_simulator(solar, correction).reflectance(state), rng)
+        reflectance = add_noise(_simulator(solar, correction, physics).reflectance(state), rng)
     temperature = np.zeros((len(state), 0), dtype=np.float32)
     if thermal:
         temperature = add_bt_noise(_thermal(thermal).brightness_temperature(state), rng)
@@ -293,6 +337,7 @@ def simulate_dataset(
     correction: bool = True,
     workers: int | None = None,
     night: bool = False,
+    physics: str = SIMULATOR_VERSION,
 ) -> Path:
     """Write ``samples`` simulated points for one sensor (or ``all``) in the reference schema.
 
@@ -307,14 +352,16 @@ def simulate_dataset(
     solar = tuple(b for t in tables for b in t.training_bands)
     thermal = tuple(b for t in tables for b in t.thermal_bands)
     rng = np.random.default_rng(seed)
-    state = sample_state(samples, rng, night=night)
+    check_physics(physics)
+    state = sample_state(samples, rng, night=night, physics=physics)
     workers = workers or default_workers()
     chunks: list[ChunkJob] = [
-        (solar, thermal, correction, state.take(slice(s, s + CHUNK_SAMPLES)), seed, i, night)
+        (solar, thermal, correction, state.take(slice(s, s + CHUNK_SAMPLES)), seed, i, night, physics)
         for i, s in enumerate(range(0, samples, CHUNK_SAMPLES))
     ]
     with atomic_output(path) as tmp, netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
         variables, thermal_variables = _create_schema(nc, tables, samples, sensor, seed, correction)
+        nc.setncattr("simulator_version", physics)
         nc.setncattr("simulator_night", int(night))
         _write_state(nc, state, np.random.default_rng([seed, 0x5C7]), h2o_input_error=night)
         offsets = np.cumsum([0] + [len(t.training_bands) for t in tables])
@@ -426,6 +473,8 @@ SCALARS = {
     "cloud_top_pressure": ("f4", "hPa", "cloud top pressure"),
     "aerosol_optical_depth": ("f4", "1", "aerosol optical depth at 0.55 um"),
     "aerosol_type": ("i2", "1", "aerosol type: " + ", ".join(f"{i} {t.name}" for i, t in enumerate(AEROSOL_TYPES))),
+    "aerosol_layer_top_pressure": ("f4", "hPa", "top of a lofted aerosol layer (NaN: mixed with the water vapour)"),
+    "stratospheric_aerosol_optical_depth": ("f4", "1", "stratospheric sulfate optical depth at 0.55 um"),
     "wind_speed": ("f4", "m s-1", "wind speed for sun glint (water only)"),
     "skin_temperature": ("f4", "K", "surface skin temperature (truth)"),
     "skt": ("f4", "K", "surface skin temperature as a model input: truth plus climatology-to-NWP error"),
@@ -462,6 +511,8 @@ def _write_state(
         "cloud_top_pressure": np.where(state.cloudy, state.cloud_top_pressure, np.nan),
         "aerosol_optical_depth": _or_nan(state.aerosol_aod, len(state)),
         "aerosol_type": _or_nan(state.aerosol_type, len(state), fill=-1),
+        "aerosol_layer_top_pressure": _or_nan(state.aerosol_layer_top, len(state)),
+        "stratospheric_aerosol_optical_depth": _or_nan(state.stratospheric_aod, len(state)),
         "wind_speed": _or_nan(state.wind_speed, len(state)),
         "skin_temperature": skin,
         "skt": skt_input,
@@ -478,6 +529,8 @@ def _write_state(
         var.long_name = long_name
 
 
-def simulate_bands(bands: Sequence[Band], state: AtmosphereState, correction: bool = True) -> np.ndarray:
+def simulate_bands(
+    bands: Sequence[Band], state: AtmosphereState, correction: bool = True, physics: str = SIMULATOR_VERSION
+) -> np.ndarray:
     """Noise-free BRF (N, B) of arbitrary bands (granule rendering, tests)."""
-    return _simulator(tuple(bands), correction).reflectance(state)
+    return _simulator(tuple(bands), correction, physics).reflectance(state)

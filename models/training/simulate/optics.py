@@ -6,7 +6,8 @@ Sources (each table in ``data/`` says where its numbers come from):
   scaled by surface pressure / 1013.25 hPa;
 * gases: the SPCTRAL2 band model of Bird & Riordan (1986), eqs. 2-8 (H2O), 2-9 (O3) and 2-11
   (mixed gases), averaged over each top-hat band weighted by the solar spectrum, tabulated per
-  band against absorber amount x airmass;
+  band against absorber amount x airmass; in simulator physics 2.3 water at 1.34-1.42 um (the
+  cirrus bands) from a fit to LOWTRAN7 instead (``water_band``);
 * clouds: liquid from Mie theory (gamma size distribution, v_eff = 0.1) with the Hale & Querry /
   Palmer & Williams / Downing & Williams water index; ice with Mie-sphere single-scattering albedo
   (Warren 1984 index) and roughened-crystal asymmetry (0.75 in non-absorbing bands, cf. Yang et
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from models.bands import Band
+from models.training.simulate import water_band
 
 DATA = Path(__file__).parent / "data"
 REFERENCE_WAVELENGTH_UM = 0.55
@@ -65,6 +67,15 @@ def _h2o_transmittance(wavelength_um: np.ndarray, path_cm: np.ndarray) -> np.nda
     return np.exp(-0.2385 * a / (1 + 20.07 * a) ** 0.45)
 
 
+def _h2o_transmittance_lowtran7_cirrus(wavelength_um: np.ndarray, path_cm: np.ndarray) -> np.ndarray:
+    """SPCTRAL2, but LOWTRAN7 in the 1.38 um band, which SPCTRAL2's coarse table lets through far too much."""
+    out = _h2o_transmittance(wavelength_um, path_cm)
+    inside = water_band.in_range(wavelength_um)
+    if np.any(inside):
+        out[inside] = water_band.transmittance(wavelength_um[inside], path_cm)
+    return out
+
+
 def _o3_transmittance(wavelength_um: np.ndarray, path_atm_cm: np.ndarray) -> np.ndarray:
     a = _interp_log(wavelength_um, _spectrl2()["ozone_absorption"])[:, None] * path_atm_cm[None, :]
     return np.exp(-a)
@@ -88,11 +99,13 @@ BAND_SUBSAMPLES = 41
 class GasTables:
     """Band-averaged transmittance of each gas against path (amount x airmass), per band."""
 
-    def __init__(self, bands: Sequence[Band]) -> None:
+    def __init__(self, bands: Sequence[Band], cirrus_band_lowtran7: bool = False) -> None:
         self.bands = tuple(bands)
         table = _spectrl2()
         self.tables: dict[str, np.ndarray] = {}
         for gas, (function, lo, hi) in GASES.items():
+            if gas == "h2o" and cirrus_band_lowtran7:
+                function = _h2o_transmittance_lowtran7_cirrus
             paths = np.logspace(lo, hi, GAS_TABLE_SIZE)
             rows = []
             for band in self.bands:

@@ -32,7 +32,17 @@ from models.training.simulate.surface import (
 
 logger = logging.getLogger(__name__)
 
-SIMULATOR_VERSION = "2.2"  # 2.2: night water vapour above surface inversions, and as an erroneous input
+# The physics training files and synthetic scenes are made with: the shipped models' world. 2.2: night
+# water vapour above surface inversions, and as an erroneous input. 2.3 (selectable, the default
+# once every model is retrained on it): the 1.38 um water band from LOWTRAN7 (``water_band``),
+# lofted and stratospheric aerosol.
+SIMULATOR_VERSION = "2.2"
+PHYSICS_VERSIONS = ("2.2", "2.3")
+ELEVATED_AEROSOL_DEPTH_HPA = 150.0
+# background stratospheric sulfate (e.g. Kremser et al. 2016, Rev. Geophys. 54, 278): small
+# particles, Angstrom exponent ~1.2, asymmetry ~0.65, no absorption
+STRATOSPHERIC_ANGSTROM = 1.2
+STRATOSPHERIC_ASYMMETRY = 0.65
 ELEMENTS_PER_CHUNK = 150_000  # samples x bands per vectorised step: bounds memory, keeps numpy busy
 
 
@@ -65,6 +75,10 @@ class AtmosphereState:
     wind_speed: np.ndarray | None = None  # m/s, sun glint on water
     aerosol_aod: np.ndarray | None = None  # at 0.55 um
     aerosol_type: np.ndarray | None = None  # index into aerosol.AEROSOL_TYPES
+    # top (hPa) of a lofted aerosol layer ELEVATED_AEROSOL_DEPTH_HPA deep, above most of the water
+    # vapour, of clear skies; NaN or None: the aerosol is mixed through the column with the water
+    aerosol_layer_top: np.ndarray | None = None
+    stratospheric_aod: np.ndarray | None = None  # at 0.55 um: sulfate above everything (clear or cloudy)
     # the thermal infrared (``thermal.ThermalSimulator``)
     skin_temperature: np.ndarray | None = None  # K
     air_temperature_offset: np.ndarray | None = None  # skin minus near-surface air temperature, K
@@ -119,13 +133,19 @@ class AtmosphereState:
         return AtmosphereState(**{f.name: joined(f.name) for f in fields(states[0])})  # type: ignore[arg-type]
 
 
+def check_physics(physics: str) -> None:
+    if physics not in PHYSICS_VERSIONS:
+        raise ValueError(f"unknown simulator physics {physics!r}: one of {', '.join(PHYSICS_VERSIONS)}")
+
+
 class Simulator:
     """The fast RT model bound to one band set (gas and cloud tables prepared once)."""
 
-    def __init__(self, bands: Sequence[Band], correction: bool = True) -> None:
+    def __init__(self, bands: Sequence[Band], correction: bool = True, physics: str = SIMULATOR_VERSION) -> None:
+        check_physics(physics)
         self.bands = tuple(bands)
         self.wavelengths = np.array([b.central_um for b in self.bands])
-        self.gases = GasTables(self.bands)
+        self.gases = GasTables(self.bands, cirrus_band_lowtran7=physics >= "2.3")
         self.clouds = CloudOptics(self.wavelengths)
         self.correction = shipped_correction() if correction else None
 
@@ -157,15 +177,31 @@ class Simulator:
         airmass = 1 / mu0 + 1 / mu
         ps = state.surface_pressure[:, None]
         cloudy = state.cloudy[:, None]
-        p_top = np.where(cloudy, np.minimum(state.cloud_top_pressure[:, None], ps - 20), 0.0)
-        p_base = np.where(cloudy, np.clip(state.cloud_base_pressure[:, None], p_top + 5, ps - 10), ps)
+        # a clear sky's lofted aerosol takes the cloud's place in the three layers (smoke and dust
+        # above the moist boundary layer are what the 1.38 um band sees of clear skies)
+        lofted = np.zeros_like(cloudy)
+        layer_top: np.ndarray | float = 0.0
+        if state.aerosol_layer_top is not None:
+            lofted = ~cloudy & np.isfinite(state.aerosol_layer_top)[:, None]
+            layer_top = np.nan_to_num(state.aerosol_layer_top, nan=0.0)[:, None]
+        p_top = np.where(
+            cloudy,
+            np.minimum(state.cloud_top_pressure[:, None], ps - 20),
+            np.where(lofted, np.minimum(layer_top, ps - ELEVATED_AEROSOL_DEPTH_HPA - 10), 0.0),
+        )
+        p_base = np.where(
+            cloudy,
+            np.clip(state.cloud_base_pressure[:, None], p_top + 5, ps - 10),
+            np.where(lofted, p_top + ELEVATED_AEROSOL_DEPTH_HPA, ps),
+        )
         fraction_above, fraction_base = p_top / ps, p_base / ps
         fractions = (fraction_above, fraction_base - fraction_above, 1 - fraction_base)
         rayleigh = rayleigh_optical_depth(self.wavelengths[None, :], ps)
         w = state.h2o[:, None]
         h2o = (w * fraction_above**4, w * (fraction_base**4 - fraction_above**4), w * (1 - fraction_base**4))
         o3 = state.o3[:, None] / 1000.0  # atm-cm
-        o3_split = (np.where(cloudy, o3, 0.0), np.where(cloudy, 0.0, o3), np.zeros_like(o3))
+        layered = cloudy | lofted  # ozone is stratospheric: above a cloud or a lofted aerosol layer
+        o3_split = (np.where(layered, o3, 0.0), np.where(layered, 0.0, o3), np.zeros_like(o3))
         absorption = [
             self.gases.optical_depth("h2o", h2o[k], airmass)
             + self.gases.optical_depth("o3", o3_split[k], airmass)
@@ -174,13 +210,17 @@ class Simulator:
         ]
         tau_c, ssa_c, g_c = self._cloud_optics(state)
         empty = np.zeros_like(tau_c)
-        # aerosol sits in the boundary layer: below the cloud, or in the one block of a clear sky
+        # aerosol sits below the cloud, or in the one block of a clear sky (mixed with all its
+        # water, or lofted in its own layer)
         tau_a, ssa_a, g_a = empty, empty + 1.0, empty + 0.85
         if state.aerosol_aod is not None and state.aerosol_type is not None:
             tau_a, ssa_a, g_a = aerosol_optics(state.aerosol_aod, state.aerosol_type, self.wavelengths)
         clear = ~cloudy
         mid_tau, mid_ssa, mid_g = mix_particles(tau_c, ssa_c, g_c, np.where(clear, tau_a, 0.0), ssa_a, g_a)
-        above = Layer(empty, empty + 1.0, empty + 0.85, fractions[0] * rayleigh, absorption[0])
+        tau_s = empty
+        if state.stratospheric_aod is not None:  # non-absorbing sulfate, Angstrom exponent 1.2
+            tau_s = state.stratospheric_aod[:, None] * (self.wavelengths[None, :] / 0.55) ** -STRATOSPHERIC_ANGSTROM
+        above = Layer(tau_s, empty + 1.0, empty + STRATOSPHERIC_ASYMMETRY, fractions[0] * rayleigh, absorption[0])
         cloud = Layer(mid_tau, mid_ssa, mid_g, fractions[1] * rayleigh, absorption[1])
         below = Layer(np.where(clear, 0.0, tau_a), ssa_a, g_a, fractions[2] * rayleigh, absorption[2])
         albedo = state.albedo(self.wavelengths) if albedo_override is None else albedo_override
