@@ -18,10 +18,11 @@ Sampling priors (rt-simulator-notes section 7, widened towards the real world):
 * aerosol (labelled clear): 65 % background, AOD(0.55) log-normal with median 0.08 (0.04 over
   snow), maritime or continental over water, continental over land, dust or continental over
   barren land; 30 % events, AOD log-U(0.2, 2.0), smoke or dust (dust over barren land). With
-  physics 2.3, in clear skies half the smoke and dust and a fifth of the continental aerosol is lofted into a 150 hPa
-  layer topped at U(250, 650) hPa, above most of the water vapour (CALIOP layer heights, Winker et
-  al. 2013); every sample has stratospheric sulfate, AOD(0.55) log-U(0.003, 0.03) (quiet years to
-  moderate eruptions, Kremser et al. 2016). Both are what the 1.38 um band sees of a clear sky;
+  physics 2.3, in clear skies half the smoke and dust and a fifth of the continental aerosol is
+  lofted into a 150 hPa layer topped at U(250, 650) hPa, above most of the water vapour (CALIOP
+  layer heights, Winker et al. 2013), and every sample has stratospheric sulfate, AOD(0.55)
+  log-U(0.003, 0.03) (quiet years to moderate eruptions, Kremser et al. 2016): what the 1.38 um
+  band sees of a clear sky;
 * surface pressure U(500, 1040) hPa (water: U(980, 1040)); h2o U(0.1, 6) cm (snow: U(0.1, 1.5));
   o3 U(220, 450) DU;
 * 50 % clear, 50 % cloudy (balanced; the reference used 30/70); phase 50/50; log10 COT at
@@ -95,7 +96,7 @@ BURNED_SHARE = 0.04
 EVENT_SHARE = 0.3
 # smoke and dust are lofted above the boundary layer about half the time, continental haze less,
 # sea salt stays low (CALIOP layer heights: Winker et al. 2013, Atmos. Chem. Phys. 13, 3345); the
-# layer's top between 3 and 8 km
+# layer's top between about 3.5 and 10 km
 LOFTED_AEROSOL_SHARE = {"smoke": 0.5, "dust": 0.5, "continental": 0.2, "maritime": 0.0}
 LOFTED_AEROSOL_TOP_HPA = (250.0, 650.0)
 # stratospheric AOD(0.55), log-uniform: volcanically quiet years ~0.005, moderate eruptions (Raikoke
@@ -474,7 +475,7 @@ SCALARS = {
     "aerosol_optical_depth": ("f4", "1", "aerosol optical depth at 0.55 um"),
     "aerosol_type": ("i2", "1", "aerosol type: " + ", ".join(f"{i} {t.name}" for i, t in enumerate(AEROSOL_TYPES))),
     "aerosol_layer_top_pressure": ("f4", "hPa", "top of a lofted aerosol layer (NaN: mixed with the water vapour)"),
-    "stratospheric_aerosol_optical_depth": ("f4", "1", "stratospheric sulfate optical depth at 0.55 um"),
+    "stratospheric_aerosol_optical_depth": ("f4", "1", "stratospheric sulfate AOD at 0.55 um (NaN: none, physics 2.2)"),
     "wind_speed": ("f4", "m s-1", "wind speed for sun glint (water only)"),
     "skin_temperature": ("f4", "K", "surface skin temperature (truth)"),
     "skt": ("f4", "K", "surface skin temperature as a model input: truth plus climatology-to-NWP error"),
