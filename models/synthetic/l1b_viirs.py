@@ -176,15 +176,7 @@ def _write_l1b_pair(scene: SwathScene, out: Path, short: str, orbit: int) -> lis
         _swath_dimensions(nc, lines, pixels)
         group = nc.createGroup("observation_data")
         for k, band in enumerate(scene.bands):
-            var = group.createVariable(
-                band.name,
-                "u2",
-                ("number_of_lines", "number_of_pixels"),
-                zlib=True,
-                chunksizes=(min(lines, ROWS_PER_SCAN * 4), min(pixels, 512)),
-                fill_value=np.uint16(FILL_U16),
-            )
-            var.set_auto_maskandscale(False)
+            var = _band_counts_variable(group, band.name, lines, pixels)
             var.setncatts(
                 {
                     "long_name": f"Earth View {band.name} Scaled Reflectance",
@@ -198,11 +190,7 @@ def _write_l1b_pair(scene: SwathScene, out: Path, short: str, orbit: int) -> lis
                 }
             )
             var[:] = _reflectance_counts(scene.brf[..., k], mu0, np.isfinite(scene.latitude))
-            flags = group.createVariable(
-                f"{band.name}_quality_flags", "u2", ("number_of_lines", "number_of_pixels"), zlib=True
-            )
-            flags.setncatts({"units": "none", "long_name": f"{band.name} quality flags"})
-            flags[:] = np.zeros((lines, pixels), dtype=np.uint16)
+            _write_quality_flags(group, band.name, lines, pixels)
         for k, name in enumerate(scene.thermal_bands):
             assert scene.brightness_temperature is not None
             _write_thermal_band(group, name, scene.brightness_temperature[..., k], np.isfinite(scene.latitude))
@@ -210,9 +198,8 @@ def _write_l1b_pair(scene: SwathScene, out: Path, short: str, orbit: int) -> lis
     return paths
 
 
-def _write_thermal_band(group: Any, name: str, temperature: np.ndarray, valid: np.ndarray) -> None:
-    """One emissive band of VNP02MOD: radiance counts, their temperature table and quality flags."""
-    lines, pixels = temperature.shape
+def _band_counts_variable(group: Any, name: str, lines: int, pixels: int) -> Any:
+    """An empty VNP02MOD band of uint16 counts (chunked by scans, fill 65535, raw reads)."""
     var = group.createVariable(
         name,
         "u2",
@@ -222,6 +209,20 @@ def _write_thermal_band(group: Any, name: str, temperature: np.ndarray, valid: n
         fill_value=np.uint16(FILL_U16),
     )
     var.set_auto_maskandscale(False)
+    return var
+
+
+def _write_quality_flags(group: Any, name: str, lines: int, pixels: int) -> None:
+    """A band's quality flags, all zero (nothing flagged)."""
+    flags = group.createVariable(f"{name}_quality_flags", "u2", ("number_of_lines", "number_of_pixels"), zlib=True)
+    flags.setncatts({"units": "none", "long_name": f"{name} quality flags"})
+    flags[:] = np.zeros((lines, pixels), dtype=np.uint16)
+
+
+def _write_thermal_band(group: Any, name: str, temperature: np.ndarray, valid: np.ndarray) -> None:
+    """One emissive band of VNP02MOD: radiance counts, their temperature table and quality flags."""
+    lines, pixels = temperature.shape
+    var = _band_counts_variable(group, name, lines, pixels)
     var.setncatts(
         {
             "long_name": f"Earth View {name} Scaled Radiance",
@@ -245,9 +246,7 @@ def _write_thermal_band(group: Any, name: str, temperature: np.ndarray, valid: n
         }
     )
     lut[:] = _brightness_temperature_lut(name)
-    flags = group.createVariable(f"{name}_quality_flags", "u2", ("number_of_lines", "number_of_pixels"), zlib=True)
-    flags.setncatts({"units": "none", "long_name": f"{name} quality flags"})
-    flags[:] = np.zeros((lines, pixels), dtype=np.uint16)
+    _write_quality_flags(group, name, lines, pixels)
 
 
 def _write_sdr(scene: SwathScene, out: Path, short: str, orbit: int) -> list[Path]:

@@ -138,19 +138,25 @@ def render_swath(
     sza, saz = sun_angles(start + duration / 2, geo.longitude, geo.latitude)
     centre = block_centres(lines, pixels, block)  # flat index of each pixel's block centre
     day = (sza < DAYLIGHT_ZENITH) & (sza.ravel()[centre] < DAYLIGHT_ZENITH)
+    fields = SceneFields.generate(seed)
+
+    def state_at(flat: np.ndarray) -> AtmosphereState:
+        """The scene's state at the pixels of row-major flat indices ``flat``."""
+        rows, cols = np.divmod(flat, pixels)
+        return scene_state(
+            fields,
+            rows / max(lines - 1, 1),
+            cols / max(pixels - 1, 1),
+            geo.latitude[rows, cols],
+            geo.longitude[rows, cols],
+            sza[rows, cols],
+            geo.sensor_zenith[rows, cols],
+            relative_azimuth(geo.sensor_azimuth[rows, cols], saz[rows, cols]),
+            start.timetuple().tm_yday,
+        )
+
     rendered = np.unique(centre[day])  # block centres to simulate, row-major
-    rows, cols = np.divmod(rendered, pixels)
-    coarse = scene_state(
-        SceneFields.generate(seed),
-        rows / max(lines - 1, 1),
-        cols / max(pixels - 1, 1),
-        geo.latitude[rows, cols],
-        geo.longitude[rows, cols],
-        sza[rows, cols],
-        geo.sensor_zenith[rows, cols],
-        relative_azimuth(geo.sensor_azimuth[rows, cols], saz[rows, cols]),
-        start.timetuple().tm_yday,
-    )
+    coarse = state_at(rendered)
     of_pixel = np.searchsorted(rendered, centre[day])  # each daylight pixel's rendered block centre
     brf = np.zeros((lines, pixels, len(bands)), dtype=np.float32)
     if len(rendered):
@@ -168,19 +174,9 @@ def render_swath(
     bt = None
     if thermal_bands:
         every = np.unique(centre)  # every pixel's block centre, day or night
-        rows, cols = np.divmod(every, pixels)
-        seen = scene_state(
-            SceneFields.generate(seed),
-            rows / max(lines - 1, 1),
-            cols / max(pixels - 1, 1),
-            geo.latitude[rows, cols],
-            geo.longitude[rows, cols],
-            sza[rows, cols],
-            geo.sensor_zenith[rows, cols],
-            relative_azimuth(geo.sensor_azimuth[rows, cols], saz[rows, cols]),
-            start.timetuple().tm_yday,
-        )
-        hot = with_temperatures(seen, geo.latitude[rows, cols], geo.longitude[rows, cols], start + duration / 2)
+        seen = state_at(every)
+        lat, lon = geo.latitude.ravel()[every], geo.longitude.ravel()[every]
+        hot = with_temperatures(seen, lat, lon, start + duration / 2)
         of_every = np.searchsorted(every, centre.ravel())
         bt = brightness_temperatures_in_parts(tuple(thermal_bands), hot).astype(np.float32)[of_every]
         bt += np.random.default_rng([seed, 0x7B7]).normal(0.0, 0.1, bt.shape).astype(np.float32)
