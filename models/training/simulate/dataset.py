@@ -76,6 +76,7 @@ from models.training.simulate.simulator import (
     AtmosphereState,
     Simulator,
     check_physics,
+    sees_above_the_water,
 )
 from models.training.simulate.surface import LAND_MIXTURES
 from models.training.simulate.surface_library import POOLS, shipped_library
@@ -263,7 +264,7 @@ def sample_state(
         tropopause_temperature=tropopause,
         soil_quartz=quartz,
     )
-    if physics < "2.3":
+    if not sees_above_the_water(physics):
         return state
     # drawn last, so that every earlier draw of a seed stays what it was
     return replace(

@@ -103,9 +103,10 @@ class GasTables:
         self.bands = tuple(bands)
         table = _spectrl2()
         self.tables: dict[str, np.ndarray] = {}
-        for gas, (function, lo, hi) in GASES.items():
-            if gas == "h2o" and cirrus_band_lowtran7:
-                function = _h2o_transmittance_lowtran7_cirrus
+        gases = (
+            {**GASES, "h2o": (_h2o_transmittance_lowtran7_cirrus, *GASES["h2o"][1:])} if cirrus_band_lowtran7 else GASES
+        )
+        for gas, (function, lo, hi) in gases.items():
             paths = np.logspace(lo, hi, GAS_TABLE_SIZE)
             rows = []
             for band in self.bands:

@@ -138,14 +138,19 @@ def check_physics(physics: str) -> None:
         raise ValueError(f"unknown simulator physics {physics!r}: one of {', '.join(PHYSICS_VERSIONS)}")
 
 
+def sees_above_the_water(physics: str) -> bool:
+    """Whether ``physics`` has the LOWTRAN7 1.38 um band and the aerosol above the water vapour (2.3 on)."""
+    check_physics(physics)
+    return PHYSICS_VERSIONS.index(physics) >= PHYSICS_VERSIONS.index("2.3")
+
+
 class Simulator:
     """The fast RT model bound to one band set (gas and cloud tables prepared once)."""
 
     def __init__(self, bands: Sequence[Band], correction: bool = True, physics: str = SIMULATOR_VERSION) -> None:
-        check_physics(physics)
         self.bands = tuple(bands)
         self.wavelengths = np.array([b.central_um for b in self.bands])
-        self.gases = GasTables(self.bands, cirrus_band_lowtran7=physics >= "2.3")
+        self.gases = GasTables(self.bands, cirrus_band_lowtran7=sees_above_the_water(physics))
         self.clouds = CloudOptics(self.wavelengths)
         self.correction = shipped_correction() if correction else None
 
