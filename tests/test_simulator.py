@@ -296,13 +296,13 @@ def test_bad_simulation_requests_are_refused(tmp_path: Path) -> None:
         simulate_bands(ABI_BANDS, replace(_state(1), surface_class=np.array([0])))
 
 
-def test_physics_2_3_is_drawn_last_and_only_asked_for(tmp_path: Path) -> None:
-    """Physics 2.3 adds its draws after every other, so a seed's other samples do not move, and the
-    default files (the shipped models' world) carry none of it."""
+def test_physics_2_3_is_drawn_last_and_is_the_default(tmp_path: Path) -> None:
+    """Physics 2.3 adds its draws after every other, so a seed's other samples do not move from 2.2's,
+    and the default files (the shipped day models' world) carry it."""
     import netCDF4
 
-    old = sample_state(300, np.random.default_rng(5))
-    new = sample_state(300, np.random.default_rng(5), physics="2.3")
+    old = sample_state(300, np.random.default_rng(5), physics="2.2")
+    new = sample_state(300, np.random.default_rng(5))
     assert old.aerosol_layer_top is None
     assert old.stratospheric_aod is None
     assert np.array_equal(old.h2o, new.h2o)
@@ -312,7 +312,7 @@ def test_physics_2_3_is_drawn_last_and_only_asked_for(tmp_path: Path) -> None:
     lofted = np.isfinite(new.aerosol_layer_top)
     assert 0 < lofted.sum() < 300
     assert np.all(new.aerosol_layer_top[lofted] + 150 < new.surface_pressure[lofted])
-    path = simulate_dataset(tmp_path / "v23.nc", "abi", 200, seed=5, physics="2.3", workers=1)
+    path = simulate_dataset(tmp_path / "v23.nc", "abi", 200, seed=5, workers=1)
     with netCDF4.Dataset(path) as nc:
         assert nc.getncattr("simulator_version") == "2.3"
         assert np.isfinite(nc["stratospheric_aerosol_optical_depth"][:]).all()

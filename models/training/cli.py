@@ -271,7 +271,10 @@ def build_default_models(
     epochs: Annotated[
         int | None, typer.Option(min=1, help="At most this many epochs [default: the recipe's, 160].")
     ] = None,
-    ablation: Annotated[bool, typer.Option(help="Also train the OCI attention ablation.")] = True,
+    ablation: Annotated[
+        bool,
+        typer.Option(help="Also train the attention ablation (reference and no attention) of the real-scene model."),
+    ] = True,
     only: Annotated[str | None, typer.Option(help="Comma-separated model names to (re)build.")] = None,
 ) -> None:
     """Rebuild the shipped default models (simulate, train, export, evaluate): what `make models` runs."""

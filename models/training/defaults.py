@@ -31,7 +31,7 @@ from models.training.train import TrainConfig, train
 
 logger = logging.getLogger(__name__)
 
-MODEL_VERSION = "2.3.0"  # 2.3.0: night models retrained (simulator 2.2); day weights as 2.2.0
+MODEL_VERSION = "2.4.0"  # 2.4.0: day models retrained on simulator 2.3; night weights as 2.3.0 (simulator 2.2)
 TRAINING_SAMPLES = 300_000  # the 67.5 % training split is ~200k points per sensor and time of day
 # The recipe: a cosine learning-rate schedule over 160 epochs and a reconstruction weight of 0.3 (the
 # reference's 3.0 made the 32-wide code spend itself on reproducing the inputs). Held-out mask
@@ -108,7 +108,8 @@ REAL_FIRE_REFERENCE = ("abi", "g17_conus_20191027T2001_l2fire")
 REAL_SCENE_MODELS = ("mthccar_abi_noc02_ir", "mthccar_abi_noc02")  # the scene has no C02
 
 
-def _granules_root() -> Path:
+def granules_root() -> Path:
+    """The shared real granules: ``$MTHCCAR_GRANULES``, else ``../shared/granules`` beside the checkout."""
     return Path(os.environ.get("MTHCCAR_GRANULES", Path(__file__).resolve().parents[3] / "shared" / "granules"))
 
 
@@ -122,8 +123,8 @@ def real_scene_section(out: Path, work: Path) -> list[str]:
     from pipeline.process import ProcessOptions, process_granule
     from pipeline.validate import validate_product
 
-    scene = _granules_root().joinpath(*REAL_DAY_SCENE)
-    fire = sorted(_granules_root().joinpath(*REAL_FIRE_REFERENCE).glob("OR_ABI-L2-FDC*.nc"))
+    scene = granules_root().joinpath(*REAL_DAY_SCENE)
+    fire = sorted(granules_root().joinpath(*REAL_FIRE_REFERENCE).glob("OR_ABI-L2-FDC*.nc"))
     c13 = sorted(scene.glob("*C13_*.nc"))
     models = [out / f"{name}.pt" for name in REAL_SCENE_MODELS if (out / f"{name}.pt").exists()]
     if not (fire and c13 and models):

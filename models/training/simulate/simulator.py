@@ -33,10 +33,10 @@ from models.training.simulate.surface import (
 logger = logging.getLogger(__name__)
 
 # The physics training files and synthetic scenes are made with: the shipped models' world. 2.2: night
-# water vapour above surface inversions, and as an erroneous input. 2.3 (selectable, the default
-# once every model is retrained on it): the 1.38 um water band from LOWTRAN7 (``water_band``),
-# lofted and stratospheric aerosol.
-SIMULATOR_VERSION = "2.2"
+# water vapour above surface inversions, and as an erroneous input. 2.3 (the day models' world since
+# model version 2.4.0): the 1.38 um water band from LOWTRAN7 (``water_band``), lofted and
+# stratospheric aerosol. 2.2 stays selectable to reproduce earlier files.
+SIMULATOR_VERSION = "2.3"
 PHYSICS_VERSIONS = ("2.2", "2.3")
 ELEVATED_AEROSOL_DEPTH_HPA = 150.0
 # background stratospheric sulfate (e.g. Kremser et al. 2016, Rev. Geophys. 54, 278): small
