@@ -9,7 +9,8 @@ ancillary defaults, so a synthetic scene is self-consistent with what the pipeli
   ~260 DU in the tropics, rises towards the poles with its spring maximum (~400+ DU in the north
   in March-April), and has the austral spring ozone hole. The shapes follow the zonal means of
   ERA-Interim total column water vapour and SBUV/TOMS total ozone; the numbers are approximate
-  (within ~20 %).
+  (within ~20 %). The water vapour is the column above the ground: the sea-level column times
+  exp(-altitude / 2 km).
 * **surface pressure** (hPa): the US Standard Atmosphere 1976 over the altitude map that ships
   with pvlib (1/12 degree, Mapzen/Tilezen terrain tiles, 28 m steps).
 * **land / water**: ``global-land-mask`` (1/120 degree). Importing that package unpacks a 933 MB
@@ -48,8 +49,26 @@ def _season(day_of_year: float, peak_day: float) -> float:
     return float(np.cos(2 * np.pi * (day_of_year - peak_day) / 365.25))
 
 
-def water_vapour_climatology(lat: np.ndarray, day_of_year: float) -> np.ndarray:
-    """Zonal-monthly column water vapour, cm."""
+# Water vapour thins with height on an e-folding scale of about 2 km in the lower troposphere (the
+# water-vapour scale height: the US Standard Atmosphere's humidity profile, Anderson et al. 1986,
+# AFGL-TR-86-0110, gives 2.1-2.3 km over its lowest 3 km), so the column above ground at altitude z
+# is the sea-level column times exp(-z / 2 km).
+WATER_VAPOUR_SCALE_HEIGHT_M = 2000.0
+
+
+def water_vapour_climatology(lat: np.ndarray, day_of_year: float, altitude: np.ndarray | float = 0.0) -> np.ndarray:
+    """Zonal-monthly column water vapour above the ground at ``altitude`` (m), cm.
+
+    The zonal column is a sea-level one; over high terrain most of it lies below the ground (at
+    1.8 km, 60 %), and an input that ignored that would give a model twice the column it sees
+    through.
+    """
+    above_ground = np.exp(-np.maximum(np.asarray(altitude, dtype=np.float64), 0.0) / WATER_VAPOUR_SCALE_HEIGHT_M)
+    return np.clip(_sea_level_water_vapour(lat, day_of_year) * above_ground, 0.05, 6.0)
+
+
+def _sea_level_water_vapour(lat: np.ndarray, day_of_year: float) -> np.ndarray:
+    """Zonal-monthly column water vapour over sea-level ground, cm."""
     itcz = 6.0 * _season(day_of_year, 200)  # the ITCZ sits north of the equator in July-August
     tropics = 4.3 * np.exp(-(((lat - itcz) / 30.0) ** 2))
     summer = _season(day_of_year, 200) * np.sign(lat)  # +1 in local summer

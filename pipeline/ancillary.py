@@ -3,7 +3,8 @@
 Offline defaults (nothing is downloaded; see ``models.earth``, which the simulator's synthetic
 scenes share):
 
-* **h2o** (cm) and **o3** (DU): a smooth zonal-monthly climatology;
+* **h2o** (cm) and **o3** (DU): a smooth zonal-monthly climatology (h2o: the column above the
+  terrain);
 * **surface pressure** (hPa): the US Standard Atmosphere over pvlib's terrain-height map;
 * **skin temperature** (K, thermal-band models): a latitude / season / local-time / land-ocean
   climatology (``models.earth.skin_temperature_climatology``), or the NWP file's ``skt``;
@@ -165,7 +166,7 @@ class AncillaryConfig:
             return f"{Path(source.path).name}:{source.variable}" if source else default
 
         return {
-            "h2o": name(self.h2o, "zonal-monthly climatology"),
+            "h2o": name(self.h2o, "zonal-monthly climatology above the pvlib altitude map"),
             "o3": name(self.o3, "zonal-monthly climatology"),
             "surface_pressure": name(self.surface_pressure, "US Standard Atmosphere over pvlib altitude map"),
             "surface_class": name(self.land_cover, "MODIS MCD12C1 2019 IGBP map, global-land-mask water"),
@@ -197,7 +198,7 @@ def add_ancillary(scene: xr.Dataset, config: AncillaryConfig | None = None) -> x
     def skin_default(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return skin_temperature_climatology(a, b, doy, utc_hour, land_water_class(a, b) != WATER_CLASS)
 
-    h2o = from_source(config.h2o, lambda a, b: water_vapour_climatology(a, doy))
+    h2o = from_source(config.h2o, lambda a, b: water_vapour_climatology(a, doy, altitude_m(a, b)))
     skt = from_source(config.skin_temperature, skin_default)
     o3 = from_source(config.o3, lambda a, b: ozone_climatology(a, doy))
     spress = from_source(config.surface_pressure, lambda a, b: standard_pressure_hpa(altitude_m(a, b)))

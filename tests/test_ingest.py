@@ -380,6 +380,38 @@ def test_climatology_is_physical() -> None:
     assert ozone_october[0] < 220  # the ozone hole
 
 
+# the US Standard Atmosphere's water-vapour density (g m-3) at 0, 1, ..., 10 km (AFGL profiles,
+# Anderson et al. 1986, AFGL-TR-86-0110); its column above sea level is 1.43 cm
+US_STANDARD_WATER_DENSITY = (5.9, 4.2, 2.9, 1.8, 1.1, 0.64, 0.38, 0.21, 0.12, 0.046, 0.018)
+
+
+@pytest.mark.parametrize("altitude_km", [1, 2, 3])
+def test_the_water_vapour_default_is_the_column_above_the_ground(altitude_km: int) -> None:
+    """Over high ground most of the sea-level column lies below the surface; the default says so as
+    the US Standard Atmosphere does, within 10 %."""
+    density = np.array(US_STANDARD_WATER_DENSITY)
+    above = np.trapezoid(density[altitude_km:]) / np.trapezoid(density)  # 1 km steps
+    lat = np.array([38.0])
+    ratio = water_vapour_climatology(lat, 300, altitude_km * 1000.0) / water_vapour_climatology(lat, 300)
+    assert ratio[0] == pytest.approx(above, rel=0.10)
+
+
+def test_the_pipeline_gives_high_ground_a_drier_column(day: Path) -> None:
+    """The default ancillary over a real scan: the Great Basin (about 1.5 km up) gets under 60 % of
+    the column the coast at the same latitude gets."""
+    from models.earth import altitude_m
+
+    scene = add_ancillary(ingest(single_granule([day]), ["C01"]))
+    lat, lon = scene["latitude"].values, scene["longitude"].values
+    h2o = scene["h2o"].values
+    altitude = altitude_m(np.nan_to_num(lat), np.nan_to_num(lon))
+    band = np.abs(lat - 38.5) < 0.5
+    high, low = band & (altitude > 1400), band & (altitude < 100) & (altitude > -10)
+    assert high.sum() > 100
+    assert low.sum() > 100
+    assert np.median(h2o[high]) < 0.6 * np.median(h2o[low])
+
+
 def test_nwp_and_land_cover_files_replace_the_defaults(day: Path, tmp_path: Path) -> None:
     import xarray as xr
 

@@ -148,7 +148,8 @@ def scene_state(
     top = np.where(ice, 300 - 80 * np.tanh(f["phase"] - 0.25), 820 - 60 * np.tanh(f["radius"]))
     surface = surface_classes(lat, lon, f["surface"], f["terrain"])
     weather = np.tanh(f["surface"] - f["terrain"])  # a smooth field in [-1, 1]
-    pressure = standard_pressure_hpa(altitude_m(lat, lon)) + 5.0 * weather
+    altitude = altitude_m(lat, lon)
+    pressure = standard_pressure_hpa(altitude) + 5.0 * weather
     top = np.minimum(top, pressure - 60)
     latitude = np.nan_to_num(lat)
     # drier towards the subtropics and where the surface field is low
@@ -159,7 +160,7 @@ def scene_state(
         viewing_zenith=sensor_zenith.ravel(),
         relative_azimuth=relative_azimuth.ravel(),
         surface_pressure=pressure,
-        h2o=np.clip(water_vapour_climatology(latitude, day_of_year) * (1 + 0.15 * weather), 0.1, 6.0),
+        h2o=np.clip(water_vapour_climatology(latitude, day_of_year, altitude) * (1 + 0.15 * weather), 0.05, 6.0),
         o3=ozone_climatology(latitude, day_of_year) * (1 + 0.03 * weather),
         surface_class=surface,
         surface_brightness=np.clip(1.0 + 0.12 * f["terrain"], 0.75, 1.25),
