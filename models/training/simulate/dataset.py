@@ -109,6 +109,11 @@ LOG10_COT_RANGE = (-1.5, 2.5)  # at 0.55 um, as the reference's training data
 LOG10_COT_BODY = (0.7, 0.6)  # mean, standard deviation
 LOG10_COT_UNIFORM_SHARE = 0.2
 CLEAR_FRACTION = 0.5  # balanced classes; the reference used 0.3
+# cloud-top pressure ranges before the phase's temperature bounds and the ground cut them: liquid
+# low clouds, ice high clouds; none at 450-600 hPa, where mid-level clouds (ISCCP's 440-680 hPa,
+# Rossow and Schiffer 1999: altocumulus and altostratus) are in the real world
+LIQUID_TOP_HPA = (600.0, 950.0)
+ICE_TOP_HPA = (150.0, 450.0)
 NIGHT_INVERSION_K = 15.0  # at most, over land and snow at night (clear calm nights: 5-15 K and more)
 
 
@@ -218,7 +223,7 @@ def sample_state(
     air = skin - air_offset
     # the phase must be possible at the cloud top: liquid no colder than 238 K, ice no warmer than 268 K
     ice = np.where(cloudy & (air < 250.0), True, ice)
-    top = np.where(ice, rng.uniform(150, 450, n), rng.uniform(600, 950, n))
+    top = np.where(ice, rng.uniform(*ICE_TOP_HPA, n), rng.uniform(*LIQUID_TOP_HPA, n))
     top = np.where(ice, np.minimum(top, _pressure_at_temperature(268.0, air, pressure)), top)
     top = np.where(~ice, np.maximum(top, _pressure_at_temperature(238.0, air, pressure)), top)
     top = np.minimum(top, pressure - 40)
