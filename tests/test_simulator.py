@@ -318,3 +318,25 @@ def test_physics_2_3_is_drawn_last_and_is_the_default(tmp_path: Path) -> None:
         assert np.isfinite(nc["stratospheric_aerosol_optical_depth"][:]).all()
     with pytest.raises(ValueError, match=r"unknown simulator physics '9\.9'"):
         simulate_dataset(tmp_path / "bad.nc", "abi", 10, physics="9.9")
+
+
+def test_physics_2_4_adds_mid_level_clouds_and_moves_nothing_else() -> None:
+    """2.4 widens the cloud-top ranges into the middle troposphere (ISCCP's 440-680 hPa), which 2.3
+    all but leaves empty; the same seed draws the same everything else, and each phase keeps to the
+    temperatures it can have."""
+    v23 = sample_state(20_000, np.random.default_rng(11))
+    v24 = sample_state(20_000, np.random.default_rng(11), physics="2.4")
+    assert np.array_equal(v23.h2o, v24.h2o)
+    assert np.array_equal(v23.cloudy, v24.cloudy)
+    assert np.array_equal(v23.ice, v24.ice)
+    assert np.array_equal(v23.aerosol_aod, v24.aerosol_aod)
+
+    def mid_level_share(state: AtmosphereState) -> float:
+        top = state.cloud_top_pressure[state.cloudy]
+        return float(np.mean((top >= 450) & (top < 600)))
+
+    assert mid_level_share(v23) < 0.10
+    assert mid_level_share(v24) > 2.5 * mid_level_share(v23)
+    liquid, ice = v24.cloudy & ~v24.ice, v24.cloudy & v24.ice
+    assert v24.cloud_top_pressure[liquid].min() >= 440.0
+    assert v24.cloud_top_pressure[ice].max() <= 680.0

@@ -242,8 +242,9 @@ def simulate(
     physics: Annotated[
         str | None,
         typer.Option(
-            help="Simulator physics: 2.2 (the shipped models' world, the default) or 2.3 (LOWTRAN7 1.38 um "
-            "water band, lofted and stratospheric aerosol)."
+            help="Simulator physics: 2.2 (SPCTRAL2 1.38 um band), 2.3 (LOWTRAN7 1.38 um water band, lofted "
+            "and stratospheric aerosol: the shipped day models' world, the default) or 2.4 (2.3 with mid-level "
+            "clouds, 440-680 hPa tops)."
         ),
     ] = None,
 ) -> None:

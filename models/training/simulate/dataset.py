@@ -28,7 +28,8 @@ Sampling priors (rt-simulator-notes section 7, widened towards the real world):
 * 50 % clear, 50 % cloudy (balanced; the reference used 30/70); phase 50/50; log10 COT at
   0.55 um in [-1.5, 2.5] as the reference, drawn 80 % from N(0.7, 0.6) (most real clouds have COT
   2-20) and 20 % uniformly (the reference drew all uniformly); effective radius log-U(4, 25) um
-  liquid and log-U(10, 60) um ice; cloud top 600-950 hPa liquid and 150-450 hPa ice, thickness
+  liquid and log-U(10, 60) um ice; cloud top 600-950 hPa liquid and 150-450 hPa ice (physics 2.4:
+  440-950 and 150-680 hPa, the middle troposphere's clouds too), thickness
   U(30, 200) hPa, kept above the surface;
 * temperatures (thermal bands): skin temperature U(271.5, 304) K over water, U(262, 335) K over
   land by day and U(235, 310) K at night, U(215, 273) K over snow; skin minus near-surface air
@@ -76,6 +77,7 @@ from models.training.simulate.simulator import (
     AtmosphereState,
     Simulator,
     check_physics,
+    has_mid_level_clouds,
     sees_above_the_water,
 )
 from models.training.simulate.surface import LAND_MIXTURES
@@ -114,6 +116,10 @@ CLEAR_FRACTION = 0.5  # balanced classes; the reference used 0.3
 # Rossow and Schiffer 1999: altocumulus and altostratus) are in the real world
 LIQUID_TOP_HPA = (600.0, 950.0)
 ICE_TOP_HPA = (150.0, 450.0)
+# physics 2.4: liquid (often supercooled) and ice tops across the middle troposphere, as ISCCP's
+# altocumulus and altostratus; the temperature bounds below still decide which phase can be there
+MID_LEVEL_LIQUID_TOP_HPA = (440.0, 950.0)
+MID_LEVEL_ICE_TOP_HPA = (150.0, 680.0)
 NIGHT_INVERSION_K = 15.0  # at most, over land and snow at night (clear calm nights: 5-15 K and more)
 
 
@@ -223,7 +229,10 @@ def sample_state(
     air = skin - air_offset
     # the phase must be possible at the cloud top: liquid no colder than 238 K, ice no warmer than 268 K
     ice = np.where(cloudy & (air < 250.0), True, ice)
-    top = np.where(ice, rng.uniform(*ICE_TOP_HPA, n), rng.uniform(*LIQUID_TOP_HPA, n))
+    mid_level = has_mid_level_clouds(physics)
+    ice_tops = MID_LEVEL_ICE_TOP_HPA if mid_level else ICE_TOP_HPA
+    liquid_tops = MID_LEVEL_LIQUID_TOP_HPA if mid_level else LIQUID_TOP_HPA
+    top = np.where(ice, rng.uniform(*ice_tops, n), rng.uniform(*liquid_tops, n))
     top = np.where(ice, np.minimum(top, _pressure_at_temperature(268.0, air, pressure)), top)
     top = np.where(~ice, np.maximum(top, _pressure_at_temperature(238.0, air, pressure)), top)
     top = np.minimum(top, pressure - 40)

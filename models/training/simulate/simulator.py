@@ -35,9 +35,10 @@ logger = logging.getLogger(__name__)
 # The physics training files and synthetic scenes are made with: the shipped models' world. 2.2: night
 # water vapour above surface inversions, and as an erroneous input. 2.3 (the day models' world since
 # model version 2.4.0): the 1.38 um water band from LOWTRAN7 (``water_band``), lofted and
-# stratospheric aerosol. 2.2 stays selectable to reproduce earlier files.
+# stratospheric aerosol. 2.2 stays selectable to reproduce earlier files. 2.4 (selectable, not yet
+# the default): 2.3 with mid-level clouds, liquid tops up to 440 hPa and ice tops down to 680 hPa.
 SIMULATOR_VERSION = "2.3"
-PHYSICS_VERSIONS = ("2.2", "2.3")
+PHYSICS_VERSIONS = ("2.2", "2.3", "2.4")
 ELEVATED_AEROSOL_DEPTH_HPA = 150.0
 # background stratospheric sulfate (e.g. Kremser et al. 2016, Rev. Geophys. 54, 278): small
 # particles, Angstrom exponent ~1.2, asymmetry ~0.65, no absorption
@@ -138,10 +139,19 @@ def check_physics(physics: str) -> None:
         raise ValueError(f"unknown simulator physics {physics!r}: one of {', '.join(PHYSICS_VERSIONS)}")
 
 
+def _at_least(physics: str, version: str) -> bool:
+    check_physics(physics)
+    return PHYSICS_VERSIONS.index(physics) >= PHYSICS_VERSIONS.index(version)
+
+
 def sees_above_the_water(physics: str) -> bool:
     """Whether ``physics`` has the LOWTRAN7 1.38 um band and the aerosol above the water vapour (2.3 on)."""
-    check_physics(physics)
-    return PHYSICS_VERSIONS.index(physics) >= PHYSICS_VERSIONS.index("2.3")
+    return _at_least(physics, "2.3")
+
+
+def has_mid_level_clouds(physics: str) -> bool:
+    """Whether ``physics`` draws cloud tops across the middle troposphere, 440-680 hPa (2.4 on)."""
+    return _at_least(physics, "2.4")
 
 
 class Simulator:
