@@ -324,6 +324,17 @@ def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f} %"
 
 
+def flagged_cloudy_shares(report: dict[str, Any]) -> dict[str, float]:
+    """Every "share flagged cloudy" line of a validation report (``clear_land_flagged_cloudy``,
+    ``warm_above_290K``, ...), by name, whichever reference it came from."""
+    return {
+        key: value["flagged_cloudy"]
+        for entry in report["references"].values()
+        for key, value in entry.items()
+        if isinstance(value, dict) and "flagged_cloudy" in value
+    }
+
+
 def summary_markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# Validation of `{Path(report['product']).name}`",

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from pipeline.validate import ValidationError, validate_product
+from pipeline.validate import ValidationError, flagged_cloudy_shares, validate_product
 from tests.support.compliance import compliance_issues
 from tests.support.nwp import era5_like_file
 
@@ -200,12 +200,7 @@ def test_default_model_on_the_real_day_scene(granules: Path, product: Path, tmp_
 def _day_checks(granules: Path, product: Path, out: Path) -> dict[str, float]:
     references = [*sorted((granules / "abi" / FDCC).glob("*.nc")), *sorted((granules / "abi" / DAY).glob("*C13_*.nc"))]
     report = json.loads(validate_product(product, references, out)["json"].read_text())
-    return {
-        key: value["flagged_cloudy"]
-        for entry in report["references"].values()
-        for key, value in entry.items()
-        if isinstance(value, dict) and "flagged_cloudy" in value
-    }
+    return flagged_cloudy_shares(report)
 
 
 @pytest.mark.parametrize("h2o_scale", [1.6, 0.4])

@@ -121,7 +121,7 @@ def real_scene_section(out: Path, work: Path) -> list[str]:
     """
     from pipeline.granules import single_granule
     from pipeline.process import ProcessOptions, process_granule
-    from pipeline.validate import validate_product
+    from pipeline.validate import flagged_cloudy_shares, validate_product
 
     scene = granules_root().joinpath(*REAL_DAY_SCENE)
     fire = sorted(granules_root().joinpath(*REAL_FIRE_REFERENCE).glob("OR_ABI-L2-FDC*.nc"))
@@ -138,11 +138,7 @@ def real_scene_section(out: Path, work: Path) -> list[str]:
         report = json.loads(
             validate_product(product, [*fire, *c13], work / "real_scene" / model.stem)["json"].read_text()
         )
-        checks = {}
-        for entry in report["references"].values():
-            checks.update(
-                {k: v["flagged_cloudy"] for k, v in entry.items() if isinstance(v, dict) and "flagged_cloudy" in v}
-            )
+        checks = flagged_cloudy_shares(report)
         rows.append(
             f"| {model.stem} | {report['cloud_fraction']:.3f} | "
             + " | ".join(f"{100 * checks[k]:.1f} %" for k in REAL_SCENE_CHECKS)

@@ -24,7 +24,7 @@ def _score(model: Path, nwp: Path | None, out: Path) -> str:
     from pipeline.ancillary import AncillaryConfig
     from pipeline.granules import single_granule
     from pipeline.process import ProcessOptions, process_granule
-    from pipeline.validate import validate_product
+    from pipeline.validate import flagged_cloudy_shares, validate_product
 
     scene = granules_root().joinpath(*REAL_DAY_SCENE)
     references = [
@@ -37,12 +37,7 @@ def _score(model: Path, nwp: Path | None, out: Path) -> str:
         ProcessOptions(out_dir=out, model=model, quicklook=False, ancillary=ancillary, overwrite=True),
     ).product
     report = json.loads(validate_product(product, references, out / "validation")["json"].read_text())
-    checks = {
-        key: value["flagged_cloudy"]
-        for entry in report["references"].values()
-        for key, value in entry.items()
-        if isinstance(value, dict) and "flagged_cloudy" in value
-    }
+    checks = flagged_cloudy_shares(report)
     return " / ".join(f"{100 * checks[line]:.1f}" for line in LINES)
 
 
