@@ -77,9 +77,15 @@ def _sea_level_water_vapour(lat: np.ndarray, day_of_year: float) -> np.ndarray:
 
 
 def skin_temperature_climatology(
-    lat: np.ndarray, lon: np.ndarray, day_of_year: float, utc_hour: float, land: np.ndarray
+    lat: np.ndarray,
+    lon: np.ndarray,
+    day_of_year: float,
+    utc_hour: float,
+    land: np.ndarray,
+    altitude: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Surface skin temperature (K) by latitude, season, local solar time, land/ocean and altitude.
+    """Surface skin temperature (K) by latitude, season, local solar time, land/ocean and altitude
+    (``altitude`` in m where the caller has it already, else looked up).
 
     A smooth stand-in for the zonal-monthly ERA5 skin temperature: 303 K at the equator falling as
     45 sin^2(lat) towards the poles; a seasonal swing of 14 |sin lat|^0.8 K over land (4 |sin lat| K
@@ -94,7 +100,7 @@ def skin_temperature_climatology(
     season = swing * np.sign(lat) * np.sin(2 * np.pi * (day_of_year - 105.0) / 365.25)
     local_hour = (utc_hour + np.nan_to_num(lon) / 15.0) % 24
     diurnal = np.where(land, 15.0 * np.cos(2 * np.pi * (local_hour - 13.0) / 24.0), 0.5)
-    height = np.where(land, 0.0065 * altitude_m(lat, lon), 0.0)
+    height = np.where(land, 0.0065 * (altitude_m(lat, lon) if altitude is None else altitude), 0.0)
     skin = base + season + diurnal - height
     return np.where(land, skin, np.maximum(skin, 271.4))
 

@@ -187,21 +187,33 @@ def add_ancillary(scene: xr.Dataset, config: AncillaryConfig | None = None) -> x
     start = scene.attrs["start_time"]
     doy = (start.timetuple().tm_yday if isinstance(start, dt.datetime) else 180) + 0.5
 
+    # the terrain height of each chunk, looked up once for every default that needs it (h2o, surface
+    # pressure, skin temperature); dask computes it only where a default is used
+    altitude = _blockwise(altitude_m, lat, lon, np.float64)
+
     def from_source(source: GridSource | None, default: Any, dtype: Any = np.float32) -> da.Array:
+        """The source's field on the scene, or ``default(lat, lon, altitude)`` per chunk without one."""
         if source is None:
-            return _blockwise(lambda a, b: default(a, b), lat, lon, dtype)
+            return da.map_blocks(
+                lambda a, b, z: default(a, b, z).astype(dtype),
+                lat,
+                lon,
+                altitude,
+                dtype=dtype,
+                meta=np.array((), dtype=dtype),
+            )
         grid_lat, grid_lon, values = source.open()
         return _blockwise(_grid_lookup, lat, lon, dtype, grid_lat, grid_lon, values)
 
     utc_hour = start.hour + start.minute / 60 if isinstance(start, dt.datetime) else 12.0
 
-    def skin_default(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return skin_temperature_climatology(a, b, doy, utc_hour, land_water_class(a, b) != WATER_CLASS)
+    def skin_default(a: np.ndarray, b: np.ndarray, z: np.ndarray) -> np.ndarray:
+        return skin_temperature_climatology(a, b, doy, utc_hour, land_water_class(a, b) != WATER_CLASS, z)
 
-    h2o = from_source(config.h2o, lambda a, b: water_vapour_climatology(a, doy, altitude_m(a, b)))
+    h2o = from_source(config.h2o, lambda a, b, z: water_vapour_climatology(a, doy, z))
     skt = from_source(config.skin_temperature, skin_default)
-    o3 = from_source(config.o3, lambda a, b: ozone_climatology(a, doy))
-    spress = from_source(config.surface_pressure, lambda a, b: standard_pressure_hpa(altitude_m(a, b)))
+    o3 = from_source(config.o3, lambda a, b, z: ozone_climatology(a, doy))
+    spress = from_source(config.surface_pressure, lambda a, b, z: standard_pressure_hpa(z))
     if config.land_cover is None:
         surface = _blockwise(igbp_class, lat, lon, np.int16)
     else:
