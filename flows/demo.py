@@ -14,39 +14,32 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
+
+from pipeline.real_scenes import REAL_DAY_SCENE, REAL_NIGHT_SCENE, granules_root, real_day_references
 
 logger = logging.getLogger(__name__)
 
 SCENE_TIME = dt.datetime(2019, 10, 27, 20, 0, 27, 500000)
 
 
-REAL_SCENES = {"real": "g17_meso1_20191027T2000_day", "real_night": "g17_meso1_20191201T1027_night"}
-FIRE_REFERENCE = "g17_conus_20191027T2001_l2fire"
-
-
-def granules_root() -> Path:
-    return Path(os.environ.get("MTHCCAR_GRANULES", Path(__file__).resolve().parents[2] / "shared" / "granules"))
+REAL_SCENES = {"real": REAL_DAY_SCENE, "real_night": REAL_NIGHT_SCENE}
 
 
 def real_granules() -> dict[str, Path]:
     """The shared real scenes that are present, by run name."""
-    root = granules_root() / "abi"
-    return {name: root / folder for name, folder in REAL_SCENES.items() if any((root / folder).glob("OR_ABI-L1b-*.nc"))}
+    folders = {name: granules_root().joinpath(*parts) for name, parts in REAL_SCENES.items()}
+    return {name: folder for name, folder in folders.items() if any(folder.glob("OR_ABI-L1b-*.nc"))}
 
 
 def _validate_real_day(product: Path, out: Path) -> Path | None:
     """The real day product against the same-time FDCC and the scan's C13, when both are there."""
     from pipeline.validate import validate_product
 
-    root = granules_root() / "abi"
-    references = [*(root / FIRE_REFERENCE).glob("OR_ABI-L2-FDC*.nc"), *(root / REAL_SCENES["real"]).glob("*C13_*.nc")]
-    if not references:
-        return None
-    return validate_product(product, sorted(references), out)["markdown"]
+    references = real_day_references()
+    return validate_product(product, references, out)["markdown"] if references else None
 
 
 def run_demo(out: Path = Path("demo-output"), seed: int = 7) -> dict[str, Any]:

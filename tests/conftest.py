@@ -9,14 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.real_scenes import granules_root
 from tests.support.reference_schema import write_reference_file
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def granules_root() -> Path:
-    """Where the real granules live: $MTHCCAR_GRANULES, else ../shared/granules beside the repo."""
-    return Path(os.environ.get("MTHCCAR_GRANULES", REPO.parent / "shared" / "granules"))
 
 
 @pytest.fixture(scope="session", autouse=True)

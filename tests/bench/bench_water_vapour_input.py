@@ -20,17 +20,14 @@ LINES = ("clear_land_flagged_cloudy", "cloud_flagged_cloudy", "warm_above_290K",
 
 
 def _score(model: Path, nwp: Path | None, out: Path) -> str:
-    from models.training.defaults import REAL_DAY_SCENE, REAL_FIRE_REFERENCE, granules_root
     from pipeline.ancillary import AncillaryConfig
     from pipeline.granules import single_granule
     from pipeline.process import ProcessOptions, process_granule
+    from pipeline.real_scenes import REAL_DAY_SCENE, granules_root, real_day_references
     from pipeline.validate import flagged_cloudy_shares, validate_product
 
     scene = granules_root().joinpath(*REAL_DAY_SCENE)
-    references = [
-        *sorted(granules_root().joinpath(*REAL_FIRE_REFERENCE).glob("OR_ABI-L2-FDC*.nc")),
-        *sorted(scene.glob("*C13_*.nc")),
-    ]
+    references = real_day_references()
     ancillary = AncillaryConfig.from_nwp(str(nwp)) if nwp else AncillaryConfig()
     product = process_granule(
         single_granule([scene]),

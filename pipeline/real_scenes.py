@@ -1,0 +1,30 @@
+"""Where the shared real granules are, and the same-time references the real day scene is judged by.
+
+The demo, the model build's real-scene table, the tests and the benchmarks all read the same files;
+one place names them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+GRANULES_ENV = "MTHCCAR_GRANULES"
+REAL_DAY_SCENE = ("abi", "g17_meso1_20191027T2000_day")
+REAL_NIGHT_SCENE = ("abi", "g17_meso1_20191201T1027_night")
+# NOAA's same-time GOES-17 CONUS fire product: its mask marks clear land and the clouds its tests found
+REAL_FIRE_REFERENCE = ("abi", "g17_conus_20191027T2001_l2fire")
+
+
+def granules_root() -> Path:
+    """The shared real granules: ``$MTHCCAR_GRANULES``, else ``../shared/granules`` beside the checkout."""
+    return Path(os.environ.get(GRANULES_ENV, Path(__file__).resolve().parents[2] / "shared" / "granules"))
+
+
+def real_day_references() -> list[Path]:
+    """The same-time FDCC and the real day scan's own C13, as ``mthccar validate`` takes them; empty
+    unless both are there."""
+    root = granules_root()
+    fire = sorted(root.joinpath(*REAL_FIRE_REFERENCE).glob("OR_ABI-L2-FDC*.nc"))
+    c13 = sorted(root.joinpath(*REAL_DAY_SCENE).glob("OR_ABI-L1b-Rad*C13_*.nc"))
+    return [*fire, *c13] if fire and c13 else []
