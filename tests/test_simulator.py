@@ -296,13 +296,13 @@ def test_bad_simulation_requests_are_refused(tmp_path: Path) -> None:
         simulate_bands(ABI_BANDS, replace(_state(1), surface_class=np.array([0])))
 
 
-def test_physics_2_3_is_drawn_last_and_is_the_default(tmp_path: Path) -> None:
-    """Physics 2.3 adds its draws after every other, so a seed's other samples do not move from 2.2's,
-    and the default files (the shipped day models' world) carry it."""
+def test_physics_2_3_is_drawn_last_and_files_name_their_physics(tmp_path: Path) -> None:
+    """Physics 2.3 adds its draws after every other, so a seed's other samples do not move from 2.2's;
+    a file says which physics drew it, and the default is 2.4 (the ABI day models' world)."""
     import netCDF4
 
     old = sample_state(300, np.random.default_rng(5), physics="2.2")
-    new = sample_state(300, np.random.default_rng(5))
+    new = sample_state(300, np.random.default_rng(5), physics="2.3")
     assert old.aerosol_layer_top is None
     assert old.stratospheric_aod is None
     assert np.array_equal(old.h2o, new.h2o)
@@ -312,31 +312,46 @@ def test_physics_2_3_is_drawn_last_and_is_the_default(tmp_path: Path) -> None:
     lofted = np.isfinite(new.aerosol_layer_top)
     assert 0 < lofted.sum() < 300
     assert np.all(new.aerosol_layer_top[lofted] + 150 < new.surface_pressure[lofted])
-    path = simulate_dataset(tmp_path / "v23.nc", "abi", 200, seed=5, workers=1)
-    with netCDF4.Dataset(path) as nc:
-        assert nc.getncattr("simulator_version") == "2.3"
-        assert np.isfinite(nc["stratospheric_aerosol_optical_depth"][:]).all()
+    for physics in ("2.3", None):
+        kwargs = {"physics": physics} if physics else {}
+        path = simulate_dataset(tmp_path / f"v{physics}.nc", "abi", 200, seed=5, workers=1, **kwargs)
+        with netCDF4.Dataset(path) as nc:
+            assert nc.getncattr("simulator_version") == (physics or "2.4")
+            assert np.isfinite(nc["stratospheric_aerosol_optical_depth"][:]).all()
     with pytest.raises(ValueError, match=r"unknown simulator physics '9\.9'"):
         simulate_dataset(tmp_path / "bad.nc", "abi", 10, physics="9.9")
 
 
-def test_physics_2_4_adds_mid_level_clouds_and_moves_nothing_else() -> None:
+def test_physics_2_4_adds_mid_level_clouds_and_observed_aerosol_and_moves_nothing_else() -> None:
     """2.4 widens the cloud-top ranges into the middle troposphere (ISCCP's 440-680 hPa), which 2.3
-    all but leaves empty; the same seed draws the same everything else, and each phase keeps to the
-    temperatures it can have."""
-    v23 = sample_state(20_000, np.random.default_rng(11))
-    v24 = sample_state(20_000, np.random.default_rng(11), physics="2.4")
+    all but leaves empty, spreads the tops over what each phase and the ground allow instead of piling
+    them 40 hPa above the ground, and draws heavy aerosol as often as observed (mean AOD over land near
+    MODIS's 0.19); the same seed draws the same everything else."""
+    v23 = sample_state(20_000, np.random.default_rng(11), physics="2.3")
+    v24 = sample_state(20_000, np.random.default_rng(11))
     assert np.array_equal(v23.h2o, v24.h2o)
     assert np.array_equal(v23.cloudy, v24.cloudy)
     assert np.array_equal(v23.ice, v24.ice)
-    assert np.array_equal(v23.aerosol_aod, v24.aerosol_aod)
+    assert np.array_equal(v23.surface_pressure, v24.surface_pressure)
 
     def mid_level_share(state: AtmosphereState) -> float:
         top = state.cloud_top_pressure[state.cloudy]
         return float(np.mean((top >= 450) & (top < 600)))
 
+    def piled_at_the_ground(state: AtmosphereState) -> float:
+        cloudy = state.cloudy
+        return float(np.mean(np.abs(state.cloud_top_pressure[cloudy] - state.surface_pressure[cloudy] + 40) < 1))
+
     assert mid_level_share(v23) < 0.10
     assert mid_level_share(v24) > 2.5 * mid_level_share(v23)
+    assert piled_at_the_ground(v23) > 0.1
+    assert piled_at_the_ground(v24) < 0.01
     liquid, ice = v24.cloudy & ~v24.ice, v24.cloudy & v24.ice
     assert v24.cloud_top_pressure[liquid].min() >= 440.0
     assert v24.cloud_top_pressure[ice].max() <= 680.0
+    assert np.all(v24.cloud_top_pressure[v24.cloudy] <= v24.surface_pressure[v24.cloudy] - 40)
+    land = ~np.isin(v24.surface_class, (15, 17, 19, 20))  # not snow or water
+    assert 0.28 < v23.aerosol_aod[land].mean() < 0.34
+    assert 0.15 < v24.aerosol_aod[land].mean() < 0.21
+    assert np.mean(v24.aerosol_aod[land] > 1.0) < 0.5 * np.mean(v23.aerosol_aod[land] > 1.0)
+    assert v24.aerosol_aod.max() <= 2.0

@@ -243,8 +243,8 @@ def simulate(
         str | None,
         typer.Option(
             help="Simulator physics: 2.2 (SPCTRAL2 1.38 um band), 2.3 (LOWTRAN7 1.38 um water band, lofted "
-            "and stratospheric aerosol: the shipped day models' world, the default) or 2.4 (2.3 with mid-level "
-            "clouds, 440-680 hPa tops)."
+            "and stratospheric aerosol: the VIIRS and OCI day models' world) or 2.4 (2.3 with mid-level clouds, "
+            "440-680 hPa tops, and heavy aerosol as often as observed: the ABI day models' world, the default)."
         ),
     ] = None,
 ) -> None:

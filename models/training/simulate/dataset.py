@@ -77,6 +77,7 @@ from models.training.simulate.simulator import (
     AtmosphereState,
     Simulator,
     check_physics,
+    has_climatological_aerosol,
     has_mid_level_clouds,
     sees_above_the_water,
 )
@@ -97,6 +98,10 @@ GEOSTATIONARY_SHARE = 0.5
 MIXTURE_CONCENTRATION = 2.5
 BURNED_SHARE = 0.04
 EVENT_SHARE = 0.3
+# physics 2.4: heavy events in 10 % of samples, so that the prior's mean AOD(0.55) over land, about
+# 0.18, is the satellite climatology's (MODIS Collection 5 over land: 0.19, Remer et al. 2008,
+# J. Geophys. Res. 113, D14S07); 30 % made it 0.31 and AOD > 1 three times as common as observed
+CLIMATOLOGICAL_EVENT_SHARE = 0.1
 # smoke and dust are lofted above the boundary layer about half the time, continental haze less,
 # sea salt stays low (CALIOP layer heights: Winker et al. 2013, Atmos. Chem. Phys. 13, 3345); the
 # layer's top between about 3.5 and 10 km
@@ -151,11 +156,13 @@ def sample_land_mixture(surface: np.ndarray, rng: np.random.Generator) -> tuple[
     return fractions, members
 
 
-def sample_aerosol(surface: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(AOD at 0.55 um, type index) per sample."""
+def sample_aerosol(
+    surface: np.ndarray, rng: np.random.Generator, event_share: float = EVENT_SHARE
+) -> tuple[np.ndarray, np.ndarray]:
+    """(AOD at 0.55 um, type index) per sample; heavy smoke or dust in ``event_share`` of them."""
     n = len(surface)
     water, barren, snow = surface == WATER, surface == BARREN, np.isin(surface, SNOW_CLASSES)
-    event = ~snow & (rng.random(n) < EVENT_SHARE)
+    event = ~snow & (rng.random(n) < event_share)
     median = np.where(snow, 0.04, 0.08)
     background = np.clip(median * np.exp(rng.normal(0.0, 0.8, n)), 0.01, 0.8)
     heavy = np.exp(rng.uniform(np.log(0.2), np.log(2.0), n))
@@ -175,6 +182,17 @@ def sample_log10_cot(n: int, rng: np.random.Generator) -> np.ndarray:
     body = rng.normal(*LOG10_COT_BODY, n)
     uniform = rng.uniform(*LOG10_COT_RANGE, n)
     return np.clip(np.where(rng.random(n) < LOG10_COT_UNIFORM_SHARE, uniform, body), *LOG10_COT_RANGE)
+
+
+def _within(
+    draw: np.ndarray, drawn_from: tuple[float, float], low: np.ndarray | float, high: np.ndarray | float
+) -> np.ndarray:
+    """``draw`` (uniform over ``drawn_from``) moved to the same place in [low, min(high, drawn_from[1])];
+    unchanged where that interval is empty, so the callers' bounds decide as before."""
+    high = np.minimum(high, drawn_from[1])
+    low = np.broadcast_to(low, draw.shape)
+    share = (draw - drawn_from[0]) / (drawn_from[1] - drawn_from[0])
+    return np.where(high > low, low + share * (high - low), draw)
 
 
 def saturated_column_cm(air_temperature: np.ndarray) -> np.ndarray:
@@ -232,9 +250,12 @@ def sample_state(
     mid_level = has_mid_level_clouds(physics)
     ice_tops = MID_LEVEL_ICE_TOP_HPA if mid_level else ICE_TOP_HPA
     liquid_tops = MID_LEVEL_LIQUID_TOP_HPA if mid_level else LIQUID_TOP_HPA
-    top = np.where(ice, rng.uniform(*ice_tops, n), rng.uniform(*liquid_tops, n))
-    top = np.where(ice, np.minimum(top, _pressure_at_temperature(268.0, air, pressure)), top)
-    top = np.where(~ice, np.maximum(top, _pressure_at_temperature(238.0, air, pressure)), top)
+    ice_draw, liquid_draw = rng.uniform(*ice_tops, n), rng.uniform(*liquid_tops, n)
+    warmest_ice, coldest_liquid = (_pressure_at_temperature(t, air, pressure) for t in (268.0, 238.0))
+    if mid_level:  # spread over what the phase and the ground allow, rather than piling at its edges
+        ice_draw = _within(ice_draw, ice_tops, ice_tops[0], np.minimum(warmest_ice, pressure - 40))
+        liquid_draw = _within(liquid_draw, liquid_tops, np.maximum(coldest_liquid, liquid_tops[0]), pressure - 40)
+    top = np.where(ice, np.minimum(ice_draw, warmest_ice), np.maximum(liquid_draw, coldest_liquid))
     top = np.minimum(top, pressure - 40)
     radius = np.where(
         ice, np.exp(rng.uniform(np.log(10), np.log(60), n)), np.exp(rng.uniform(np.log(4), np.log(25), n))
@@ -248,7 +269,9 @@ def sample_state(
     h2o = np.where(snow, rng.uniform(0.1, 1.5, n), rng.uniform(0.1, 6.0, n))
     h2o = np.clip(np.minimum(h2o, saturated_column_cm(column_air) * rng.uniform(0.3, 1.0, n)), 0.05, 7.0)
     fractions, members = sample_land_mixture(surface, rng)
-    aod, aerosol_type = sample_aerosol(surface, rng)
+    aod, aerosol_type = sample_aerosol(
+        surface, rng, CLIMATOLOGICAL_EVENT_SHARE if has_climatological_aerosol(physics) else EVENT_SHARE
+    )
     state = AtmosphereState(
         solar_zenith=solar_zenith,
         viewing_zenith=viewing_zenith,

@@ -33,11 +33,12 @@ from models.training.simulate.surface import (
 logger = logging.getLogger(__name__)
 
 # The physics training files and synthetic scenes are made with: the shipped models' world. 2.2: night
-# water vapour above surface inversions, and as an erroneous input. 2.3 (the day models' world since
-# model version 2.4.0): the 1.38 um water band from LOWTRAN7 (``water_band``), lofted and
-# stratospheric aerosol. 2.2 stays selectable to reproduce earlier files. 2.4 (selectable, not yet
-# the default): 2.3 with mid-level clouds, liquid tops up to 440 hPa and ice tops down to 680 hPa.
-SIMULATOR_VERSION = "2.3"
+# water vapour above surface inversions, and as an erroneous input. 2.3: the 1.38 um water band from
+# LOWTRAN7 (``water_band``), lofted and stratospheric aerosol. 2.4 (the ABI day models' world since
+# model version 2.5.0): 2.3 with mid-level clouds (liquid tops up to 440 hPa, ice tops down to
+# 680 hPa, spread over what the phase and the ground allow) and heavy aerosol as often as observed.
+# Earlier versions stay selectable to reproduce earlier files.
+SIMULATOR_VERSION = "2.4"
 PHYSICS_VERSIONS = ("2.2", "2.3", "2.4")
 ELEVATED_AEROSOL_DEPTH_HPA = 150.0
 # background stratospheric sulfate (e.g. Kremser et al. 2016, Rev. Geophys. 54, 278): small
@@ -151,6 +152,11 @@ def sees_above_the_water(physics: str) -> bool:
 
 def has_mid_level_clouds(physics: str) -> bool:
     """Whether ``physics`` draws cloud tops across the middle troposphere, 440-680 hPa (2.4 on)."""
+    return _at_least(physics, "2.4")
+
+
+def has_climatological_aerosol(physics: str) -> bool:
+    """Whether ``physics`` draws heavy smoke and dust as often as observed, 10 % of samples (2.4 on)."""
     return _at_least(physics, "2.4")
 
 
