@@ -14,7 +14,6 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
-import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,7 +30,9 @@ from models.training.train import TrainConfig, train
 
 logger = logging.getLogger(__name__)
 
-MODEL_VERSION = "2.4.0"  # 2.4.0: day models retrained on simulator 2.3; night weights as 2.3.0 (simulator 2.2)
+# 2.5.0: the ABI day models retrained on simulator 2.4; VIIRS and OCI day models as 2.4.0 (simulator
+# 2.3), night models as 2.3.0 (simulator 2.2). Each card and metrics file names its own.
+MODEL_VERSION = "2.5.0"
 TRAINING_SAMPLES = 300_000  # the 67.5 % training split is ~200k points per sensor and time of day
 # The recipe: a cosine learning-rate schedule over 160 epochs and a reconstruction weight of 0.3 (the
 # reference's 3.0 made the 32-wide code spend itself on reproducing the inputs). Held-out mask
@@ -103,14 +104,7 @@ def _train_export_evaluate(name: str, cfg: TrainConfig, data: Path, work: Path, 
     return metrics
 
 
-REAL_DAY_SCENE = ("abi", "g17_meso1_20191027T2000_day")
-REAL_FIRE_REFERENCE = ("abi", "g17_conus_20191027T2001_l2fire")
 REAL_SCENE_MODELS = ("mthccar_abi_noc02_ir", "mthccar_abi_noc02")  # the scene has no C02
-
-
-def granules_root() -> Path:
-    """The shared real granules: ``$MTHCCAR_GRANULES``, else ``../shared/granules`` beside the checkout."""
-    return Path(os.environ.get("MTHCCAR_GRANULES", Path(__file__).resolve().parents[3] / "shared" / "granules"))
 
 
 def real_scene_section(out: Path, work: Path) -> list[str]:
@@ -121,13 +115,13 @@ def real_scene_section(out: Path, work: Path) -> list[str]:
     """
     from pipeline.granules import single_granule
     from pipeline.process import ProcessOptions, process_granule
+    from pipeline.real_scenes import REAL_DAY_SCENE, granules_root, real_day_references
     from pipeline.validate import flagged_cloudy_shares, validate_product
 
     scene = granules_root().joinpath(*REAL_DAY_SCENE)
-    fire = sorted(granules_root().joinpath(*REAL_FIRE_REFERENCE).glob("OR_ABI-L2-FDC*.nc"))
-    c13 = sorted(scene.glob("*C13_*.nc"))
+    references = real_day_references()
     models = [out / f"{name}.pt" for name in REAL_SCENE_MODELS if (out / f"{name}.pt").exists()]
-    if not (fire and c13 and models):
+    if not (references and models):
         return []
     rows = []
     for model in models:
@@ -135,9 +129,7 @@ def real_scene_section(out: Path, work: Path) -> list[str]:
             single_granule([scene]),
             ProcessOptions(out_dir=work / "real_scene" / model.stem, model=model, overwrite=True),
         ).product
-        report = json.loads(
-            validate_product(product, [*fire, *c13], work / "real_scene" / model.stem)["json"].read_text()
-        )
+        report = json.loads(validate_product(product, references, work / "real_scene" / model.stem)["json"].read_text())
         checks = flagged_cloudy_shares(report)
         rows.append(
             f"| {model.stem} | {report['cloud_fraction']:.3f} | "
@@ -184,6 +176,15 @@ def _summary_row(name: str, metrics: dict[str, Any]) -> str:
         f"{cot['r2']:.3f} | {cot['rmse']:.3f} | {metrics['uncertainty_goal']['liquid']['fraction_within']:.3f} | "
         f"{metrics['uncertainty_goal']['ice']['fraction_within']:.3f} |"
     )
+
+
+def _version_row(out: Path, name: str, metrics: dict[str, Any]) -> str:
+    from models.artifact import read_metadata
+
+    artifact = out / f"{name}.pt"
+    version = read_metadata(artifact)["model_version"] if artifact.exists() else "n/a"
+    data = metrics.get("data", {})
+    return f"| {name} | {version} | {data.get('simulator_version', 'n/a')} | `{data.get('file_name', 'n/a')}` |"
 
 
 CALIBRATION_HEADING = "## Calibration (held-out test split; before the fitted calibration in brackets)"
@@ -237,12 +238,14 @@ def build_default_models(
 ) -> Path:
     """Simulate, train, export and evaluate every default model; returns the summary file."""
     from models.training.simulate.dataset import simulate_dataset
+    from models.training.simulate.simulator import SIMULATOR_VERSION
 
     work.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
+    # keyed by the physics too: a file of an earlier world left in ``work`` must not train a new model
     data = {
-        False: work / f"simulated_{samples}_seed{TRAINING_SEED}.nc",
-        True: work / f"simulated_night_{samples}_seed{TRAINING_SEED}.nc",
+        False: work / f"simulated_{samples}_seed{TRAINING_SEED}_physics{SIMULATOR_VERSION}.nc",
+        True: work / f"simulated_night_{samples}_seed{TRAINING_SEED}_physics{SIMULATOR_VERSION}.nc",
     }
     wanted = [m for m in DEFAULT_MODELS if not only or m.name in only]
     for night in (False, True):
@@ -319,6 +322,12 @@ def _write_summary(
         "",
         TABLE_HEADER,
         *[_summary_row(name, m) for name, m in results.items()],
+        "",
+        "Models are rebuilt one at a time (`--only`), so they need not share a version or a simulated world:",
+        "",
+        "| model | MT-HCCAR version | simulator physics | training file |",
+        "|---|---|---|---|",
+        *[_version_row(out, name, m) for name, m in results.items()],
         "",
         CALIBRATION_HEADING,
         "",
