@@ -298,7 +298,7 @@ def test_bad_simulation_requests_are_refused(tmp_path: Path) -> None:
 
 def test_physics_2_3_is_drawn_last_and_files_name_their_physics(tmp_path: Path) -> None:
     """Physics 2.3 adds its draws after every other, so a seed's other samples do not move from 2.2's;
-    a file says which physics drew it, and the default is 2.4 (the ABI day models' world)."""
+    a file says which physics drew it, and the default is 2.5 (the ABI day infrared models' world)."""
     import netCDF4
 
     old = sample_state(300, np.random.default_rng(5), physics="2.2")
@@ -316,7 +316,7 @@ def test_physics_2_3_is_drawn_last_and_files_name_their_physics(tmp_path: Path) 
         kwargs = {"physics": physics} if physics else {}
         path = simulate_dataset(tmp_path / f"v{physics}.nc", "abi", 200, seed=5, workers=1, **kwargs)
         with netCDF4.Dataset(path) as nc:
-            assert nc.getncattr("simulator_version") == (physics or "2.4")
+            assert nc.getncattr("simulator_version") == (physics or "2.5")
             assert np.isfinite(nc["stratospheric_aerosol_optical_depth"][:]).all()
     with pytest.raises(ValueError, match=r"unknown simulator physics '9\.9'"):
         simulate_dataset(tmp_path / "bad.nc", "abi", 10, physics="9.9")
@@ -328,7 +328,7 @@ def test_physics_2_4_adds_mid_level_clouds_and_observed_aerosol_and_moves_nothin
     them 40 hPa above the ground, and draws heavy aerosol as often as observed (mean AOD over land near
     MODIS's 0.19); the same seed draws the same everything else."""
     v23 = sample_state(20_000, np.random.default_rng(11), physics="2.3")
-    v24 = sample_state(20_000, np.random.default_rng(11))
+    v24 = sample_state(20_000, np.random.default_rng(11), physics="2.4")
     assert np.array_equal(v23.h2o, v24.h2o)
     assert np.array_equal(v23.cloudy, v24.cloudy)
     assert np.array_equal(v23.ice, v24.ice)
@@ -355,3 +355,35 @@ def test_physics_2_4_adds_mid_level_clouds_and_observed_aerosol_and_moves_nothin
     assert 0.15 < v24.aerosol_aod[land].mean() < 0.21
     assert np.mean(v24.aerosol_aod[land] > 1.0) < 0.5 * np.mean(v23.aerosol_aod[land] > 1.0)
     assert v24.aerosol_aod.max() <= 2.0
+
+
+def test_physics_2_5_breaks_a_quarter_of_the_clouds_and_mixes_them_with_the_clear_sky() -> None:
+    """A partly covered pixel's reflectance and thermal radiance are the cover-weighted means of its
+    overcast and clear-sky values (independent pixel approximation); 2.5 breaks about a quarter of the
+    cloudy pixels, at least half covered, and draws everything else as 2.4."""
+    from models.training.simulate.thermal import ThermalSimulator
+
+    scene = {"surface_class": 10, "surface_pressure": 900.0, "cloud_top_pressure": 700.0, "cloud_base_pressure": 800.0}
+    temperatures = {"skin_temperature": 300.0, "air_temperature_offset": 4.0, "tropopause_temperature": 210.0}
+    overcast = _state(1, **scene, **temperatures)
+    clear = _state(1, **scene, **temperatures, cloudy=False)
+    broken = _state(1, **scene, **temperatures, cloud_cover=0.6)
+    states = {"overcast": overcast, "clear": clear, "broken": broken}
+    brf = {name: simulate_bands(ABI_BANDS, s)[0] for name, s in states.items()}
+    np.testing.assert_allclose(brf["broken"], 0.6 * brf["overcast"] + 0.4 * brf["clear"], rtol=1e-5, atol=1e-6)
+    assert brf["clear"][1] < brf["broken"][1] < brf["overcast"][1]
+    thermal = ThermalSimulator(["C07", "C13"])
+    radiance = {name: thermal.radiance(s)[0] for name, s in states.items()}
+    np.testing.assert_allclose(radiance["broken"], 0.6 * radiance["overcast"] + 0.4 * radiance["clear"], rtol=1e-9)
+    bt = thermal.brightness_temperature(broken)[0, 1]
+    assert thermal.brightness_temperature(overcast)[0, 1] < bt < thermal.brightness_temperature(clear)[0, 1]
+
+    v24 = sample_state(20_000, np.random.default_rng(11), physics="2.4")
+    v25 = sample_state(20_000, np.random.default_rng(11), physics="2.5")
+    assert v24.cloud_cover is None
+    for name in ("cloudy", "ice", "log10_cot", "cloud_top_pressure", "h2o", "aerosol_aod", "stratospheric_aod"):
+        assert np.array_equal(getattr(v24, name), getattr(v25, name), equal_nan=True), name
+    cover = v25.cloud_cover[v25.cloudy]
+    assert 0.22 < np.mean(cover < 1) < 0.28
+    assert cover.min() >= 0.5
+    assert np.all(v25.cloud_cover[~v25.cloudy] == 1.0)

@@ -247,3 +247,36 @@ def test_synthetic_columns_are_never_supersaturated() -> None:
     land = hot.surface_class != 17
     assert np.all(hot.air_temperature_offset[land] < 0)  # the ground is colder than the air at night
     assert hot.h2o[land].max() < 2.3
+
+
+def test_broken_clouds_train_mask_and_phase_but_not_cot(tmp_path) -> None:
+    """A physics 2.5 file marks partly covered pixels; they are cloudy targets with no COT truth, so
+    the COT loss and metrics skip them while mask and phase keep them."""
+    import torch
+
+    from models.mthccar import MTHCCAR
+    from models.training.data import ReferenceDataset, has_cot_truth
+    from models.training.evaluate import compute_metrics, predict
+    from models.training.simulate.dataset import simulate_dataset
+    from models.training.train import TrainConfig, _tensors, compute_loss
+
+    path = simulate_dataset(tmp_path / "broken.nc", "abi", 800, seed=4, workers=1, physics="2.5")
+    with ReferenceDataset(path, "abi", ["C01", "C13"]) as dataset:
+        block = dataset.read(0, 800)
+        spec_size = dataset.spec.size
+    cloudy = block.cloudy > 0.5
+    broken = cloudy & ~has_cot_truth(block)
+    assert 0.15 < broken.sum() / cloudy.sum() < 0.35
+    assert np.all(block.cot_class[broken] == -1)
+    assert np.all(np.isfinite(block.log10_cot[~broken]))
+    torch.manual_seed(0)
+    model = MTHCCAR(spec_size)
+    loss, parts = compute_loss(model, _tensors(block, torch.device("cpu")), TrainConfig(sensor="abi"))
+    assert np.isfinite(loss.item())
+    assert all(np.isfinite(v) for v in parts.values())
+    pred = predict(model.eval(), block.features)
+    pred["cloud_mask_probability"] = np.ones(len(block), dtype=np.float32)  # every point judged
+    metrics = compute_metrics(pred, block)
+    assert metrics["log10_cot"]["all"]["n"] == int((cloudy & ~broken).sum())
+    assert np.isfinite(metrics["log10_cot"]["all"]["rmse"])
+    assert metrics["phase"]["n"] == int(cloudy.sum())

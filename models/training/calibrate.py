@@ -31,7 +31,7 @@ import torch
 
 from models.mthccar import CALIBRATION_FIELDS, GAUSSIAN_95, LOG10_COT_MIN, LOG10_COT_RANGE, MTHCCAR
 from models.spec import SURFACE_GROUPS
-from models.training.data import Block, FeatureSource
+from models.training.data import Block, FeatureSource, has_cot_truth
 
 logger = logging.getLogger(__name__)
 
@@ -122,14 +122,15 @@ def fit_calibration(raw: dict[str, np.ndarray], truth: Block) -> dict[str, float
     """The four calibration numbers (``CALIBRATION_FIELDS``) from raw outputs on calibration points."""
     cloudy = truth.cloudy > 0.5
     both = cloudy & (raw["clear_logit"] <= 0.0)
-    errors = raw["log10_cot"][both] - truth.log10_cot[both]
+    overcast = both & has_cot_truth(truth)
+    errors = raw["log10_cot"][overcast] - truth.log10_cot[overcast]
     values = {
         "mask_temperature": fit_temperature(-raw["clear_logit"], cloudy.astype(np.float64)),
         "phase_temperature": fit_temperature(-raw["liquid_logit"][both], (truth.ice[both] > 0.5).astype(np.float64)),
-        "cot_class_temperature": fit_temperature(raw["cot_class_logits"][both], truth.cot_class[both]),
-        "cot_sigma_scale": sigma_scale(errors, raw["sigma"][both]),
+        "cot_class_temperature": fit_temperature(raw["cot_class_logits"][overcast], truth.cot_class[overcast]),
+        "cot_sigma_scale": sigma_scale(errors, raw["sigma"][overcast]),
     }
-    values["cot_interval95_factor"] = sigma_scale(errors, values["cot_sigma_scale"] * raw["sigma"][both], 0.95)
+    values["cot_interval95_factor"] = sigma_scale(errors, values["cot_sigma_scale"] * raw["sigma"][overcast], 0.95)
     assert tuple(values) == CALIBRATION_FIELDS
     return values
 
@@ -175,7 +176,11 @@ def head_outcomes(pred: dict[str, np.ndarray], truth: Block) -> dict[str, tuple[
     return {
         "cloud_mask": (pred["cloud_mask_probability"], cloudy.astype(np.float64), every),
         "cloud_phase": (pred["cloud_phase_probability"], (truth.ice > 0.5).astype(np.float64), both),
-        "cot_class": (classes.max(axis=1), (classes.argmax(axis=1) == truth.cot_class).astype(np.float64), both),
+        "cot_class": (
+            classes.max(axis=1),
+            (classes.argmax(axis=1) == truth.cot_class).astype(np.float64),
+            both & has_cot_truth(truth),
+        ),
     }
 
 
@@ -201,7 +206,7 @@ def calibration_scores(pred: dict[str, np.ndarray], truth: Block, interval95: fl
             by_surface[group] = {"n": int(sel.sum()), "ece": expected_calibration_error(p[sel], y[sel])}
         overall = expected_calibration_error(p[points], y[points])
         ece[head] = {"n": int(points.sum()), "ece": overall, "by_surface": by_surface}
-    both = heads["cloud_phase"][2]
+    both = heads["cot_class"][2]  # cloudy in truth and prediction, with a COT truth
     ice = truth.ice > 0.5
     coverage = {
         "all": interval_coverage(pred, truth, both, interval95),

@@ -95,8 +95,10 @@ class Block:
     features: np.ndarray  # (n, F) float32, raw or scaled
     cloudy: np.ndarray  # (n,) float32 0/1
     ice: np.ndarray  # (n,) float32 0/1 (0 when clear)
-    log10_cot: np.ndarray  # (n,) float32, LOG10_COT_MIN when clear
-    cot_class: np.ndarray  # (n,) int64 0 thin, 1 moderate, 2 thick, -1 clear
+    # (n,) float32, LOG10_COT_MIN when clear, NaN when cloudy without a COT truth (a partly covered
+    # pixel: its COT is only defined for the overcast part, so it trains mask and phase, not COT)
+    log10_cot: np.ndarray
+    cot_class: np.ndarray  # (n,) int64 0 thin, 1 moderate, 2 thick, -1 clear or without a COT truth
     surface_type: np.ndarray  # (n,) int16, the 20-class albedo_type
 
     def __len__(self) -> int:
@@ -113,6 +115,11 @@ class Block:
                 np.zeros((0, n_features), np.float32), empty, empty, empty, np.zeros(0, np.int64), np.zeros(0, np.int16)
             )
         return Block(*(np.concatenate([getattr(b, name) for b in blocks]) for name in Block.__dataclass_fields__))
+
+
+def has_cot_truth(truth: Block) -> np.ndarray:
+    """Points that train and judge COT: cloudy, and overcast (a finite log10 COT)."""
+    return (truth.cloudy > 0.5) & np.isfinite(truth.log10_cot)
 
 
 def cot_class_of(log10_cot: np.ndarray) -> np.ndarray:
@@ -310,12 +317,16 @@ class ReferenceDataset:
         log10_cot = np.where(cloudy, variables["log10_cloud_optical_thickness"], LOG10_COT_MIN).astype(np.float32)
         if np.any(cloudy & ~np.isfinite(log10_cot)):
             raise SchemaError(f"{self.path}: cloudy points with no finite log10_cloud_optical_thickness")
+        if "cloud_cover" in self._nc.variables:  # physics 2.5 on: broken clouds have no COT truth
+            cover = np.asarray(self._nc.variables["cloud_cover"][start:stop], dtype=np.float32)
+            log10_cot = np.where(cloudy & (cover < 1.0), np.float32(np.nan), log10_cot)
+        overcast = cloudy & np.isfinite(log10_cot)
         return Block(
             features=features,
             cloudy=cloudy.astype(np.float32),
             ice=(cloudy & (variables["cloud_type"] == 2)).astype(np.float32),
             log10_cot=log10_cot,
-            cot_class=np.where(cloudy, cot_class_of(log10_cot), -1),
+            cot_class=np.where(overcast, cot_class_of(np.nan_to_num(log10_cot)), -1),
             surface_type=variables["albedo_type"].astype(np.int16),
         )
 

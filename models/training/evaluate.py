@@ -7,7 +7,8 @@ Metrics (as the reference ``evaluate.ipynb`` computes them):
 * 3-class (clear, liquid, ice) confusion matrix and accuracy;
 * average precision per class (clear, liquid, ice, cloudy) and micro-averaged over the 3 classes;
 * log10 COT MSE, RMSE and R^2 on pixels cloudy in truth and prediction, overall and by true
-  phase, surface group and COT bin (with the auxiliary class accuracy per bin);
+  phase, surface group and COT bin (with the auxiliary class accuracy per bin); overcast pixels
+  only, where a file has broken clouds (their COT is defined for the cloud, not the pixel);
 * the uncertainty goal: share of pixels with true COT > 5 whose COT is within 30 % (liquid) or
   35 % (ice);
 * calibration (``models.training.calibrate``): expected calibration error of the mask, phase and
@@ -35,7 +36,8 @@ from models.training.calibrate import (
     head_outcomes,
     reliability,
 )
-from models.training.data import Block, FeatureSource, ReferenceDataset, split_selector
+from models.training.data import Block, FeatureSource, ReferenceDataset, has_cot_truth, split_selector
+from models.training.simulate.simulator import PHYSICS_VERSIONS, has_broken_clouds
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +137,7 @@ def compute_metrics(pred: dict[str, np.ndarray], truth: Block, interval95: float
     onehot = np.eye(3, dtype=bool)[true3]
     ap["micro"] = average_precision(onehot.ravel(), scores.ravel())[0]
 
+    both = both & has_cot_truth(truth)
     log_true, log_pred = truth.log10_cot[both], pred["log10_cot"][both]
     cot: dict[str, Any] = {"all": _regression(log_pred, log_true)}
     ice_both = true_ice[both]
@@ -212,7 +215,7 @@ def write_plots(pred: dict[str, np.ndarray], truth: Block, metrics: dict[str, An
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    both = (truth.cloudy > 0.5) & (pred["cloud_mask_probability"] >= 0.5)
+    both = has_cot_truth(truth) & (pred["cloud_mask_probability"] >= 0.5)
     fig, ax = plt.subplots(figsize=(5.5, 5))
     if both.any():
         hb = ax.hexbin(
@@ -361,11 +364,19 @@ def _intended_use(metadata: dict[str, Any]) -> str:
         what = "Per-pixel daytime cloud mask, phase and optical thickness from solar-reflective and thermal bands."
     else:
         what = "Per-pixel daytime cloud mask, phase and optical thickness from solar-reflective bands."
+    physics = str(metadata.get("training_data", {}).get("simulator_version", ""))
+    broken = physics in PHYSICS_VERSIONS and has_broken_clouds(physics)
     world = (
         "Trained on plane-parallel single-layer radiative-transfer simulations of the project's simulator "
-        f"{metadata.get('training_data', {}).get('simulator_version', '')}: measured land spectra with a BRDF, "
-        "sun glint, background and heavy aerosol labelled clear. Multi-layer cloud, broken cloud within a "
-        "pixel and seasonal snow without a land-cover input are outside the training distribution. Pixels "
+        f"{physics}: measured land spectra with a BRDF, sun glint, background and heavy aerosol labelled clear"
+        + (
+            "; a quarter of the clouds cover only half or more of their pixel (cloudy labels, no COT "
+            "target: COT is learnt and judged on overcast pixels). Multi-layer cloud, pixels less than half "
+            "covered"
+            if broken
+            else ". Multi-layer cloud, broken cloud within a pixel"
+        )
+        + " and seasonal snow without a land-cover input are outside the training distribution. Pixels "
         "beyond the model's sun limit are flagged, not produced."
     )
     return f"{what} {world}"

@@ -122,21 +122,22 @@ def compute_loss(
     recon = F.l1_loss(out["reconstruction"], x)
     mask = F.binary_cross_entropy_with_logits(out["clear_logit"].squeeze(1), 1.0 - cloudy)
     is_cloudy = cloudy > 0.5
+    has_cot = is_cloudy & torch.isfinite(batch["log10_cot"])  # broken clouds train mask and phase only
     zero = x.new_zeros(())
+    phase = aux = cot = cot_nll = zero
     if bool(is_cloudy.any()):
         phase = F.binary_cross_entropy_with_logits(
             out["liquid_logit"].squeeze(1)[is_cloudy], 1.0 - batch["ice"][is_cloudy]
         )
-        aux = F.cross_entropy(out["cot_class_logits"][is_cloudy], batch["cot_class"][is_cloudy])
-        log10_pred = out["cot_scaled"].squeeze(1)[is_cloudy] * LOG10_COT_RANGE + LOG10_COT_MIN
-        cot = F.l1_loss(log10_pred, batch["log10_cot"][is_cloudy])
+    if bool(has_cot.any()):
+        aux = F.cross_entropy(out["cot_class_logits"][has_cot], batch["cot_class"][has_cot])
+        log10_pred = out["cot_scaled"].squeeze(1)[has_cot] * LOG10_COT_RANGE + LOG10_COT_MIN
+        cot = F.l1_loss(log10_pred, batch["log10_cot"][has_cot])
         # the uncertainty head sees only detached features and a detached estimate: it learns the
         # spread of the errors without pulling on the estimate itself
-        log_variance = out["cot_log_variance"].squeeze(1)[is_cloudy]
-        squared_error = (batch["log10_cot"][is_cloudy] - log10_pred.detach()) ** 2
+        log_variance = out["cot_log_variance"].squeeze(1)[has_cot]
+        squared_error = (batch["log10_cot"][has_cot] - log10_pred.detach()) ** 2
         cot_nll = 0.5 * (log_variance + squared_error * torch.exp(-log_variance)).mean()
-    else:
-        phase = aux = cot = cot_nll = zero
     total = (
         cfg.recon_weight * recon
         + cfg.cls_weight * (mask + phase + aux)

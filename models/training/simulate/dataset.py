@@ -31,7 +31,9 @@ Sampling priors (rt-simulator-notes section 7, widened towards the real world):
   2-20) and 20 % uniformly (the reference drew all uniformly); effective radius log-U(4, 25) um
   liquid and log-U(10, 60) um ice; cloud top 600-950 hPa liquid and 150-450 hPa ice (physics 2.4:
   440-950 and 150-680 hPa, the middle troposphere's clouds too, each spread over what its phase
-  and the ground allow), thickness U(30, 200) hPa, kept above the surface;
+  and the ground allow), thickness U(30, 200) hPa, kept above the surface; with physics 2.5 a
+  quarter of the cloudy pixels are broken, the cloud covering U(0.5, 1) of the pixel (reflectance
+  and radiance mixed with the clear sky's, the independent pixel approximation);
 * temperatures (thermal bands): skin temperature U(271.5, 304) K over water, U(262, 335) K over
   land by day and U(235, 310) K at night, U(215, 273) K over snow; skin minus near-surface air
   temperature U(-1, 2) K over water, U(-2, 12) K over land by day, U(-8, 2) K at night; tropopause
@@ -78,6 +80,7 @@ from models.training.simulate.simulator import (
     AtmosphereState,
     Simulator,
     check_physics,
+    has_broken_clouds,
     has_climatological_aerosol,
     has_mid_level_clouds,
     sees_above_the_water,
@@ -126,6 +129,15 @@ ICE_TOP_HPA = (150.0, 450.0)
 # altocumulus and altostratus; the temperature bounds below still decide which phase can be there
 MID_LEVEL_LIQUID_TOP_HPA = (440.0, 950.0)
 MID_LEVEL_ICE_TOP_HPA = (150.0, 680.0)
+# physics 2.5: broken clouds. A pixel of side L inside a cloud of size D straddles its edge with
+# probability about 4 L / D; clouds of 10-30 km and more hold most of the cloud cover (Wood and Field
+# 2011, J. Climate 24, 4800), so at L = 1-2 km a third or so of the pixels a cloud touches are partly
+# covered, with a cover spread evenly between 0 and 1 along a straight edge. Those at least half
+# covered are cloudy by the majority rule: about a quarter of the cloudy pixels, cover U(0.5, 1).
+# The ones less than half covered are left out of the world (clear-conservative masks call them
+# cloudy, the majority rule clear), and a broken pixel's COT label is its cloud's own.
+BROKEN_CLOUD_SHARE = 0.25
+BROKEN_CLOUD_COVER = (0.5, 1.0)
 NIGHT_INVERSION_K = 15.0  # at most, over land and snow at night (clear calm nights: 5-15 K and more)
 
 
@@ -305,11 +317,15 @@ def sample_state(
     if not sees_above_the_water(physics):
         return state
     # drawn last, so that every earlier draw of a seed stays what it was
-    return replace(
+    state = replace(
         state,
         aerosol_layer_top=sample_aerosol_layer(aerosol_type, pressure, rng),
         stratospheric_aod=np.exp(rng.uniform(np.log(STRATOSPHERIC_AOD[0]), np.log(STRATOSPHERIC_AOD[1]), n)),
     )
+    if not has_broken_clouds(physics):
+        return state
+    broken = cloudy & (rng.random(n) < BROKEN_CLOUD_SHARE)
+    return replace(state, cloud_cover=np.where(broken, rng.uniform(*BROKEN_CLOUD_COVER, n), 1.0))
 
 
 def sample_aerosol_layer(
@@ -518,6 +534,7 @@ SCALARS = {
     "wind_speed": ("f4", "m s-1", "wind speed for sun glint (water only)"),
     "skin_temperature": ("f4", "K", "surface skin temperature (truth)"),
     "skt": ("f4", "K", "surface skin temperature as a model input: truth plus climatology-to-NWP error"),
+    "cloud_cover": ("f4", "1", "share of the pixel the cloud covers (1 overcast; NaN when clear)"),
 }
 SKT_ERROR_K = (1.0, 12.0)  # the 1-sigma error of the skin temperature input, drawn per sample
 # the 1-sigma error of ln(water vapour input), drawn per sample: an NWP column to the zonal
@@ -556,6 +573,7 @@ def _write_state(
         "wind_speed": _or_nan(state.wind_speed, len(state)),
         "skin_temperature": skin,
         "skt": skt_input,
+        "cloud_cover": np.where(state.cloudy, _or_nan(state.cloud_cover, n, fill=1.0), np.nan),
     }
     scalars = dict(SCALARS)
     if h2o_input_error:

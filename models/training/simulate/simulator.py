@@ -11,8 +11,8 @@ whole atmosphere into one block, where the single-stack solution is most accurat
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -34,12 +34,13 @@ logger = logging.getLogger(__name__)
 
 # The physics training files and synthetic scenes are made with: the shipped models' world. 2.2: night
 # water vapour above surface inversions, and as an erroneous input. 2.3: the 1.38 um water band from
-# LOWTRAN7 (``water_band``), lofted and stratospheric aerosol. 2.4 (the ABI day models' world since
-# model version 2.5.0): 2.3 with mid-level clouds (liquid tops up to 440 hPa, ice tops down to
-# 680 hPa, spread over what the phase and the ground allow) and heavy aerosol as often as observed.
-# Earlier versions stay selectable to reproduce earlier files.
-SIMULATOR_VERSION = "2.4"
-PHYSICS_VERSIONS = ("2.2", "2.3", "2.4")
+# LOWTRAN7 (``water_band``), lofted and stratospheric aerosol. 2.4: 2.3 with mid-level clouds (liquid
+# tops up to 440 hPa, ice tops down to 680 hPa, spread over what the phase and the ground allow) and
+# heavy aerosol as often as observed. 2.5 (the ABI day infrared models' world since model version
+# 2.6.0): 2.4 with broken clouds, a quarter of the cloudy pixels only partly covered. Earlier
+# versions stay selectable to reproduce earlier files.
+SIMULATOR_VERSION = "2.5"
+PHYSICS_VERSIONS = ("2.2", "2.3", "2.4", "2.5")
 ELEVATED_AEROSOL_DEPTH_HPA = 150.0
 # background stratospheric sulfate (e.g. Kremser et al. 2016, Rev. Geophys. 54, 278): small
 # particles, Angstrom exponent ~1.2, asymmetry ~0.65, no absorption
@@ -86,6 +87,8 @@ class AtmosphereState:
     air_temperature_offset: np.ndarray | None = None  # skin minus near-surface air temperature, K
     tropopause_temperature: np.ndarray | None = None  # K
     soil_quartz: np.ndarray | None = None  # 0 clay/loam to 1 quartz sand: soil emissivity at 8.5 um
+    # share of the pixel the cloud covers (cloudy samples; 1 overcast); None: every cloud is overcast
+    cloud_cover: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.solar_zenith)
@@ -135,6 +138,27 @@ class AtmosphereState:
         return AtmosphereState(**{f.name: joined(f.name) for f in fields(states[0])})  # type: ignore[arg-type]
 
 
+def mix_cloud_cover(state: AtmosphereState, signal: Callable[[AtmosphereState], np.ndarray]) -> np.ndarray:
+    """(N, B) ``signal`` of each sample; where the cloud covers only part of the pixel, the cover-weighted
+    mean of the overcast and the clear-sky signal.
+
+    The independent pixel approximation: reflectance and radiance add linearly over the pixel's
+    parts, each part computed as if it were horizontally infinite. ``signal`` sees overcast or
+    clear states only (``cloud_cover`` None).
+    """
+    whole = replace(state, cloud_cover=None)
+    out = signal(whole)
+    if state.cloud_cover is None:
+        return out
+    partial = np.flatnonzero(state.cloudy & (state.cloud_cover < 1.0))
+    if partial.size:
+        part = whole.take(partial)
+        clear_sky = signal(replace(part, cloudy=np.zeros(partial.size, dtype=bool)))
+        cover = state.cloud_cover[partial, None]
+        out[partial] = cover * out[partial] + (1 - cover) * clear_sky
+    return out
+
+
 def check_physics(physics: str) -> None:
     if physics not in PHYSICS_VERSIONS:
         raise ValueError(f"unknown simulator physics {physics!r}: one of {', '.join(PHYSICS_VERSIONS)}")
@@ -160,6 +184,11 @@ def has_climatological_aerosol(physics: str) -> bool:
     return _at_least(physics, "2.4")
 
 
+def has_broken_clouds(physics: str) -> bool:
+    """Whether ``physics`` draws clouds that cover only part of a pixel (2.5 on)."""
+    return _at_least(physics, "2.5")
+
+
 class Simulator:
     """The fast RT model bound to one band set (gas and cloud tables prepared once)."""
 
@@ -171,7 +200,10 @@ class Simulator:
         self.correction = shipped_correction() if correction else None
 
     def reflectance(self, state: AtmosphereState, albedo: np.ndarray | None = None) -> np.ndarray:
-        """TOA BRF (N, B) float32; ``albedo`` (N, B) replaces the surface's (thermal bands: 1 - emissivity)."""
+        """TOA BRF (N, B) float32; ``albedo`` (N, B) replaces the surface's (thermal bands: 1 - emissivity,
+        of overcast or clear states: partial cloud cover is the caller's to mix)."""
+        if albedo is None and state.cloud_cover is not None:
+            return mix_cloud_cover(state, self.reflectance)
         n, b = len(state), len(self.bands)
         out = np.empty((n, b), dtype=np.float32)
         step = max(64, ELEMENTS_PER_CHUNK // max(b, 1))

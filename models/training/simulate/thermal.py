@@ -36,7 +36,7 @@ import numpy as np
 from models.bands import Band
 from models.training.simulate.optics import CloudOptics
 from models.training.simulate.rt import Layer, eddington
-from models.training.simulate.simulator import AtmosphereState, Simulator
+from models.training.simulate.simulator import AtmosphereState, Simulator, mix_cloud_cover
 
 C1 = 1.191042e-5  # mW m-2 sr-1 (cm-1)-4, 2 h c^2
 C2 = 1.4387752  # cm K, h c / k
@@ -240,6 +240,10 @@ class ThermalSimulator:
         return np.stack([self.bands[k].brightness_temperature(r) for k, r in enumerate(self.radiance(state).T)], axis=1)
 
     def radiance(self, state: AtmosphereState) -> np.ndarray:
+        """(N, B) TOA radiance; a partly covered pixel mixes its overcast and clear-sky radiance."""
+        return mix_cloud_cover(state, self._overcast_radiance)
+
+    def _overcast_radiance(self, state: AtmosphereState) -> np.ndarray:
         skin, offset, tropopause = state.skin_temperature, state.air_temperature_offset, state.tropopause_temperature
         if skin is None or offset is None or tropopause is None:
             raise ValueError("the thermal simulator needs skin, air-offset and tropopause temperatures")
