@@ -53,3 +53,19 @@ def test_summary_writers_take_turns(tmp_path: Path) -> None:
         order.append("first")
     waiting.join(5)
     assert order == ["first", "second"]
+
+
+def test_a_run_of_another_world_is_trained_afresh_not_refused(
+    trained_viirs, toy_reference_file: Path, tmp_path: Path, caplog
+) -> None:
+    """After a physics change the build's training file has a new name; a work folder's run of the
+    earlier file is then trained over, where resuming it would be refused."""
+    from models.training.defaults import _resumable
+
+    result, _ = trained_viirs
+    run = result.best_checkpoint.parent
+    assert _resumable(run, toy_reference_file)
+    assert not _resumable(tmp_path, toy_reference_file)  # nothing to resume
+    with caplog.at_level("WARNING"):
+        assert not _resumable(run, tmp_path / "simulated_300000_seed2024_physics9.9.nc")
+    assert f"was trained on {toy_reference_file.name}, not simulated_300000_seed2024_physics9.9.nc" in caplog.text

@@ -23,6 +23,7 @@ from typing import Any
 
 from models.fileio import write_text_atomically
 from models.registry import ARTIFACTS
+from models.training.checkpoint import load_checkpoint
 from models.training.evaluate import evaluate_artifact
 from models.training.export import export_checkpoint
 from models.training.precision import check_precision
@@ -89,9 +90,22 @@ ABLATION_MODEL = "mthccar_abi_noc02_ir"
 ABLATION_MODES = ("reference", "none")  # attending is the default model itself
 
 
+def _resumable(run: Path, data: Path) -> bool:
+    """Whether ``run`` holds a checkpoint of training on ``data``; one trained on another file (an
+    earlier world's, after a physics change) is trained over afresh rather than refused."""
+    last = run / "last.pt"
+    if not last.exists():
+        return False
+    trained_on = load_checkpoint(last)["training"]["data"]["file_name"]
+    if trained_on != data.name:
+        logger.warning("%s was trained on %s, not %s: training afresh", run, trained_on, data.name)
+        return False
+    return True
+
+
 def _train_export_evaluate(name: str, cfg: TrainConfig, data: Path, work: Path, out: Path) -> dict[str, Any]:
     run = work / name
-    result = train(data, run, cfg, resume=(run / "last.pt").exists(), progress=False)
+    result = train(data, run, cfg, resume=_resumable(run, data), progress=False)
     artifact = out / f"{name}.pt"
     export_checkpoint(result.best_checkpoint, artifact, MODEL_VERSION, name)
     report = work / f"{name}_evaluation"
@@ -272,7 +286,7 @@ def build_default_models(
         for mode in ABLATION_MODES:
             run = work / f"ablation_{target.name}_{mode}"
             cfg = replace(base, sensor=target.sensor, bands=list(target.bands or ()), attention=mode, seed=target.seed)
-            result = train(data[target.night], run, cfg, resume=(run / "last.pt").exists(), progress=False)
+            result = train(data[target.night], run, cfg, resume=_resumable(run, data[target.night]), progress=False)
             artifact = run / f"{target.name}_{mode}.pt"
             export_checkpoint(result.best_checkpoint, artifact, MODEL_VERSION, f"{target.name}_{mode}")
             metrics = evaluate_artifact(artifact, data[target.night], run / "evaluation", split="test")
