@@ -18,6 +18,7 @@ from pipeline.features import DEGRADED, GOOD, NIGHT, NO_INPUT, build_features
 from pipeline.granules import GranuleError, find_granules, single_granule
 from pipeline.ingest import IngestError, ingest
 from pipeline.process import choose_artifact, granule_features
+from pipeline.real_scenes import REAL_FIRE_REFERENCE
 from tests.support.dask_counting import CountingScheduler
 
 NO_C02 = ["C01", "C03", "C04", "C05", "C06"]
@@ -347,7 +348,7 @@ def test_not_a_netcdf_file_is_named(day: Path, tmp_path: Path) -> None:
 
 
 def test_wrong_product_is_named(day: Path, granules: Path, tmp_path: Path) -> None:
-    fire = next((granules / "abi" / "g17_conus_20191027T2001_l2fire").glob("*.nc"))
+    fire = next(granules.joinpath(*REAL_FIRE_REFERENCE).glob("*.nc"))
     for path in day.glob("*.nc"):
         target = tmp_path / path.name
         if "C06_" in path.name:
