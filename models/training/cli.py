@@ -243,8 +243,9 @@ def simulate(
         str | None,
         typer.Option(
             help="Simulator physics: 2.2 (SPCTRAL2 1.38 um band), 2.3 (LOWTRAN7 1.38 um water band, lofted "
-            "and stratospheric aerosol: the VIIRS and OCI day models' world) or 2.4 (2.3 with mid-level clouds, "
-            "440-680 hPa tops, and heavy aerosol as often as observed: the ABI day models' world, the default)."
+            "and stratospheric aerosol: the VIIRS and OCI day models' world), 2.4 (2.3 with mid-level clouds, "
+            "440-680 hPa tops, and heavy aerosol as often as observed: the ABI solar-only models' world) or 2.5 "
+            "(2.4 with broken clouds: the ABI day infrared models' world, the default)."
         ),
     ] = None,
 ) -> None:
