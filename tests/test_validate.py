@@ -168,16 +168,16 @@ DAY_LIMITS = {
     "warm_above_290K": (None, 0.10),
     "cold_below_250K": (0.98, None),
 }
-# What the shipped default (2.5.0) misses, and why (README, "What it still gets wrong"). The check is
+# What the shipped default (2.6.0) misses, and why (README, "What it still gets wrong"). The check is
 # strict both ways: a line missed that is not listed fails, and so does a listed line that is met, so
 # that a better model updates this table and the README with it.
 MISSED_ALBEDO_TEST_CLOUDS = (
     "FDCC clouds that only the fire product's visible-albedo test found (a quarter of its cloud over land): "
-    "5-10 K colder than clear land at the same height, yet half of them are called clear; the clouds its "
-    "infrared tests found are flagged at 96.5 %"
+    "5-10 K colder than clear land at the same height, yet over ground above 500 m more than half of them "
+    "are called clear; the clouds its infrared tests found are flagged at 97.6 %"
 )
 KNOWN_MISSES = {"cloud_flagged_cloudy": MISSED_ALBEDO_TEST_CLOUDS}
-MISSED_LINE_FLOOR = {"cloud_flagged_cloudy": 0.81}  # 2.5.0 gives 83.7 %: no worse than that, either
+MISSED_LINE_FLOOR = {"cloud_flagged_cloudy": 0.85}  # 2.6.0 gives 87.5 % (2.5.0 83.7 %): no worse, either
 
 
 def _missed_lines(checks: dict[str, float]) -> dict[str, float]:
