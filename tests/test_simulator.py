@@ -15,7 +15,7 @@ from models.training.simulate.correction import shipped_correction
 from models.training.simulate.dataset import sample_state, simulate_bands, simulate_dataset
 from models.training.simulate.optics import GasTables, rayleigh_optical_depth
 from models.training.simulate.rt import Layer, toa_brf
-from models.training.simulate.simulator import AtmosphereState
+from models.training.simulate.simulator import AtmosphereState, Simulator
 from models.training.simulate.surface import glint_angle, snow_albedo, surface_albedo
 
 
@@ -372,6 +372,8 @@ def test_physics_2_5_breaks_a_quarter_of_the_clouds_and_mixes_them_with_the_clea
     brf = {name: simulate_bands(ABI_BANDS, s)[0] for name, s in states.items()}
     np.testing.assert_allclose(brf["broken"], 0.6 * brf["overcast"] + 0.4 * brf["clear"], rtol=1e-5, atol=1e-6)
     assert brf["clear"][1] < brf["broken"][1] < brf["overcast"][1]
+    with pytest.raises(ValueError, match="albedo override needs overcast or clear states"):
+        Simulator(ABI_BANDS).reflectance(broken, np.full((1, len(ABI_BANDS)), 0.1))
     thermal = ThermalSimulator(["C07", "C13"])
     radiance = {name: thermal.radiance(s)[0] for name, s in states.items()}
     np.testing.assert_allclose(radiance["broken"], 0.6 * radiance["overcast"] + 0.4 * radiance["clear"], rtol=1e-9)

@@ -202,7 +202,9 @@ class Simulator:
     def reflectance(self, state: AtmosphereState, albedo: np.ndarray | None = None) -> np.ndarray:
         """TOA BRF (N, B) float32; ``albedo`` (N, B) replaces the surface's (thermal bands: 1 - emissivity,
         of overcast or clear states: partial cloud cover is the caller's to mix)."""
-        if albedo is None and state.cloud_cover is not None:
+        if state.cloud_cover is not None:
+            if albedo is not None:
+                raise ValueError("an albedo override needs overcast or clear states; mix broken clouds after")
             return mix_cloud_cover(state, self.reflectance)
         n, b = len(state), len(self.bands)
         out = np.empty((n, b), dtype=np.float32)
