@@ -14,7 +14,13 @@ reports, overall and over land and water:
 * Cloud Top Phase (``ACTP*``): agreement of liquid (liquid, supercooled) and ice where both are cloudy;
 * Cloud Optical Depth (``COD*``): bias and RMSE of log10 COT where both retrieved one;
 * an L1b ``C13`` (10.3 um) file: the share of warm (> 290 K) pixels flagged cloudy, which should be
-  small, and of cold (< 250 K) ones, which should be large.
+  small, and of cold (< 250 K) ones, which should be large;
+* with both an FDC and a C13 file, the FDC's land pixels split by whether the scan's own infrared
+  agrees with them (``c13_contrast``): a cloud it confirms is at least 4 K colder than the mean of
+  the FDC's clear land within 31 x 31 pixels; clear land it confirms is not. The two references are
+  independent (the FDC's albedo test, bright barren ground and thin cirrus are where they part), so
+  the lines where both agree are the firmest part of the reference, and the disputed ones are
+  reported beside them.
 
 It writes JSON, a markdown summary and a PNG map of agreement beside each other.
 """
@@ -29,6 +35,7 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+from scipy.ndimage import uniform_filter
 
 from models.earth import igbp_class
 from models.fileio import atomic_output, write_text_atomically
@@ -57,6 +64,12 @@ REFERENCE_KINDS = (
     ("-L2-COD", "optical_depth"),
     ("C13_", "c13"),
 )
+# the C13 cross-check of the FDC's land pixels: a cloud is this much colder than the local clear
+# land (on land, clear-sky C13 within ~60 km spreads by a few K with height and surface), the local
+# clear land being the FDC's clear pixels in a box of this side, where they are at least this share
+CONTRAST_COLDER_K = 4.0
+CONTRAST_BOX_PIXELS = 31
+CONTRAST_MIN_CLEAR_SHARE = 0.05
 FDC_CLEAR_LAND = (100, 100)
 FDC_CLOUD = (200, 245)
 ACTP_LIQUID = (1, 2)  # liquid water, supercooled water
@@ -71,7 +84,19 @@ LABELS = {
     "cloud_albedo_test_flagged_cloudy": "of which found by a visible-albedo test alone",
     f"warm_above_{WARM_K:.0f}K": f"C13 brightness temperature > {WARM_K:.0f} K",
     f"cold_below_{COLD_K:.0f}K": f"C13 brightness temperature < {COLD_K:.0f} K",
+    "cloud_c13_confirmed_flagged_cloudy": f"reference cloud over land that C13 confirms (>= {CONTRAST_COLDER_K:.0f} K "
+    "colder than the local clear land)",
+    "cloud_c13_disputed_flagged_cloudy": "reference cloud over land that C13 disputes (or cannot judge)",
+    "clear_land_c13_confirmed_flagged_cloudy": "reference clear land that C13 confirms",
+    "clear_land_c13_disputed_flagged_cloudy": f"reference clear land that C13 disputes (>= {CONTRAST_COLDER_K:.0f} K "
+    "colder than the local clear land)",
 }
+SUBLINES = (
+    "cloud_infrared_test_flagged_cloudy",
+    "cloud_albedo_test_flagged_cloudy",
+    "cloud_c13_disputed_flagged_cloudy",
+    "clear_land_c13_disputed_flagged_cloudy",
+)
 
 
 class ValidationError(ValueError):
@@ -246,6 +271,35 @@ def _fdc_cloud_by_test(path: Path, codes: np.ndarray, grid: ProductGrid) -> dict
     }
 
 
+def local_clear_contrast(bt: np.ndarray, clear: np.ndarray) -> np.ndarray:
+    """``bt`` minus the mean ``bt`` of the ``clear`` pixels in a box around each pixel (K); nan where
+    too few of the box are clear or ``bt`` is missing."""
+    usable = clear & np.isfinite(bt)
+    total = uniform_filter(np.where(usable, bt, 0.0), CONTRAST_BOX_PIXELS, mode="constant")
+    share = uniform_filter(usable.astype(np.float64), CONTRAST_BOX_PIXELS, mode="constant")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        local = np.where(share >= CONTRAST_MIN_CLEAR_SHARE, total / share, np.nan)
+    return bt - local
+
+
+def _c13_cross_check(grid: ProductGrid, codes: np.ndarray, bt: np.ndarray) -> dict[str, Any]:
+    """The FDC's cloud and clear land, each split by whether C13's local contrast agrees."""
+    # as the lines they split: code 100 is land by the FDC's own map, its clouds are kept over ours
+    clear, cloud = _between(codes, FDC_CLEAR_LAND), ~grid.water & _between(codes, FDC_CLOUD)
+    colder = local_clear_contrast(bt, clear) <= -CONTRAST_COLDER_K  # nan compares False: not confirmed
+    return {
+        "cloud_c13_confirmed_flagged_cloudy": _fraction_cloudy(grid, cloud & colder),
+        "cloud_c13_disputed_flagged_cloudy": _fraction_cloudy(grid, cloud & ~colder),
+        "clear_land_c13_confirmed_flagged_cloudy": _fraction_cloudy(grid, clear & ~colder),
+        "clear_land_c13_disputed_flagged_cloudy": _fraction_cloudy(grid, clear & colder),
+        "c13_contrast": {
+            "colder_than_local_clear_k": CONTRAST_COLDER_K,
+            "box_pixels": CONTRAST_BOX_PIXELS,
+            "min_clear_share": CONTRAST_MIN_CLEAR_SHARE,
+        },
+    }
+
+
 def _brightness_temperature(path: Path, grid: ProductGrid) -> np.ndarray:
     radiance = sample_reference(path, "Rad", grid)
     with netcdf_lock(), xr.open_dataset(path) as ds:
@@ -267,6 +321,7 @@ def score(product: Path, references: list[Path]) -> tuple[dict[str, Any], np.nda
     grid = read_product(product)
     report: dict[str, Any] = {"product": str(product), "references": {}}
     agreement_map = None
+    c13 = [_brightness_temperature(path, grid) for path in references if _kind(path) == "c13"][:1]
     for reference in references:
         kind = _kind(reference)
         entry: dict[str, Any] = {"file": reference.name, "kind": kind}
@@ -278,6 +333,8 @@ def score(product: Path, references: list[Path]) -> tuple[dict[str, Any], np.nda
                 entry["clear_land_flagged_cloudy"] = _fraction_cloudy(grid, _between(codes, FDC_CLEAR_LAND))
                 entry["cloud_flagged_cloudy"] = _fraction_cloudy(grid, ref_cloudy & ~grid.water)
                 entry.update(_fdc_cloud_by_test(reference, codes, grid))
+                if c13:
+                    entry.update(_c13_cross_check(grid, codes, c13[0]))
             else:
                 flags = sample_reference(reference, "BCM", grid)
                 ref_cloudy, compared = flags == 1, np.isin(flags, (0, 1))
@@ -371,7 +428,7 @@ def summary_markdown(report: dict[str, Any]) -> str:
         for key, value in entry.items():
             if isinstance(value, dict) and "flagged_cloudy" in value:
                 share = _percent(value["flagged_cloudy"])
-                indent = "  " if key.startswith("cloud_") and key != "cloud_flagged_cloudy" else ""
+                indent = "  " if key in SUBLINES else ""
                 lines.append(f"{indent}- {LABELS.get(key, key)}: {share} flagged cloudy ({value['pixels']} pixels)")
             elif key in ("agreement", "log10_bias", "log10_rmse") and value is not None:
                 lines.append(f"- {key.replace('_', ' ')}: {value:.3f} over {entry['pixels']} pixels")

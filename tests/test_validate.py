@@ -72,10 +72,41 @@ def test_fire_mask_and_c13_scores_match_a_direct_computation(granules: Path, pro
     assert by_test["215"]["pixels"] == parts[1]["pixels"]  # the one albedo test with pixels in this scene
     assert sum(t["pixels"] for t in by_test.values()) == whole["pixels"]
     assert by_test["200"]["pixels"] == int(((codes == 200) & (mask >= 0)).sum())
+    # C13's cross-check splits the same FDC cloud and clear land, nothing lost or counted twice
+    for line in ("cloud", "clear_land"):
+        halves = [fire_entry[f"{line}_c13_{side}_flagged_cloudy"] for side in ("confirmed", "disputed")]
+        whole = fire_entry[f"{line}_flagged_cloudy"]
+        assert sum(h["pixels"] for h in halves) == whole["pixels"]
+        flagged = sum(h["pixels"] * h["flagged_cloudy"] for h in halves)
+        assert flagged == pytest.approx(whole["pixels"] * whole["flagged_cloudy"])
     markdown = written["markdown"].read_text()
-    assert markdown.count("flagged cloudy (") == 6
+    assert markdown.count("flagged cloudy (") == 10
     assert "| 215 | cloud pixel detected by albedo threshold test |" in markdown
     assert written["map"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_local_clear_contrast_is_the_distance_from_the_clear_pixels_around() -> None:
+    """A cold block in warm clear land, clear land sloping by 1 K per pixel, and a wide region without
+    clear pixels: the contrast is each pixel's offset from the mean of the clear pixels in its box."""
+    from pipeline.validate import CONTRAST_BOX_PIXELS, local_clear_contrast
+
+    half = CONTRAST_BOX_PIXELS // 2
+    bt = np.full((100, 100), 290.0)
+    clear = np.ones(bt.shape, dtype=bool)
+    bt[48:51, 48:51], clear[48:51, 48:51] = 280.0, False  # a 3 x 3 cloud
+    contrast = local_clear_contrast(bt, clear)
+    assert contrast[49, 49] == pytest.approx(-10.0)
+    assert contrast[10, 10] == pytest.approx(0.0)  # near the edge: the box is cut, the mean is not
+    slope = np.tile(np.arange(100.0), (100, 1)) + 250.0
+    contrast = local_clear_contrast(slope, np.ones(bt.shape, dtype=bool))
+    assert contrast[50, 50] == pytest.approx(0.0)  # a linear slope averages to the centre
+    no_clear = np.ones(bt.shape, dtype=bool)
+    no_clear[:, : 60 + half] = False  # only columns 75-99 are clear
+    contrast = local_clear_contrast(bt, no_clear)
+    assert np.isnan(contrast[50, 10])  # no clear pixel within the box
+    assert np.isfinite(contrast[50, 70])  # a sliver of the box reaches clear land: 0.1 of it >= 5 %
+    bt[0, 0] = np.nan
+    assert np.isnan(local_clear_contrast(bt, clear)[0, 0])
 
 
 def _clear_sky_mask(product: Path, target: Path, flip: slice) -> tuple[Path, np.ndarray]:
@@ -172,9 +203,10 @@ DAY_LIMITS = {
 # strict both ways: a line missed that is not listed fails, and so does a listed line that is met, so
 # that a better model updates this table and the README with it.
 MISSED_ALBEDO_TEST_CLOUDS = (
-    "FDCC clouds that only the fire product's visible-albedo test found (a quarter of its cloud over land): "
-    "5-10 K colder than clear land at the same height, yet over ground above 500 m more than half of them "
-    "are called clear; the clouds its infrared tests found are flagged at 97.6 %"
+    "FDCC clouds that only the fire product's visible-albedo test found (a quarter of its cloud over land), "
+    "58.5 % flagged: half of those called clear lie on barren ground (playas, bright desert) no colder in "
+    "C13 than the clear land around them, the rest are cloud edges and small clouds; the clouds its infrared "
+    "tests found are flagged at 97.6 %, the FDCC clouds that C13 confirms at 94.6 %"
 )
 KNOWN_MISSES = {"cloud_flagged_cloudy": MISSED_ALBEDO_TEST_CLOUDS}
 MISSED_LINE_FLOOR = {"cloud_flagged_cloudy": 0.85}  # 2.6.0 gives 87.5 % (2.5.0 83.7 %): no worse, either
@@ -197,6 +229,9 @@ def test_default_model_on_the_real_day_scene(granules: Path, product: Path, tmp_
     assert all(checks[key] >= floor for key, floor in MISSED_LINE_FLOOR.items()), checks
     assert checks["warm_above_290K"] <= 0.05  # the thermal model's own line
     assert checks["cloud_infrared_test_flagged_cloudy"] >= 0.95  # the miss is in the albedo-test clouds
+    # where the scan's own C13 agrees with the FDCC, the same targets hold
+    assert checks["cloud_c13_confirmed_flagged_cloudy"] >= 0.90
+    assert checks["clear_land_c13_confirmed_flagged_cloudy"] <= 0.10
 
 
 def _day_checks(granules: Path, product: Path, out: Path) -> dict[str, float]:

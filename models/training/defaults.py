@@ -158,11 +158,14 @@ def real_scene_section(out: Path, work: Path) -> list[str]:
         "scan's own 10.3 um band. Targets: FDCC clear land <= 10 %, FDCC cloud >= 90 %, C13 > 290 K "
         "<= 10 % (<= 5 % with thermal bands), C13 < 250 K >= 98 %. The FDCC clouds are also split by "
         "the fire product's test that found them: an infrared test, or its visible-albedo threshold alone "
-        "(a brightness screen that bright clear land can pass too).",
+        "(a brightness screen that bright clear land can pass too). The last two columns keep the FDCC "
+        "pixels that the scan's C13 agrees with: clouds at least 4 K colder than the FDCC's clear land "
+        "within 31 pixels, clear land that is not (`mthccar validate`'s C13 cross-check).",
         "",
         "| model | cloud fraction | FDCC clear land | FDCC cloud | C13 > 290 K | C13 < 250 K "
-        "| FDCC cloud, infrared tests | FDCC cloud, albedo test alone |",
-        "|---|---|---|---|---|---|---|---|",
+        "| FDCC cloud, infrared tests | FDCC cloud, albedo test alone | FDCC clear land, C13 agrees "
+        "| FDCC cloud, C13 agrees |",
+        "|---|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
     ]
@@ -181,6 +184,8 @@ REAL_SCENE_CHECKS = (
     "cold_below_250K",
     "cloud_infrared_test_flagged_cloudy",
     "cloud_albedo_test_flagged_cloudy",
+    "clear_land_c13_confirmed_flagged_cloudy",
+    "cloud_c13_confirmed_flagged_cloudy",
 )
 
 
