@@ -155,7 +155,9 @@ def serial_products(scans: list[Path], tmp_path_factory: pytest.TempPathFactory)
 
 
 # ---- concurrency ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("where", ["threads", "local_cluster"])
+# threads is the shipped default; the local-cluster variant (a minute more) runs with ``make test-slow``,
+# the local cluster itself being in the default run through test_flows and test_products
+@pytest.mark.parametrize("where", ["threads", pytest.param("local_cluster", marks=pytest.mark.slow)])
 def test_backfill_at_concurrency_4_matches_a_serial_run(
     server: str, archive: Path, serial_products: Path, tmp_path: Path, where: str
 ) -> None:
