@@ -321,7 +321,9 @@ def score(product: Path, references: list[Path]) -> tuple[dict[str, Any], np.nda
     grid = read_product(product)
     report: dict[str, Any] = {"product": str(product), "references": {}}
     agreement_map = None
-    c13 = [_brightness_temperature(path, grid) for path in references if _kind(path) == "c13"][:1]
+    # every C13 file read once: the first one also cross-checks a fire mask given before or after it
+    temperatures = {path: _brightness_temperature(path, grid) for path in references if _kind(path) == "c13"}
+    c13 = next(iter(temperatures.values()), None)
     for reference in references:
         kind = _kind(reference)
         entry: dict[str, Any] = {"file": reference.name, "kind": kind}
@@ -333,8 +335,8 @@ def score(product: Path, references: list[Path]) -> tuple[dict[str, Any], np.nda
                 entry["clear_land_flagged_cloudy"] = _fraction_cloudy(grid, _between(codes, FDC_CLEAR_LAND))
                 entry["cloud_flagged_cloudy"] = _fraction_cloudy(grid, ref_cloudy & ~grid.water)
                 entry.update(_fdc_cloud_by_test(reference, codes, grid))
-                if c13:
-                    entry.update(_c13_cross_check(grid, codes, c13[0]))
+                if c13 is not None:
+                    entry.update(_c13_cross_check(grid, codes, c13))
             else:
                 flags = sample_reference(reference, "BCM", grid)
                 ref_cloudy, compared = flags == 1, np.isin(flags, (0, 1))
@@ -361,7 +363,7 @@ def score(product: Path, references: list[Path]) -> tuple[dict[str, Any], np.nda
                 log10_rmse=float(np.sqrt((diff**2).mean())) if diff.size else None,
             )
         else:
-            bt = _brightness_temperature(reference, grid)
+            bt = temperatures[reference]
             entry[f"warm_above_{WARM_K:.0f}K"] = _fraction_cloudy(grid, bt > WARM_K)
             entry[f"cold_below_{COLD_K:.0f}K"] = _fraction_cloudy(grid, bt < COLD_K)
         report["references"][reference.name] = entry
