@@ -282,10 +282,8 @@ def local_clear_contrast(bt: np.ndarray, clear: np.ndarray) -> np.ndarray:
     return bt - local
 
 
-def _c13_cross_check(grid: ProductGrid, codes: np.ndarray, bt: np.ndarray) -> dict[str, Any]:
-    """The FDC's cloud and clear land, each split by whether C13's local contrast agrees."""
-    # as the lines they split: code 100 is land by the FDC's own map, its clouds are kept over ours
-    clear, cloud = _between(codes, FDC_CLEAR_LAND), ~grid.water & _between(codes, FDC_CLOUD)
+def _c13_cross_check(grid: ProductGrid, clear: np.ndarray, cloud: np.ndarray, bt: np.ndarray) -> dict[str, Any]:
+    """The FDC's ``clear`` land and ``cloud`` over land, each split by whether C13's local contrast agrees."""
     colder = local_clear_contrast(bt, clear) <= -CONTRAST_COLDER_K  # nan compares False: not confirmed
     return {
         "cloud_c13_confirmed_flagged_cloudy": _fraction_cloudy(grid, cloud & colder),
@@ -330,13 +328,15 @@ def score(product: Path, references: list[Path]) -> tuple[dict[str, Any], np.nda
         if kind in ("fire_mask", "clear_sky_mask"):
             if kind == "fire_mask":
                 codes = sample_reference(reference, "Mask", grid)
-                ref_cloudy = _between(codes, FDC_CLOUD)
-                compared = ref_cloudy | _between(codes, FDC_CLEAR_LAND)
-                entry["clear_land_flagged_cloudy"] = _fraction_cloudy(grid, _between(codes, FDC_CLEAR_LAND))
-                entry["cloud_flagged_cloudy"] = _fraction_cloudy(grid, ref_cloudy & ~grid.water)
+                # code 100 is land by the FDC's own map; its clouds are kept over land by ours
+                ref_cloudy, clear_land = _between(codes, FDC_CLOUD), _between(codes, FDC_CLEAR_LAND)
+                cloud_land = ref_cloudy & ~grid.water
+                compared = ref_cloudy | clear_land
+                entry["clear_land_flagged_cloudy"] = _fraction_cloudy(grid, clear_land)
+                entry["cloud_flagged_cloudy"] = _fraction_cloudy(grid, cloud_land)
                 entry.update(_fdc_cloud_by_test(reference, codes, grid))
                 if c13 is not None:
-                    entry.update(_c13_cross_check(grid, codes, c13))
+                    entry.update(_c13_cross_check(grid, clear_land, cloud_land, c13))
             else:
                 flags = sample_reference(reference, "BCM", grid)
                 ref_cloudy, compared = flags == 1, np.isin(flags, (0, 1))
