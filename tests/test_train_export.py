@@ -14,7 +14,7 @@ import torch
 from models.artifact import ArtifactError, load_artifact
 from models.training.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from models.training.data import FeatureSource, ReferenceDataset, split_selector
-from models.training.evaluate import average_precision, evaluate_artifact, predict
+from models.training.evaluate import average_precision, detection_by_cot, evaluate_artifact, predict
 from models.training.export import ReferenceCheckpointError, convert_reference, export_checkpoint
 from models.training.train import (
     LR_FLOOR,
@@ -78,7 +78,10 @@ def test_evaluation_writes_metrics_card_and_plots(trained_viirs, toy_reference_f
     for key in ("by_phase", "by_surface", "by_bin"):
         assert saved["log10_cot"][key]
     assert set(saved["uncertainty_goal"]) == {"liquid", "ice"}
+    detection = saved["cloud_mask"]["detection_by_cot"]
+    assert sum(row["n"] for row in detection.values()) == saved["cloud_mask"]["true_cloudy"]
     card = (tmp_path / "model_card.md").read_text()
+    assert "| cloudy in truth, by true COT | n | flagged cloudy |" in card
     assert "# Model card" in card
     assert "| accuracy |" in card
     assert "- Hyper-parameters: " in card
@@ -103,6 +106,22 @@ def test_evaluation_writes_metrics_card_and_plots(trained_viirs, toy_reference_f
     assert 0 < calibration["coverage"]["all"]["68"] < calibration["coverage"]["all"]["95"] <= 1
     assert "## Calibration" in card
     assert f"![reliability diagrams]({name}_reliability.png)" in card
+
+
+def test_detection_by_cot_counts_each_cloudy_pixel_once_by_its_cot() -> None:
+    cot = np.array([0.05, 0.2, 0.2, 0.5, 2.0, 3.0, 50.0, np.nan, np.nan, np.nan])
+    cloudy = np.array([1, 1, 1, 1, 1, 1, 1, 1, 1, 0], bool)  # the last is clear; two broken pixels
+    flagged = np.array([0, 1, 0, 1, 1, 1, 1, 0, 1, 1], bool)
+    rows = detection_by_cot(cloudy, flagged, np.log10(cot))
+    assert {k: (v["n"], v["flagged"]) for k, v in rows.items()} == {
+        "COT < 0.1": (1, 0.0),
+        "COT 0.1-0.3": (2, 0.5),
+        "COT 0.3-1": (1, 1.0),
+        "COT 1-3": (1, 1.0),
+        "COT >= 3": (2, 1.0),
+        "broken (half to fully covered)": (2, 0.5),
+    }
+    assert "broken (half to fully covered)" not in detection_by_cot(cloudy[:7], flagged[:7], np.log10(cot[:7]))
 
 
 def test_average_precision_of_known_rankings() -> None:

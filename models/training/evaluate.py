@@ -2,7 +2,9 @@
 
 Metrics (as the reference ``evaluate.ipynb`` computes them):
 
-* cloud mask, cloudy positive: accuracy, F1, precision, recall;
+* cloud mask, cloudy positive: accuracy, F1, precision, recall; and the share of the cloudy pixels
+  flagged by their true COT (overcast pixels) or broken cover, which shows how much of the mask's
+  error lies with clouds too thin for any passive test (this project's addition);
 * phase on pixels cloudy in truth and prediction: per-class precision and recall;
 * 3-class (clear, liquid, ice) confusion matrix and accuracy;
 * average precision per class (clear, liquid, ice, cloudy) and micro-averaged over the 3 classes;
@@ -18,6 +20,7 @@ Metrics (as the reference ``evaluate.ipynb`` computes them):
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from collections.abc import Callable
@@ -45,6 +48,10 @@ CLASS_NAMES = ("clear", "liquid", "ice")
 BIN_NAMES = ("thin", "moderate", "thick")
 UNCERTAINTY_GOAL = {"liquid": 0.30, "ice": 0.35}
 UNCERTAINTY_MIN_COT = 5.0
+# COT (0.55 um) edges of the detection table: sub-visible and thin cirrus or haze-like liquid below
+# 0.3, and clouds every passive test should see above 1-3
+DETECTION_COT_EDGES = (0.1, 0.3, 1.0, 3.0)
+BROKEN = "broken (half to fully covered)"
 
 
 @torch.inference_mode()
@@ -98,6 +105,33 @@ def class_scores(pred: dict[str, np.ndarray]) -> np.ndarray:
     return np.stack([1 - p_cloudy, p_cloudy * (1 - p_ice), p_cloudy * p_ice], axis=1)
 
 
+def detection_label(lower: float | None, upper: float | None) -> str:
+    if lower is None:
+        return f"COT < {upper:g}"
+    return f"COT >= {lower:g}" if upper is None else f"COT {lower:g}-{upper:g}"
+
+
+def detection_by_cot(true_cloudy: np.ndarray, pred_cloudy: np.ndarray, log10_cot: np.ndarray) -> dict[str, Any]:
+    """Share of the truly cloudy pixels flagged cloudy, by true COT (overcast) and for broken pixels.
+
+    A broken pixel has no pixel COT (NaN ``log10_cot``); a file without broken clouds has no such row.
+    """
+
+    def row(sel: np.ndarray) -> dict[str, Any]:
+        return {"n": int(sel.sum()), "flagged": _ratio(pred_cloudy[sel].sum(), sel.sum())}
+
+    overcast = true_cloudy & np.isfinite(log10_cot)
+    cot = np.where(overcast, 10.0 ** np.where(overcast, log10_cot, 0.0), np.nan)
+    rows = {
+        detection_label(lower, upper): row(overcast & (cot >= (lower or 0.0)) & (cot < (upper or np.inf)))
+        for lower, upper in itertools.pairwise((None, *DETECTION_COT_EDGES, None))
+    }
+    broken = true_cloudy & ~np.isfinite(log10_cot)
+    if broken.any():
+        rows[BROKEN] = row(broken)
+    return rows
+
+
 def compute_metrics(pred: dict[str, np.ndarray], truth: Block, interval95: float = GAUSSIAN_95) -> dict[str, Any]:
     """All metrics of predictions against the truth (``interval95``: the model's 95 % COT half-width)."""
     true_cloudy = truth.cloudy > 0.5
@@ -114,6 +148,7 @@ def compute_metrics(pred: dict[str, np.ndarray], truth: Block, interval95: float
         "f1": _ratio(2 * precision * recall, precision + recall),
         "true_cloudy": int(true_cloudy.sum()),
         "predicted_cloudy": int(pred_cloudy.sum()),
+        "detection_by_cot": detection_by_cot(true_cloudy, pred_cloudy, truth.log10_cot),
     }
     true_ice = truth.ice > 0.5
     pred_ice = pred["cloud_phase_probability"] > 0.5
@@ -382,6 +417,18 @@ def _intended_use(metadata: dict[str, Any]) -> str:
     return f"{what} {world}"
 
 
+def _detection_lines(mask: dict[str, Any]) -> list[str]:
+    rows = mask.get("detection_by_cot")
+    if not rows:  # metrics computed before the table existed
+        return []
+    return [
+        "| cloudy in truth, by true COT | n | flagged cloudy |",
+        "|---|---|---|",
+        *[f"| {k} | {v['n']} | {_fmt(v['flagged'])} |" for k, v in rows.items()],
+        "",
+    ]
+
+
 def model_card(metadata: dict[str, Any], metrics: dict[str, Any], data_name: str, split: str) -> str:
     """A markdown model card from artifact metadata and evaluation metrics."""
     spec = metadata["feature_spec"]
@@ -409,6 +456,7 @@ def model_card(metadata: dict[str, Any], metrics: dict[str, Any], data_name: str
         "|---|---|",
         *[f"| {k} | {_fmt(mask[k])} |" for k in ("accuracy", "f1", "precision", "recall")],
         "",
+        *_detection_lines(mask),
         "| phase (on pixels cloudy in truth and prediction) | precision | recall |",
         "|---|---|---|",
         *[f"| {k} | {_fmt(phase[k]['precision'])} | {_fmt(phase[k]['recall'])} |" for k in ("liquid", "ice")],
