@@ -3,8 +3,8 @@
 Metrics (as the reference ``evaluate.ipynb`` computes them):
 
 * cloud mask, cloudy positive: accuracy, F1, precision, recall; and the share of the cloudy pixels
-  flagged by their true COT (overcast pixels) or broken cover, which shows how much of the mask's
-  error lies with clouds too thin for any passive test (this project's addition);
+  flagged, by true COT (overcast pixels) and for broken pixels, which shows where the misses lie
+  (this project's addition);
 * phase on pixels cloudy in truth and prediction: per-class precision and recall;
 * 3-class (clear, liquid, ice) confusion matrix and accuracy;
 * average precision per class (clear, liquid, ice, cloudy) and micro-averaged over the 3 classes;
@@ -105,7 +105,7 @@ def class_scores(pred: dict[str, np.ndarray]) -> np.ndarray:
     return np.stack([1 - p_cloudy, p_cloudy * (1 - p_ice), p_cloudy * p_ice], axis=1)
 
 
-def detection_label(lower: float | None, upper: float | None) -> str:
+def _detection_label(lower: float | None, upper: float | None) -> str:
     if lower is None:
         return f"COT < {upper:g}"
     return f"COT >= {lower:g}" if upper is None else f"COT {lower:g}-{upper:g}"
@@ -123,7 +123,7 @@ def detection_by_cot(true_cloudy: np.ndarray, pred_cloudy: np.ndarray, log10_cot
     overcast = true_cloudy & np.isfinite(log10_cot)
     cot = np.where(overcast, 10.0 ** np.where(overcast, log10_cot, 0.0), np.nan)
     rows = {
-        detection_label(lower, upper): row(overcast & (cot >= (lower or 0.0)) & (cot < (upper or np.inf)))
+        _detection_label(lower, upper): row(overcast & (cot >= (lower or 0.0)) & (cot < (upper or np.inf)))
         for lower, upper in itertools.pairwise((None, *DETECTION_COT_EDGES, None))
     }
     broken = true_cloudy & ~np.isfinite(log10_cot)
