@@ -107,6 +107,6 @@ def synthetic_granules(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pa
         "G17",
         ["C01", "C03", "C04", "C05", "C06"],
         seed=4,
-        block=2,  # radiative transfer once per 2 x 2 pixels (truth alike): 5 s instead of 19 s per worker
+        block=2,  # radiative transfer once per 2 x 2 pixels (truth alike): 6 s instead of 19 s per worker
     )
     return {"viirs_l1b": root / "viirs_l1b", "viirs_sdr": root / "viirs_sdr", "oci": root / "oci", "abi": root / "abi"}
