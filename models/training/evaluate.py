@@ -121,11 +121,10 @@ def detection_by_cot(true_cloudy: np.ndarray, pred_cloudy: np.ndarray, log10_cot
         return {"n": int(sel.sum()), "flagged": _ratio(pred_cloudy[sel].sum(), sel.sum())}
 
     overcast = true_cloudy & np.isfinite(log10_cot)
-    cot = np.where(overcast, 10.0 ** np.where(overcast, log10_cot, 0.0), np.nan)
-    rows = {
-        _detection_label(lower, upper): row(overcast & (cot >= (lower or 0.0)) & (cot < (upper or np.inf)))
-        for lower, upper in itertools.pairwise((None, *DETECTION_COT_EDGES, None))
-    }
+    # as ``cot_class_of``: bins on log10 edges, each bin [lower, upper)
+    index = np.digitize(np.where(overcast, log10_cot, 0.0), np.log10(DETECTION_COT_EDGES))
+    bounds = itertools.pairwise((None, *DETECTION_COT_EDGES, None))
+    rows = {_detection_label(lower, upper): row(overcast & (index == i)) for i, (lower, upper) in enumerate(bounds)}
     broken = true_cloudy & ~np.isfinite(log10_cot)
     if broken.any():
         rows[BROKEN] = row(broken)
