@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 
 from models.bands import sensor_bands
+from models.context import SOURCE as CONTEXT_SOURCE
+from models.context import WINDOW_BAND
 
 REFLECTANCE_CONVENTION = "BRF = pi * L / (mu0 * E0), unitless"
 RELATIVE_AZIMUTH_CONVENTION = (
@@ -70,7 +72,7 @@ class Feature:
     """One model input: what it is computed from, how, and the fitted min-max scaling."""
 
     name: str
-    kind: str  # reflectance | brightness_temperature | ancillary | surface_class | geometry
+    kind: str  # reflectance | brightness_temperature | ancillary | context | surface_class | geometry
     source: str  # the input variable: a band name, "h2o", "albedo_type", "solar_zenith_angle", ...
     transform: str = "identity"  # identity | one_hot | cos_degrees | cos_raw
     units: str = "1"
@@ -119,7 +121,8 @@ class FeatureSpec:
         """The reference feature order for ``sensor`` and a band subset (default: its training bands).
 
         Thermal bands in ``bands`` become brightness-temperature features and add the skin
-        temperature input; a ``night`` spec (implied when every band is thermal) keeps only the
+        temperature input, and the window band the window contrast (``models.context``); a
+        ``night`` spec (implied when every band is thermal) keeps only the
         view angle of the geometry.
         """
         if surface_grouping not in SURFACE_GROUPINGS:
@@ -147,6 +150,11 @@ class FeatureSpec:
         ancillary = {**ANCILLARY_UNITS, **(THERMAL_ANCILLARY_UNITS if thermal else {})}
         for name, units in ancillary.items():
             features.append(Feature(name, "ancillary", name, units=units))
+        if WINDOW_BAND.get(sensor) in names:  # what the scene says of its clear-sky background
+            window = table.band(WINDOW_BAND[sensor])
+            features.append(
+                Feature(CONTEXT_SOURCE, "context", CONTEXT_SOURCE, units="K", wavelength_um=window.central_um)
+            )
         for group, classes in SURFACE_GROUPINGS[surface_grouping].items():
             features.append(Feature(f"surface_{group}", "surface_class", "albedo_type", "one_hot", classes=classes))
         if angle_transform not in ("cos_degrees", "cos_raw"):

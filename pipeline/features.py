@@ -31,6 +31,8 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from models.context import SOURCE as CONTEXT_SOURCE
+from models.context import box_pixels, halo_pixels, window_band, window_contrast
 from models.spec import FeatureSpec
 from pipeline.ingest import FLAG_FILL, FLAG_NO_GEOLOCATION, FLAG_SATURATED
 
@@ -95,7 +97,24 @@ class FeatureError(ValueError):
     """A scene cannot provide the inputs a model declares."""
 
 
-def _variable(scene: xr.Dataset, source: str) -> da.Array:
+def scene_window_contrast(scene: xr.Dataset, sensor: str) -> da.Array:
+    """The window contrast (``models.context``) of every pixel, lazily, chunk by chunk with a halo
+    wide enough that the result does not depend on the chunking."""
+    name = f"brightness_temperature_{window_band(sensor)}"
+    if name not in scene:
+        raise FeatureError(
+            f"the model needs band {window_band(sensor)} for its window contrast, which granule "
+            f"{scene.attrs.get('granule_id', '?')} does not provide"
+        )
+    bt = scene[name].data
+    return bt.map_overlap(
+        window_contrast, depth=halo_pixels(sensor), boundary="none", box=box_pixels(sensor), dtype=np.float32
+    )
+
+
+def _variable(scene: xr.Dataset, source: str, sensor: str) -> da.Array:
+    if source == CONTEXT_SOURCE:
+        return scene_window_contrast(scene, sensor)
     name = SOURCE_VARIABLES.get(source, f"reflectance_{source}")
     if name not in scene and f"brightness_temperature_{source}" in scene:
         name = f"brightness_temperature_{source}"
@@ -160,7 +179,7 @@ def build_features(scene: xr.Dataset, spec: FeatureSpec, trained_on_glint: bool 
         )
     y_chunks, x_chunks = scene["latitude"].data.chunks
     sources = tuple(spec.sources)
-    inputs = [_variable(scene, source).rechunk((y_chunks, x_chunks)) for source in sources]
+    inputs = [_variable(scene, source, spec.sensor).rechunk((y_chunks, x_chunks)) for source in sources]
     # one task per chunk: stacking lazily instead makes dask hold every feature column of the whole
     # granule until the stack is merged (measured: 1.8 GB of a 5424 x 5424 scan)
     features = da.map_blocks(

@@ -298,7 +298,7 @@ def test_bad_simulation_requests_are_refused(tmp_path: Path) -> None:
 
 def test_physics_2_3_is_drawn_last_and_files_name_their_physics(tmp_path: Path) -> None:
     """Physics 2.3 adds its draws after every other, so a seed's other samples do not move from 2.2's;
-    a file says which physics drew it, and the default is 2.5 (the ABI day infrared models' world)."""
+    a file says which physics drew it, and the default is 2.6 (the ABI day infrared models' world)."""
     import netCDF4
 
     old = sample_state(300, np.random.default_rng(5), physics="2.2")
@@ -316,7 +316,7 @@ def test_physics_2_3_is_drawn_last_and_files_name_their_physics(tmp_path: Path) 
         kwargs = {"physics": physics} if physics else {}
         path = simulate_dataset(tmp_path / f"v{physics}.nc", "abi", 200, seed=5, workers=1, **kwargs)
         with netCDF4.Dataset(path) as nc:
-            assert nc.getncattr("simulator_version") == (physics or "2.5")
+            assert nc.getncattr("simulator_version") == (physics or "2.6")
             assert np.isfinite(nc["stratospheric_aerosol_optical_depth"][:]).all()
     with pytest.raises(ValueError, match=r"unknown simulator physics '9\.9'"):
         simulate_dataset(tmp_path / "bad.nc", "abi", 10, physics="9.9")

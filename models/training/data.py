@@ -27,6 +27,7 @@ import netCDF4
 import numpy as np
 
 from models.bands import sensor_bands
+from models.context import SOURCE as CONTEXT_SOURCE
 from models.mthccar import LOG10_COT_MIN
 from models.spec import GEOMETRY_ANGLES, FeatureSpec
 
@@ -228,11 +229,20 @@ class ReferenceDataset:
         ]
         if missing_vars:
             raise SchemaError(f"{self.path} has no thermal bands for {self.sensor}: it lacks {', '.join(missing_vars)}")
+        if CONTEXT_SOURCE in self.spec.sources and self._contrast_variable not in self._nc.variables:
+            raise SchemaError(
+                f"{self.path} has no {self._contrast_variable} (simulator physics 2.6 on), which the "
+                f"{self.sensor} thermal feature spec reads"
+            )
         names = [str(n) for n in self._nc.variables[names_var][:]]
         absent = [n for n in wanted if n not in names]
         if absent:
             raise SchemaError(f"{self.path}: thermal bands {', '.join(absent)} are not in {names_var} ({names})")
         return np.array([names.index(n) for n in wanted])
+
+    @property
+    def _contrast_variable(self) -> str:
+        return f"{self.sensor}_window_contrast"
 
     def _angle_factor(self) -> float:
         """Factor taking the file's angles to degrees (from ``units``, else from their range)."""
@@ -305,6 +315,8 @@ class ReferenceDataset:
             bt = np.asarray(self._nc.variables[table.brightness_temperature_variable][:, start:stop], dtype=np.float32)
             for name, i in zip(self.spec.thermal_bands, self.thermal_index, strict=True):
                 variables[name] = bt[i]
+        if CONTEXT_SOURCE in self.spec.sources:
+            variables[CONTEXT_SOURCE] = np.asarray(self._nc.variables[self._contrast_variable][start:stop])
         for name in (*SCALAR_VARIABLES, *THERMAL_SCALARS):
             if name in self.spec.sources or name in SCALAR_VARIABLES:
                 stored = MODEL_INPUTS.get(name, name)

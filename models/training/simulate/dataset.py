@@ -70,9 +70,11 @@ import netCDF4
 import numpy as np
 
 from models.bands import Band, SensorBands, sensor_bands
+from models.context import WINDOW_BAND
 from models.fileio import atomic_output
 from models.spec import RELATIVE_AZIMUTH_CONVENTION
 from models.training.simulate.aerosol import AEROSOL_TYPES, TYPE_INDEX
+from models.training.simulate.context import draw_window_contrast
 from models.training.simulate.geometry import geostationary_geometry, uniform_geometry
 from models.training.simulate.simulator import (
     ELEVATED_AEROSOL_DEPTH_HPA,
@@ -83,6 +85,7 @@ from models.training.simulate.simulator import (
     has_broken_clouds,
     has_climatological_aerosol,
     has_mid_level_clouds,
+    has_window_contrast,
     sees_above_the_water,
 )
 from models.training.simulate.surface import LAND_MIXTURES
@@ -361,8 +364,9 @@ def _thermal(bands: tuple[Band, ...]) -> ThermalSimulator:
 ChunkJob = tuple[tuple[Band, ...], tuple[Band, ...], bool, AtmosphereState, int, int, bool, str]
 
 
-def _simulate_chunk(args: ChunkJob) -> tuple[np.ndarray, np.ndarray]:
-    """(noisy BRF (N, solar bands), noisy BT (N, thermal bands)) of one chunk."""
+def _simulate_chunk(args: ChunkJob) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(noisy BRF (N, solar bands), noisy BT (N, thermal bands), window contrast (N, window bands))
+    of one chunk; the last has no columns before physics 2.6."""
     solar, thermal, correction, state, seed, index, night, physics = args
     rng = np.random.default_rng([seed, index, 0x4E01])
     if night:  # no sunlight: the reflectance variables hold zeros
@@ -372,7 +376,25 @@ def _simulate_chunk(args: ChunkJob) -> tuple[np.ndarray, np.ndarray]:
     temperature = np.zeros((len(state), 0), dtype=np.float32)
     if thermal:
         temperature = add_bt_noise(_thermal(thermal).brightness_temperature(state), rng)
-    return reflectance, temperature
+    windows = _window_bands(thermal) if has_window_contrast(physics) else ()
+    contrast = np.zeros((len(state), len(windows)), dtype=np.float32)
+    if windows:
+        # its own generator, so that 2.6 keeps every number 2.5 drew for the same seed
+        context_rng = np.random.default_rng([seed, index, 0xC0E7])
+        clear = replace(state, cloudy=np.zeros(len(state), dtype=bool), cloud_cover=None)
+        clear_bt = add_bt_noise(_thermal(windows).brightness_temperature(clear), context_rng)
+        cover = _or_nan(state.cloud_cover, len(state), fill=1.0)
+        for k, band in enumerate(windows):
+            own = temperature[:, thermal.index(band)].astype(np.float64)
+            contrast[:, k] = draw_window_contrast(
+                own, clear_bt[:, k].astype(np.float64), state.cloudy, cover, state.surface_class, context_rng
+            )
+    return reflectance, temperature, contrast
+
+
+def _window_bands(thermal: tuple[Band, ...]) -> tuple[Band, ...]:
+    """The window band of each sensor among ``thermal``, in their order."""
+    return tuple(b for b in thermal if b.name in WINDOW_BAND.values())
 
 
 def default_workers() -> int:
@@ -422,10 +444,13 @@ def simulate_dataset(
         _write_state(nc, state, np.random.default_rng([seed, 0x5C7]), h2o_input_error=night)
         offsets = np.cumsum([0] + [len(t.training_bands) for t in tables])
         thermal_offsets = np.cumsum([0] + [len(t.thermal_bands) for t in tables])
+        contrast_variables = _create_window_contrast(nc, tables) if has_window_contrast(physics) else []
         start = 0
         with ProcessPoolExecutor(workers) as pool:
-            for reflectance, temperature in pool.map(_simulate_chunk, chunks):
+            for reflectance, temperature, contrast in pool.map(_simulate_chunk, chunks):
                 stop = start + len(reflectance)
+                for k, var in enumerate(contrast_variables):
+                    var[start:stop] = contrast[:, k]
                 for k, var in enumerate(variables):
                     var[:, start:stop] = reflectance[:, offsets[k] : offsets[k + 1]].T
                 for k, var in enumerate(thermal_variables):
@@ -484,6 +509,22 @@ def _create_schema(
         for table in tables
     ]
     return variables, thermal_variables
+
+
+def _create_window_contrast(nc: netCDF4.Dataset, tables: Sequence[SensorBands]) -> list[Any]:
+    """One ``{sensor}_window_contrast`` per sensor with thermal bands, in ``_window_bands`` order."""
+    out = []
+    for table in tables:
+        if not table.thermal_bands:
+            continue
+        var = nc.createVariable(f"{table.sensor}_window_contrast", "f4", ("npoints",), zlib=True, complevel=1)
+        var.units = "K"
+        var.long_name = (
+            f"{table.sensor} {WINDOW_BAND[table.sensor]} brightness temperature minus the warmest nearby "
+            "(models.context), drawn from the sample's clear-sky and observed temperatures"
+        )
+        out.append(var)
+    return out
 
 
 def _band_variable(
