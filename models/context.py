@@ -10,6 +10,8 @@ estimate, one definition for the training simulation and for inference:
 ``window_contrast = BT - background``, ``background = max(BT, warmest 3 x 3 median within the box)``
 
 * the box is about ``BOX_KM`` on a side in the model grid's pixels (``box_pixels``);
+* water and land each take their background from their own kind (the simulator's spreads are
+  those of one surface; across a coast the sea is often 10 K colder than the land by day);
 * the 3 x 3 median keeps a lone hot pixel (a fire, a noisy detector) from warming its whole box;
 * the pixel itself always counts, so the contrast is never positive.
 
@@ -48,17 +50,31 @@ def halo_pixels(sensor: str) -> int:
     return box_pixels(sensor) // 2 + 1
 
 
-def warm_background(bt: np.ndarray, box: int) -> np.ndarray:
-    """``max(bt, the box maximum of bt's 3 x 3 median)`` (K); missing values (NaN) never count."""
+def _box_maximum(bt: np.ndarray, box: int) -> np.ndarray:
+    """The box maximum of ``bt``'s 3 x 3 median, -inf where the box holds no value."""
+    return maximum_filter(median_filter(bt, size=3, mode="nearest"), size=box, mode="nearest")
+
+
+def warm_background(bt: np.ndarray, box: int, water: np.ndarray | None = None) -> np.ndarray:
+    """``max(bt, the box maximum of bt's 3 x 3 median)`` (K); missing values (NaN) never count.
+
+    With ``water`` (bool, same shape), water pixels take the background of the water in their box
+    and land pixels that of the land: by day the sea is often 10 K colder than the shore, and a
+    clear sea pixel is not a cloud for being colder than the land next to it.
+    """
     missing = ~np.isfinite(bt)
     low = np.where(missing, -np.inf, bt)
-    smoothed = median_filter(low, size=3, mode="nearest")
-    background = np.maximum(maximum_filter(smoothed, size=box, mode="nearest"), low)
+    if water is None:
+        nearby = _box_maximum(low, box)
+    else:
+        nearby = np.where(
+            water, _box_maximum(np.where(water, low, -np.inf), box), _box_maximum(np.where(water, -np.inf, low), box)
+        )
+    background = np.maximum(nearby, low)
     return np.where(missing | ~np.isfinite(background), np.nan, background)
 
 
-def window_contrast(bt: np.ndarray, box: int) -> np.ndarray:
+def window_contrast(bt: np.ndarray, box: int, water: np.ndarray | None = None) -> np.ndarray:
     """``bt`` minus its warm background (K, <= 0; NaN where ``bt`` is missing), float32."""
-    return (np.asarray(bt, dtype=np.float64) - warm_background(np.asarray(bt, dtype=np.float64), box)).astype(
-        np.float32
-    )
+    values = np.asarray(bt, dtype=np.float64)
+    return (values - warm_background(values, box, water)).astype(np.float32)

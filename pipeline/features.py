@@ -99,7 +99,8 @@ class FeatureError(ValueError):
 
 def scene_window_contrast(scene: xr.Dataset, sensor: str) -> da.Array:
     """The window contrast (``models.context``) of every pixel, lazily, chunk by chunk with a halo
-    wide enough that the result does not depend on the chunking."""
+    wide enough that the result does not depend on the chunking; water and land apart, by the
+    scene's surface class."""
     name = f"brightness_temperature_{window_band(sensor)}"
     if name not in scene:
         raise FeatureError(
@@ -107,9 +108,21 @@ def scene_window_contrast(scene: xr.Dataset, sensor: str) -> da.Array:
             f"{scene.attrs.get('granule_id', '?')} does not provide"
         )
     bt = scene[name].data
-    return bt.map_overlap(
-        window_contrast, depth=halo_pixels(sensor), boundary="none", box=box_pixels(sensor), dtype=np.float32
+    water = (scene["albedo_type"].data == WATER_CLASS).rechunk(bt.chunks)
+    return da.map_overlap(
+        _window_contrast_block,
+        bt,
+        water,
+        depth=halo_pixels(sensor),
+        boundary="none",
+        box=box_pixels(sensor),
+        dtype=np.float32,
+        meta=np.empty((0, 0), dtype=np.float32),
     )
+
+
+def _window_contrast_block(bt: np.ndarray, water: np.ndarray, box: int) -> np.ndarray:
+    return window_contrast(bt, box, water)
 
 
 def _variable(scene: xr.Dataset, source: str, sensor: str) -> da.Array:

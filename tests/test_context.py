@@ -49,13 +49,33 @@ def test_a_lone_hot_pixel_and_missing_values_do_not_move_the_background() -> Non
     assert np.isfinite(np.delete(contrast.ravel(), 10 * 40 + 10)).all()
 
 
+def test_a_clear_sea_is_not_cold_for_lying_beside_warm_land() -> None:
+    """By day the sea is often 10 K colder than the shore: each surface takes its own background."""
+    bt = np.full((40, 40), 300.0)
+    water = np.zeros((40, 40), dtype=bool)
+    water[:, 20:] = True
+    bt[water] = 288.0
+    bt[30, 30] = 270.0  # a cloud over the sea
+    assert window_contrast(bt, 11)[10, 22] == pytest.approx(-12.0)  # land and sea as one surface
+    contrast = window_contrast(bt, 11, water)
+    assert contrast[10, 22] == 0.0
+    assert contrast[10, 17] == 0.0
+    assert contrast[30, 30] == pytest.approx(-18.0)
+
+
 def test_scene_contrast_does_not_depend_on_the_chunking() -> None:
     rng = np.random.default_rng(3)
     bt = (285 + rng.normal(0, 3, (170, 130))).astype(np.float32)
     bt[60:90, 30:80] = 235.0
-    expected = window_contrast(bt, box_pixels("abi"))
+    surface = np.where(np.arange(130) < 70, 12, 17)[None, :].repeat(170, axis=0)
+    expected = window_contrast(bt, box_pixels("abi"), surface == 17)
     for chunks in ((32, 32), (50, 130), (170, 130)):
-        scene = xr.Dataset({"brightness_temperature_C13": (("y", "x"), da.from_array(bt, chunks=chunks))})
+        scene = xr.Dataset(
+            {
+                "brightness_temperature_C13": (("y", "x"), da.from_array(bt, chunks=chunks)),
+                "albedo_type": (("y", "x"), da.from_array(surface, chunks=chunks)),
+            }
+        )
         np.testing.assert_array_equal(scene_window_contrast(scene, "abi").compute(), expected)
     without = xr.Dataset({"brightness_temperature_C14": (("y", "x"), da.from_array(bt))}, attrs={"granule_id": "g1"})
     with pytest.raises(FeatureError, match="needs band C13 for its window contrast, which granule g1"):

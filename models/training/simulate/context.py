@@ -2,7 +2,8 @@
 
 The simulation has no neighbours, so each sample draws what its box would hold:
 
-* **clear ground nearby**: the warmest clear ground of a ~20 km box exceeds the pixel's own
+* **clear ground nearby**: the warmest clear ground of its own kind (land or water, as the
+  estimator separates them) in a ~22 km box exceeds the pixel's own
   clear-sky brightness temperature by ``spread x (1.5 + 0.6 z)``, ``z`` standard normal: the
   maximum of a few tens of correlated neighbours lies about 1.5 standard deviations above their
   mean. ``spread`` is the clear-sky standard deviation of the box, drawn per sample: 0.5-4 K over
