@@ -48,7 +48,7 @@ def test_day_product_uses_the_no_c02_thermal_model_and_finds_cloud_and_clear(day
     assert day_product.model == "mthccar_abi_noc02_ir"
     # the scan's start and its nominal end (a mesoscale slot is 1 min), whatever band files end when
     assert day_product.product.name.startswith("MTHCCAR-L2-CLD_G17_abi_M1_s20191027T200027_e20191027T200127_c")
-    assert day_product.product.name.endswith("_v2.6.0.nc")
+    assert day_product.product.name.endswith("_v2.7.0.nc")
     stats = day_product.stats
     # all but a handful of pixels that one thermal band's quality flags mark out of range (code 3)
     assert 249_900 <= stats["retrieved"] <= 250_000
@@ -147,7 +147,7 @@ def test_the_product_file_is_its_schema(day_product) -> None:
         for key, expected in schema.global_attributes().items():
             assert ds.attrs[key] == expected, key
     fields = trollsift.parse(schema.reader_patterns()[1], day_product.product.name)
-    assert (fields["platform_shortname"], fields["sector"], fields["model_version"]) == ("G17", "M1", "2.6.0")
+    assert (fields["platform_shortname"], fields["sector"], fields["model_version"]) == ("G17", "M1", "2.7.0")
     assert schema.READER_FILE.read_text() == schema.reader_config(), "run python -m pipeline.schema --write-reader"
 
 
@@ -184,7 +184,7 @@ def test_product_records_provenance(day_product, day: Path) -> None:
         used = [p.name for p in sorted(day.glob("*.nc")) if any(f"-M6{b}_" in p.name for b in bands)]
         assert ds.attrs["source"].split() == used
         assert len(ds.attrs["model_sha256"]) == 64
-        assert ds.attrs["model_version"] == "2.6.0"
+        assert ds.attrs["model_version"] == "2.7.0"
         assert ds.attrs["platform"] == "GOES-17"
         assert ds.attrs["instrument"] == "ABI"
         assert ds.attrs["time_coverage_start"] == "2019-10-27T20:00:27Z"
