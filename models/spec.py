@@ -117,13 +117,14 @@ class FeatureSpec:
         angle_transform: str = "cos_degrees",
         surface_grouping: str = "reference",
         night: bool = False,
+        window_contrast: bool = True,
     ) -> FeatureSpec:
         """The reference feature order for ``sensor`` and a band subset (default: its training bands).
 
         Thermal bands in ``bands`` become brightness-temperature features and add the skin
-        temperature input, and the window band the window contrast (``models.context``); a
-        ``night`` spec (implied when every band is thermal) keeps only the
-        view angle of the geometry.
+        temperature input, and the window band the window contrast (``models.context``) unless
+        ``window_contrast`` is false (worlds before simulator 2.6); a ``night`` spec (implied when
+        every band is thermal) keeps only the view angle of the geometry.
         """
         if surface_grouping not in SURFACE_GROUPINGS:
             raise SpecError(f"unknown surface grouping {surface_grouping!r} (known: {', '.join(SURFACE_GROUPINGS)})")
@@ -150,7 +151,7 @@ class FeatureSpec:
         ancillary = {**ANCILLARY_UNITS, **(THERMAL_ANCILLARY_UNITS if thermal else {})}
         for name, units in ancillary.items():
             features.append(Feature(name, "ancillary", name, units=units))
-        if WINDOW_BAND.get(sensor) in names:  # what the scene says of its clear-sky background
+        if window_contrast and WINDOW_BAND.get(sensor) in names:  # the scene's clear-sky background
             window = table.band(WINDOW_BAND[sensor])
             features.append(
                 Feature(CONTEXT_SOURCE, "context", CONTEXT_SOURCE, units="K", wavelength_um=window.central_um)

@@ -121,6 +121,9 @@ def test_files_of_physics_2_6_carry_the_contrast_and_keep_every_2_5_number(tmp_p
     np.testing.assert_array_equal(block.features[:, spec.names.index("window_contrast")], contrast)
     with pytest.raises(SchemaError, match=r"v25\.nc has no abi_window_contrast \(simulator physics 2\.6 on\)"):
         ReferenceDataset(old, "abi", spec=spec)
+    with ReferenceDataset(old, "abi", ["C01", "C13"]) as dataset:  # an earlier world trains as it did then
+        assert dataset.spec.names == FeatureSpec.for_sensor("abi", ["C01", "C13"], window_contrast=False).names
+        assert "window_contrast" not in dataset.spec.names
 
 
 def test_specs_read_the_contrast_only_with_their_window_band() -> None:

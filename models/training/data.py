@@ -155,13 +155,24 @@ class ReferenceDataset:
         self._nc.set_auto_mask(False)
         try:
             self.npoints = self._check_layout()
-            self.spec = spec or FeatureSpec.for_sensor(sensor, bands, angle_transform, surface_grouping)
+            self.spec = spec or self._default_spec(bands, angle_transform, surface_grouping)
             self.band_index = self._select_bands(self._nc.variables[table.reflectance_variable])
             self.thermal_index = self._select_thermal_bands()
             self.angle_factor = self._angle_factor()
         except Exception:
             self.close()
             raise
+
+    def _default_spec(self, bands: Sequence[str] | None, angle_transform: str, surface_grouping: str) -> FeatureSpec:
+        """The sensor's spec for ``bands``; a file of a world before simulator 2.6 has no window
+        contrast, so its models are built without one, as they were then."""
+        with_contrast = self._contrast_variable in self._nc.variables
+        spec = FeatureSpec.for_sensor(
+            self.sensor, bands, angle_transform, surface_grouping, window_contrast=with_contrast
+        )
+        if not with_contrast and spec.thermal_bands:
+            logger.info("%s has no %s: the spec goes without the window contrast", self.path, self._contrast_variable)
+        return spec
 
     # ---- file layout --------------------------------------------------------------------------
     def _check_layout(self) -> int:
