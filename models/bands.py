@@ -46,6 +46,10 @@ class SensorBands:
         return f"{self.sensor}_brightness_temperatures"
 
     @property
+    def window_contrast_variable(self) -> str:
+        return f"{self.sensor}_window_contrast"
+
+    @property
     def thermal_dimension(self) -> str:
         return f"nbands_{self.sensor}_thermal"
 

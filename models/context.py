@@ -64,12 +64,11 @@ def warm_background(bt: np.ndarray, box: int, water: np.ndarray | None = None) -
     """
     missing = ~np.isfinite(bt)
     low = np.where(missing, -np.inf, bt)
-    if water is None:
-        nearby = _box_maximum(low, box)
-    else:
-        nearby = np.where(
-            water, _box_maximum(np.where(water, low, -np.inf), box), _box_maximum(np.where(water, -np.inf, low), box)
-        )
+    kinds = [np.ones(bt.shape, dtype=bool)] if water is None else [water, ~water]
+    nearby = np.full(bt.shape, -np.inf)
+    for kind in kinds:
+        if kind.any():  # a chunk of open sea or inland ground filters once
+            nearby = np.where(kind, _box_maximum(np.where(kind, low, -np.inf), box), nearby)
     background = np.maximum(nearby, low)
     return np.where(missing | ~np.isfinite(background), np.nan, background)
 

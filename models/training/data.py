@@ -253,7 +253,7 @@ class ReferenceDataset:
 
     @property
     def _contrast_variable(self) -> str:
-        return f"{self.sensor}_window_contrast"
+        return sensor_bands(self.sensor).window_contrast_variable
 
     def _angle_factor(self) -> float:
         """Factor taking the file's angles to degrees (from ``units``, else from their range)."""

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from models.training.simulate.surface import WATER_CLASS
+
 LAND_SPREAD_K = (0.5, 4.0)
 WATER_SPREAD_K = (0.1, 0.8)
 CLOUD_SPREAD_K = (0.5, 8.0)
@@ -31,7 +33,6 @@ WARM_EXCESS = 1.5  # standard deviations of the box's warmest value above its me
 WARM_SCATTER = 0.6
 CLEAR_NEARBY_OVERCAST = 0.5  # chance an overcast pixel's box holds clear ground
 CLEAR_NEARBY_BROKEN = 0.9  # ... and a partly covered pixel's
-WATER_CLASS = 17
 
 
 def draw_window_contrast(

@@ -517,7 +517,7 @@ def _create_window_contrast(nc: netCDF4.Dataset, tables: Sequence[SensorBands]) 
     for table in tables:
         if not table.thermal_bands:
             continue
-        var = nc.createVariable(f"{table.sensor}_window_contrast", "f4", ("npoints",), zlib=True, complevel=1)
+        var = nc.createVariable(table.window_contrast_variable, "f4", ("npoints",), zlib=True, complevel=1)
         var.units = "K"
         var.long_name = (
             f"{table.sensor} {WINDOW_BAND[table.sensor]} brightness temperature minus the warmest nearby "
