@@ -33,6 +33,7 @@ import xarray as xr
 
 from models.context import SOURCE as CONTEXT_SOURCE
 from models.context import box_pixels, halo_pixels, window_band, window_contrast
+from models.earth import WATER_CLASS
 from models.spec import FeatureSpec
 from pipeline.ingest import FLAG_FILL, FLAG_NO_GEOLOCATION, FLAG_SATURATED
 
@@ -53,7 +54,6 @@ COT_RETRIEVED = (GOOD, DEGRADED, DEGRADED_GLINT)  # codes with mask, phase and C
 MASK_RETRIEVED = (*COT_RETRIEVED, NIGHT_RETRIEVED)  # codes with a cloud mask and phase
 DAY_PIXEL = 255  # a night model's quality for sunlit pixels
 GLINT_ANGLE_LIMIT = 25.0  # degrees from the specular direction
-WATER_CLASS = 17
 
 
 def _any_of(quality: Any, codes: tuple[int, ...]) -> Any:

@@ -37,7 +37,7 @@ import numpy as np
 import xarray as xr
 from scipy.ndimage import uniform_filter
 
-from models.earth import igbp_class
+from models.earth import WATER_CLASS, igbp_class
 from models.fileio import atomic_output, write_text_atomically
 from pipeline.features import cot_retrieved, mask_retrieved
 from pipeline.netcdf_lock import netcdf_lock
@@ -46,7 +46,6 @@ logger = logging.getLogger(__name__)
 
 WARM_K = 290.0
 COLD_K = 250.0
-WATER_CLASS = 17  # IGBP water, as igbp_class gives it
 # surface groups of the scores, from the IGBP class of each pixel
 SURFACE_REPORT_GROUPS: dict[str, tuple[int, ...]] = {
     "forest": (1, 2, 3, 4, 5, 8),
