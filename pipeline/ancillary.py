@@ -181,7 +181,7 @@ def _blockwise(function: Any, lat: da.Array, lon: da.Array, dtype: Any, *args: A
 
 
 def add_ancillary(scene: xr.Dataset, config: AncillaryConfig | None = None) -> xr.Dataset:
-    """The scene plus ``h2o``, ``o3``, ``spress`` and ``albedo_type``, lazily."""
+    """The scene plus ``h2o``, ``o3``, ``spress``, ``skt``, ``albedo_type`` and ``surface_altitude``, lazily."""
     config = config or AncillaryConfig()
     lat, lon = scene["latitude"].data, scene["longitude"].data
     start = scene.attrs["start_time"]
@@ -229,6 +229,8 @@ def add_ancillary(scene: xr.Dataset, config: AncillaryConfig | None = None) -> x
             surface,
             {"units": "1", "long_name": "IGBP surface class 1-20", "source": config.describe()["surface_class"]},
         ),
+        # the window contrast compares land with land at about its own height (``models.context``)
+        surface_altitude=(("y", "x"), altitude, {"units": "m", "source": "pvlib 1/12-degree terrain map"}),
     )
     out.attrs["ancillary"] = config.describe()
     return out

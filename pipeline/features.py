@@ -100,7 +100,7 @@ class FeatureError(ValueError):
 def scene_window_contrast(scene: xr.Dataset, sensor: str) -> da.Array:
     """The window contrast (``models.context``) of every pixel, lazily, chunk by chunk with a halo
     wide enough that the result does not depend on the chunking; water and land apart, by the
-    scene's surface class."""
+    scene's surface class, and land by its terrain height."""
     name = f"brightness_temperature_{window_band(sensor)}"
     if name not in scene:
         raise FeatureError(
@@ -109,10 +109,12 @@ def scene_window_contrast(scene: xr.Dataset, sensor: str) -> da.Array:
         )
     bt = scene[name].data
     water = (scene["albedo_type"].data == WATER_CLASS).rechunk(bt.chunks)
+    altitude = scene["surface_altitude"].data.rechunk(bt.chunks)
     return da.map_overlap(
         _window_contrast_block,
         bt,
         water,
+        altitude,
         depth=halo_pixels(sensor),
         boundary="none",
         box=box_pixels(sensor),
@@ -121,8 +123,8 @@ def scene_window_contrast(scene: xr.Dataset, sensor: str) -> da.Array:
     )
 
 
-def _window_contrast_block(bt: np.ndarray, water: np.ndarray, box: int) -> np.ndarray:
-    return window_contrast(bt, box, water)
+def _window_contrast_block(bt: np.ndarray, water: np.ndarray, altitude: np.ndarray, box: int) -> np.ndarray:
+    return window_contrast(bt, box, water, altitude)
 
 
 def _variable(scene: xr.Dataset, source: str, sensor: str) -> da.Array:

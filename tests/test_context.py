@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from models.context import box_pixels, window_contrast
+from models.context import ALTITUDE_BAND_M, box_pixels, window_contrast
 from models.spec import FeatureSpec
 from models.training.data import ReferenceDataset, SchemaError
 from models.training.simulate.context import draw_window_contrast
@@ -63,17 +63,46 @@ def test_a_clear_sea_is_not_cold_for_lying_beside_warm_land() -> None:
     assert contrast[30, 30] == pytest.approx(-18.0)
 
 
+def test_land_compares_with_land_of_its_height_and_with_lower_land_brought_up_to_it() -> None:
+    """By day a clear ridge at 1,500 m is 9 K colder than the valley floor beside it, about what the
+    6.5 K/km lapse rate makes it: against the valley brought up to its height it is not cold, and a
+    250 K cloud on it still is. At night a clear valley with cold air pooled in it is not cold for
+    lying under warmer slopes (higher land never counts). Neighbouring altitude bands (150 and 250
+    m) compare as they are."""
+    water = np.zeros((40, 40), dtype=bool)
+    altitude = np.zeros((40, 40))
+    altitude[:, 20:] = 1500.0
+    day = np.full((40, 40), 290.0)
+    day[:, 20:] = 281.0
+    day[30, 30] = 250.0  # a cloud on the ridge
+    assert window_contrast(day, 11, water)[10, 22] == pytest.approx(-9.0)  # land as one surface
+    contrast = window_contrast(day, 11, water, altitude)
+    assert contrast[10, 22] == 0.0
+    assert contrast[30, 30] == pytest.approx(-31.0)
+    day[:, 20:] = 275.0  # colder than the lapse rate makes it
+    assert window_contrast(day, 11, water, altitude)[10, 22] == pytest.approx(275.0 - (290.0 - 0.0065 * 1500.0))
+    night = np.full((40, 40), 270.0)
+    night[:, 20:] = 278.0
+    assert window_contrast(night, 11, water)[10, 17] == pytest.approx(-8.0)
+    assert window_contrast(night, 11, water, altitude)[10, 17] == 0.0
+    hills = np.where(np.arange(40) < 20, 0.75, 1.25)[None, :].repeat(40, axis=0) * ALTITUDE_BAND_M
+    day[:, 20:] = 280.0
+    assert window_contrast(day, 11, water, hills)[10, 22] == pytest.approx(-10.0)
+
+
 def test_scene_contrast_does_not_depend_on_the_chunking() -> None:
     rng = np.random.default_rng(3)
     bt = (285 + rng.normal(0, 3, (170, 130))).astype(np.float32)
     bt[60:90, 30:80] = 235.0
     surface = np.where(np.arange(130) < 70, 12, 17)[None, :].repeat(170, axis=0)
-    expected = window_contrast(bt, box_pixels("abi"), surface == 17)
+    altitude = np.where(surface == 17, 0.0, np.linspace(0, 3000, 170)[:, None])
+    expected = window_contrast(bt, box_pixels("abi"), surface == 17, altitude)
     for chunks in ((32, 32), (50, 130), (170, 130)):
         scene = xr.Dataset(
             {
                 "brightness_temperature_C13": (("y", "x"), da.from_array(bt, chunks=chunks)),
                 "albedo_type": (("y", "x"), da.from_array(surface, chunks=chunks)),
+                "surface_altitude": (("y", "x"), da.from_array(altitude, chunks=chunks)),
             }
         )
         np.testing.assert_array_equal(scene_window_contrast(scene, "abi").compute(), expected)

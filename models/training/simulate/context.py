@@ -2,14 +2,15 @@
 
 The simulation has no neighbours, so each sample draws what its box would hold:
 
-* **clear ground nearby**: the warmest clear ground of its own kind (land or water, as the
-  estimator separates them) in a ~22 km box exceeds the pixel's own
-  clear-sky brightness temperature by ``spread x (1.5 + 0.6 z)``, ``z`` standard normal: the
-  maximum of a few tens of correlated neighbours lies about 1.5 standard deviations above their
-  mean. ``spread`` is the clear-sky standard deviation of the box, drawn per sample: 0.5-4 K over
-  land and snow (day-time heating of sunlit slopes, height differences, soil moisture), 0.1-0.8 K
-  over water (sea-surface fronts). These ranges are this project's assumption, wide on purpose; no
-  measured distribution of box-scale skin-temperature spread was at hand.
+* **clear ground nearby**: the warmest clear ground of its own kind (water, or land within a few
+  hundred metres of the pixel's height, as the estimator separates them) in a ~22 km box exceeds
+  the pixel's own clear-sky brightness temperature by ``spread x (1.5 + 0.6 z)``, ``z`` standard
+  normal: the maximum of a few tens of correlated neighbours lies about 1.5 standard deviations
+  above their mean. ``spread`` is the clear-sky standard deviation of the box, drawn per sample:
+  0.5-4 K over land and snow (sunlit and shaded slopes, soil moisture, the height left within the
+  estimator's altitude bands), 0.1-0.8 K over water (sea-surface fronts). These ranges are this
+  project's assumption, wide on purpose; no measured distribution of box-scale skin-temperature
+  spread was at hand.
 * **only cloud nearby**: the warmest cloud top of the box exceeds the pixel's by
   ``cloud_spread x (1.5 + 0.6 z)``, with 0.5-8 K of cloud-top temperature spread. A broken
   (partly covered) cloud nearly always has clear ground within the box (9 in 10); an overcast pixel
