@@ -31,10 +31,9 @@ from models.training.train import TrainConfig, train
 
 logger = logging.getLogger(__name__)
 
-# 2.7.0: the ABI and VIIRS day infrared models (with the window contrast input, ``models.context``)
-# and the OCI model retrained on simulator 2.6; the ABI solar-only models as 2.5.0 (simulator 2.4),
-# the VIIRS solar-only model as 2.4.0 (simulator 2.3), night models as 2.3.0 (simulator 2.2). Each
-# card and metrics file names its own.
+# 2.7.0: every model but the ABI solar-only ones retrained on simulator 2.6 (the day and night
+# infrared models with the window contrast input, ``models.context``); the ABI solar-only models as
+# 2.5.0 (simulator 2.4). Each card and metrics file names its own.
 MODEL_VERSION = "2.7.0"
 TRAINING_SAMPLES = 300_000  # the 67.5 % training split is ~200k points per sensor and time of day
 # The recipe: a cosine learning-rate schedule over 160 epochs and a reconstruction weight of 0.3 (the
