@@ -24,7 +24,8 @@ from models.runner import (
     precision_change,
 )
 from models.spec import FeatureSpec
-from models.training.evaluate import predict
+from models.training.evaluate import predict, scored_points
+from models.training.simulate.dataset import simulate_dataset
 
 
 def _mixed_inputs(n_features: int) -> np.ndarray:
@@ -34,10 +35,19 @@ def _mixed_inputs(n_features: int) -> np.ndarray:
     return torch.cat([probe_inputs(n_features), draws]).numpy()
 
 
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A few hundred simulated day samples of every sensor, thermal bands and window contrast included:
+    inputs as a model meets them (independent random draws of each feature mostly look like cloud to
+    a thermal model, whose clear sky needs its bands, skin temperature and contrast to agree)."""
+    return simulate_dataset(tmp_path_factory.mktemp("runner") / "all.nc", "all", 400, seed=5, workers=1)
+
+
 @pytest.mark.parametrize("path", default_artifacts(), ids=lambda p: p.stem)
-def test_runner_gives_the_shipped_artifacts_outputs(path: Path) -> None:
+def test_runner_gives_the_shipped_artifacts_outputs(path: Path, simulated: Path) -> None:
     artifact = load_artifact(path)
-    x = _mixed_inputs(artifact.spec.size)
+    samples = scored_points(artifact, simulated, split="all")[0].features
+    x = np.concatenate([_mixed_inputs(artifact.spec.size), samples])
     expected = predict(artifact.module, x)
     runner = build_runner(artifact)
     assert runner is not artifact.module  # the cloudy-heads network, not the fallback
