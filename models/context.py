@@ -73,14 +73,15 @@ def _surfaces(shape: tuple[int, ...], water: np.ndarray | None) -> list[tuple[np
     return [(water, False), (~water, True)]
 
 
-def _groups(surface: np.ndarray, is_land: bool, altitude: np.ndarray | None) -> Iterator[Group]:
+def _groups(surface: np.ndarray, is_land: bool, height: np.ndarray | None) -> Iterator[Group]:
     """(pixels that take this background, pixels it is taken from as they are, lower pixels it is
     taken from brought up to the takers' height, or None): land from land within one altitude band
-    of its own (``ALTITUDE_BAND_M``) and from lower land; any other surface from itself."""
-    if not is_land or altitude is None:
+    of its own (``ALTITUDE_BAND_M``) and from lower land; any other surface from itself. ``height``
+    is the terrain height (m) without missing values."""
+    if not is_land or height is None:
         yield surface, surface, None
         return
-    band = np.floor(np.nan_to_num(altitude) / ALTITUDE_BAND_M).astype(np.int64)
+    band = np.floor(height / ALTITUDE_BAND_M).astype(np.int64)
     for b in np.unique(band[surface]):
         lower = surface & (band < b - 1)
         yield surface & (band == b), surface & (np.abs(band - b) <= 1), lower if lower.any() else None

@@ -188,7 +188,8 @@ def add_ancillary(scene: xr.Dataset, config: AncillaryConfig | None = None) -> x
     doy = (start.timetuple().tm_yday if isinstance(start, dt.datetime) else 180) + 0.5
 
     # the terrain height of each chunk, looked up once for every default that needs it (h2o, surface
-    # pressure, skin temperature); dask computes it only where a default is used
+    # pressure, skin temperature) and for the window contrast (``surface_altitude``); dask computes it
+    # only where one of them is used
     altitude = _blockwise(altitude_m, lat, lon, np.float64)
 
     def from_source(source: GridSource | None, default: Any, dtype: Any = np.float32) -> da.Array:
