@@ -33,7 +33,8 @@ logger = logging.getLogger(__name__)
 
 # 2.7.0: every model but the ABI solar-only ones retrained on simulator 2.6 (the day and night
 # infrared models with the window contrast input, ``models.context``); the ABI solar-only models as
-# 2.5.0 (simulator 2.4). Each card and metrics file names its own.
+# 2.5.0 (simulator 2.4: retrained on 2.6 they did no better held out and worse on the real day
+# scene, see the README). Each card and metrics file names its own.
 MODEL_VERSION = "2.7.0"
 TRAINING_SAMPLES = 300_000  # the 67.5 % training split is ~200k points per sensor and time of day
 # The recipe: a cosine learning-rate schedule over 160 epochs and a reconstruction weight of 0.3 (the
