@@ -54,7 +54,10 @@ def process(
     chunk_size: Annotated[int, typer.Option(min=64, help="Pixels per chunk side.")] = DEFAULT_CHUNK,
     precision: Annotated[
         Precision,
-        typer.Option(help="Network arithmetic: bfloat16 is faster where the model's held-out check allows it."),
+        typer.Option(
+            help="Network arithmetic: bfloat16 is faster on GPUs and CPUs with AVX-512 BF16 or AMX "
+            "(slower elsewhere), where the model's held-out check allows it."
+        ),
     ] = Precision.float32,
     scheduler: Annotated[str | None, typer.Option(help="Address of a dask scheduler, e.g. tcp://host:8786.")] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="Run on a local cluster of N worker processes.")] = None,

@@ -3,6 +3,7 @@ only, and bfloat16 only where the artifact's held-out check clears it."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from models.runner import (
     PRECISION_BOUNDS,
     PRECISION_CHECKS_KEY,
     build_runner,
+    cpu_has_native_bfloat16,
     precision_bounds,
     precision_change,
 )
@@ -95,6 +97,22 @@ def test_bfloat16_is_refused_over_its_bound(tiny_artifacts: dict[str, Path], tmp
     refused = r"coarse\.pt in bfloat16: phase decisions changed 0\.02 on its held-out split is over the bound 0\.005"
     with pytest.raises(ArtifactError, match=refused):
         build_runner(load_artifact(path), precision="bfloat16")
+
+
+def test_bfloat16_warns_where_the_cpu_would_emulate_it(
+    tiny_artifacts: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On a CPU without AVX-512 BF16 or AMX, bfloat16 is emulated and slower than float32: the user is
+    told so (and only there)."""
+    path = shutil.copy(tiny_artifacts["viirs"], tmp_path / "cleared.pt")
+    update_metadata(path, {PRECISION_CHECKS_KEY: {"bfloat16": dict.fromkeys(PRECISION_BOUNDS, 0.0)}})
+    with caplog.at_level(logging.WARNING, logger="models.runner"):
+        build_runner(load_artifact(path), precision="bfloat16")
+    warned = [r.getMessage() for r in caplog.records if "no native bfloat16" in r.getMessage()]
+    assert bool(warned) == (not cpu_has_native_bfloat16())
+    if warned:
+        assert warned[0].startswith("cleared.pt: this CPU (")
+        assert "use float32 here" in warned[0]
 
 
 def test_check_precision_measures_and_records(trained_viirs, toy_reference_file: Path, tmp_path: Path) -> None:
