@@ -35,6 +35,7 @@ from models.context import SOURCE as CONTEXT_SOURCE
 from models.context import box_pixels, halo_pixels, window_band, window_contrast
 from models.earth import WATER_CLASS
 from models.spec import FeatureSpec
+from pipeline.compute import materialize
 from pipeline.ingest import FLAG_FILL, FLAG_NO_GEOLOCATION, FLAG_SATURATED
 
 SOLAR_ZENITH_LIMIT = 80.0
@@ -123,13 +124,34 @@ def scene_window_contrast(scene: xr.Dataset, sensor: str) -> da.Array:
     )
 
 
+def with_window_contrast(scene: xr.Dataset, sensor: str) -> xr.Dataset:
+    """The scene with its ``window_contrast`` computed now (``pipeline.compute.materialize``), for
+    the models that read it.
+
+    Computed lazily inside the product's graph, every chunk's features wait on its neighbours' window
+    band, and dask's ordering then advanced two to three rows of chunks of every input at once. On
+    the benchmark's full disk that was 0.7 GB of peak memory: 2.84 GB end to end, 2.12 GB with the
+    contrast computed first, in a compute of its own. It then holds one float32 field (118 MB for a
+    full disk) and the product's chunks are independent again, at the cost of reading the window
+    band twice.
+    """
+    contrast = materialize(scene_window_contrast(scene, sensor))
+    attrs = {"units": "K", "long_name": "window band minus its warm background (models.context)"}
+    return scene.assign(window_contrast=(("y", "x"), contrast, attrs))
+
+
+def needs_window_contrast(*specs: FeatureSpec | None) -> bool:
+    """Whether any of the models' feature specs reads the window contrast."""
+    return any(spec is not None and CONTEXT_SOURCE in spec.sources for spec in specs)
+
+
 def _window_contrast_block(bt: np.ndarray, water: np.ndarray, altitude: np.ndarray, box: int) -> np.ndarray:
     return window_contrast(bt, box, water, altitude)
 
 
 def _variable(scene: xr.Dataset, source: str, sensor: str) -> da.Array:
     if source == CONTEXT_SOURCE:
-        return scene_window_contrast(scene, sensor)
+        return scene["window_contrast"].data if "window_contrast" in scene else scene_window_contrast(scene, sensor)
     name = SOURCE_VARIABLES.get(source, f"reflectance_{source}")
     if name not in scene and f"brightness_temperature_{source}" in scene:
         name = f"brightness_temperature_{source}"

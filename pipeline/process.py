@@ -27,7 +27,7 @@ from models.artifact import Artifact, ArtifactError, load_artifact, read_metadat
 from models.registry import default_artifacts
 from pipeline.ancillary import AncillaryConfig, add_ancillary
 from pipeline.claims import claim
-from pipeline.features import NIGHT, NIGHT_RETRIEVED, build_features
+from pipeline.features import NIGHT, NIGHT_RETRIEVED, build_features, needs_window_contrast, with_window_contrast
 from pipeline.granules import Granule
 from pipeline.gridded import geotiff_path, grid_product, gridded_path, resolve_area, write_geotiff
 from pipeline.inference import compute_context, run_inference
@@ -217,16 +217,20 @@ def granule_stem(granule: Granule) -> str:
 def build_granule_product(
     granule: Granule, artifact: Artifact, options: ProcessOptions, night: Artifact | None = None
 ) -> tuple[Any, dict[str, Any]]:
-    """The lazy product dataset of a granule and the scene's attributes; nothing is computed.
+    """The lazy product dataset of a granule and the scene's attributes.
 
-    With a ``night`` model, the pixels without sun (``NIGHT``) get its mask and phase (quality
-    ``NIGHT_RETRIEVED``). Opening the files reads their metadata through netCDF-C, so the graph is
-    built under the process-wide netCDF lock.
+    Nothing is computed but the window contrast, when a model reads it (``with_window_contrast``
+    says why). With a ``night`` model, the pixels without sun (``NIGHT``) get its mask and phase
+    (quality ``NIGHT_RETRIEVED``). Opening the files reads their metadata through netCDF-C, so the
+    graph is built under the process-wide netCDF lock, and the contrast is computed outside it.
     """
     bands = retrieval_bands(artifact, night)
     with opening_files():
         scene = ingest(granule, bands, options.chunk_size)
         scene = add_ancillary(scene, options.ancillary)
+    if needs_window_contrast(artifact.spec, night.spec if night else None):
+        scene = with_window_contrast(scene, granule.sensor)
+    with opening_files():
         features = build_features(scene, artifact.spec, artifact.trained_on_glint)
         run = (options.device, options.batch_size, options.torch_threads, options.resources, options.precision)
         outputs = run_inference(features, artifact, *run)
@@ -367,7 +371,8 @@ def granule_features(
     chunk_size: int = DEFAULT_CHUNK,
     ancillary: AncillaryConfig | None = None,
 ) -> tuple[Any, Artifact]:
-    """The lazy features and quality codes of the one granule in ``inputs``, and the model they fit.
+    """The lazy features and quality codes of the one granule in ``inputs``, and the model they fit
+    (the window contrast, when the model reads it, is computed here).
 
     The one call a user needs from a directory of L1b files (and optionally an artifact) to the
     ``(y, x, feature)`` dask array and the per-pixel retrieval quality (reason codes).
@@ -378,4 +383,6 @@ def granule_features(
     artifact = choose_artifact(granule, model)
     with opening_files():
         scene = add_ancillary(ingest(granule, artifact.spec.bands, chunk_size), ancillary)
-        return build_features(scene, artifact.spec, artifact.trained_on_glint), artifact
+    if needs_window_contrast(artifact.spec):
+        scene = with_window_contrast(scene, granule.sensor)
+    return build_features(scene, artifact.spec, artifact.trained_on_glint), artifact

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +34,7 @@ from models.artifact import FOUR_LEVEL_MASK_THRESHOLDS, Artifact
 from models.fileio import publish, temporary_path
 from pipeline import schema
 from pipeline.chunk_sink import ChunkSink, ChunkWriter, encoded_blocks, store_chunks
+from pipeline.compute import cluster_client, compute_and_join
 from pipeline.features import GOOD, QUALITY_MEANINGS, cot_retrieved, mask_retrieved
 from pipeline.gridded import gridded_products
 from pipeline.netcdf_lock import netcdf_lock
@@ -338,23 +337,6 @@ def stage_product(
     return StagedProduct(tmp, final, list(replaces or []), stats)
 
 
-def _cluster_client() -> Any:
-    """The distributed client this process computes on, or None for dask's threads.
-
-    Decided by the client, not by dask's global scheduler setting: ``opening_files`` in another
-    granule's thread sets that to "synchronous" for a moment, and a product written meanwhile must
-    neither look for a cluster that is not there nor leave one that is.
-    """
-    try:
-        from distributed import default_client
-    except ImportError:
-        return None
-    try:
-        return default_client()
-    except ValueError:  # no client in this process
-        return None
-
-
 def _create(product: xr.Dataset, tmp: Path) -> ArrayWriter:
     """The staging file as xarray's netCDF4 backend creates it (attributes, encodings, the in-memory
     variables), and its lazy variables, CF-encoded (NaN become the fill value) but not written."""
@@ -379,9 +361,9 @@ def _write_chunks(product: xr.Dataset, tmp: Path) -> dict[str, Any]:
     lazy = _create(product, tmp)
     with ChunkWriter(tmp) as writer:
         sinks = [writer.sink(target.variable_name) for target in lazy.targets]
-        client = _cluster_client()
+        client = cluster_client()
         if client is None:
-            _, stats = _compute_and_join(store_chunks(lazy.sources, sinks), _summary(product))
+            _, stats = compute_and_join(store_chunks(lazy.sources, sinks), _summary(product))
         else:
             stats = _store_from_workers(client, lazy.sources, sinks, _summary(product))
     return dict(stats)
@@ -406,18 +388,6 @@ def _store_from_workers(
         return dict(futures[-1].result())
     finally:
         client.cancel(futures)
-
-
-def _compute_and_join(*collections: Any) -> tuple[Any, ...]:
-    """``dask.compute`` on a thread pool of its own, joined before this returns or raises.
-
-    When a task fails, dask raises at once while other tasks still run; joining the pool means no
-    chunk write of a failed product runs after its cleanup.
-    """
-    workers = dask.config.get("num_workers", None) or os.cpu_count() or 1
-    with ThreadPoolExecutor(workers) as pool:  # leaving waits for every task it started
-        # threads by name: the global setting may be another granule's momentary "synchronous"
-        return dask.compute(*collections, scheduler="threads", pool=pool)
 
 
 def publish_product(staged: StagedProduct, quicklook: bool = True) -> Published:

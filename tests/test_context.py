@@ -15,7 +15,7 @@ from models.spec import FeatureSpec
 from models.training.data import ReferenceDataset, SchemaError
 from models.training.simulate.context import draw_window_contrast
 from models.training.simulate.dataset import simulate_dataset
-from pipeline.features import FeatureError, scene_window_contrast
+from pipeline.features import FeatureError, needs_window_contrast, scene_window_contrast, with_window_contrast
 
 
 def test_box_is_about_22_km_and_odd_for_each_sensor() -> None:
@@ -109,6 +109,32 @@ def test_scene_contrast_does_not_depend_on_the_chunking() -> None:
     without = xr.Dataset({"brightness_temperature_C14": (("y", "x"), da.from_array(bt))}, attrs={"granule_id": "g1"})
     with pytest.raises(FeatureError, match="needs band C13 for its window contrast, which granule g1"):
         scene_window_contrast(without, "abi")
+
+
+def test_contrast_computed_ahead_equals_the_lazy_one_and_leaves_the_chunks_independent() -> None:
+    """``with_window_contrast`` computes the contrast before the product's graph: the same values,
+    and a product chunk no longer waits on its neighbours' chunks (what held rows of chunks of
+    every input in memory)."""
+    rng = np.random.default_rng(5)
+    bt = (285 + rng.normal(0, 3, (90, 70))).astype(np.float32)
+    bt[30:60, 10:40] = 240.0
+    surface = np.where(np.arange(70) < 35, 12, 17)[None, :].repeat(90, axis=0)
+    altitude = np.zeros(bt.shape)
+    scene = xr.Dataset(
+        {
+            "brightness_temperature_C13": (("y", "x"), da.from_array(bt, chunks=30)),
+            "albedo_type": (("y", "x"), da.from_array(surface, chunks=30)),
+            "surface_altitude": (("y", "x"), da.from_array(altitude, chunks=30)),
+        }
+    )
+    ahead = with_window_contrast(scene, "abi")["window_contrast"].data
+    np.testing.assert_array_equal(ahead.compute(), scene_window_contrast(scene, "abi").compute())
+    assert ahead.chunks == scene["brightness_temperature_C13"].data.chunks
+    graph = dict(ahead.__dask_graph__())
+    assert len(graph) == ahead.npartitions  # one stored block per chunk, nothing left to overlap
+    thermal = ("C07", "C11", "C13", "C14", "C15")
+    assert needs_window_contrast(FeatureSpec.for_sensor("abi"), FeatureSpec.for_sensor("abi", thermal, night=True))
+    assert not needs_window_contrast(FeatureSpec.for_sensor("abi"), None)
 
 
 def test_simulated_contrast_follows_the_described_neighbourhoods() -> None:
