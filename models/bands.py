@@ -107,6 +107,7 @@ ABI_THERMAL_BANDS = _bands(
         ("C13", 10.10, 10.35, 10.60),
         ("C14", 10.80, 11.20, 11.60),
         ("C15", 11.80, 12.30, 12.80),
+        ("C16", 13.00, 13.30, 13.60),  # the CO2 band's wing: how high a cloud's top is (CO2 slicing)
     ]
 )
 VIIRS_THERMAL_BANDS = _bands(

@@ -160,7 +160,7 @@ def test_simulated_contrast_follows_the_described_neighbourhoods() -> None:
 
 def test_files_of_physics_2_6_carry_the_contrast_and_keep_every_2_5_number(tmp_path: Path) -> None:
     old = simulate_dataset(tmp_path / "v25.nc", "abi", 300, seed=6, workers=1, physics="2.5")
-    new = simulate_dataset(tmp_path / "v26.nc", "abi", 300, seed=6, workers=1)
+    new = simulate_dataset(tmp_path / "v26.nc", "abi", 300, seed=6, workers=1, physics="2.6")
     with netCDF4.Dataset(old) as a, netCDF4.Dataset(new) as b:
         assert "abi_window_contrast" not in a.variables
         assert b.getncattr("simulator_version") == "2.6"

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from models.bands import ABI_BANDS, VIIRS_M_BANDS, Band
-from models.training.data import ReferenceDataset
+from models.spec import FeatureSpec
+from models.training.data import ReferenceDataset, SchemaError
 from models.training.simulate import disort
 from models.training.simulate.correction import shipped_correction
 from models.training.simulate.dataset import sample_state, simulate_bands, simulate_dataset
@@ -298,7 +299,7 @@ def test_bad_simulation_requests_are_refused(tmp_path: Path) -> None:
 
 def test_physics_2_3_is_drawn_last_and_files_name_their_physics(tmp_path: Path) -> None:
     """Physics 2.3 adds its draws after every other, so a seed's other samples do not move from 2.2's;
-    a file says which physics drew it, and the default is 2.6 (the ABI day infrared models' world)."""
+    a file says which physics drew it, and the default is the newest, 2.7."""
     import netCDF4
 
     old = sample_state(300, np.random.default_rng(5), physics="2.2")
@@ -316,10 +317,30 @@ def test_physics_2_3_is_drawn_last_and_files_name_their_physics(tmp_path: Path) 
         kwargs = {"physics": physics} if physics else {}
         path = simulate_dataset(tmp_path / f"v{physics}.nc", "abi", 200, seed=5, workers=1, **kwargs)
         with netCDF4.Dataset(path) as nc:
-            assert nc.getncattr("simulator_version") == (physics or "2.6")
+            assert nc.getncattr("simulator_version") == (physics or "2.7")
             assert np.isfinite(nc["stratospheric_aerosol_optical_depth"][:]).all()
     with pytest.raises(ValueError, match=r"unknown simulator physics '9\.9'"):
         simulate_dataset(tmp_path / "bad.nc", "abi", 10, physics="9.9")
+
+
+def test_physics_2_7_adds_abi_c16_and_keeps_every_2_6_number(tmp_path: Path) -> None:
+    import netCDF4
+
+    old = simulate_dataset(tmp_path / "v26.nc", "abi", 300, seed=8, workers=1, physics="2.6")
+    new = simulate_dataset(tmp_path / "v27.nc", "abi", 300, seed=8, workers=1)
+    with netCDF4.Dataset(old) as a, netCDF4.Dataset(new) as b:
+        assert list(a["abi_thermal_band_name"][:]) == ["C07", "C11", "C13", "C14", "C15"]
+        assert list(b["abi_thermal_band_name"][:]) == ["C07", "C11", "C13", "C14", "C15", "C16"]
+        bt_old = np.asarray(a["abi_brightness_temperatures"][:])
+        bt_new = np.asarray(b["abi_brightness_temperatures"][:])
+        np.testing.assert_array_equal(bt_old, bt_new[:5])
+        for name in ("abi_reflectances", "abi_window_contrast", "skt", "cloud_top_pressure", "scene_type"):
+            np.testing.assert_array_equal(a[name][:], b[name][:], err_msg=name)
+        clear = np.asarray(b["scene_type"][:]) == 1
+        assert 8.0 < np.median(bt_new[2, clear] - bt_new[5, clear]) < 25.0  # C13 - C16 over clear ground
+    spec = FeatureSpec.for_sensor("abi", ["C13", "C16"])
+    with pytest.raises(SchemaError, match="C16"):
+        ReferenceDataset(old, "abi", spec=spec)
 
 
 def test_physics_2_4_adds_mid_level_clouds_and_observed_aerosol_and_moves_nothing_else() -> None:

@@ -127,3 +127,48 @@ def test_clear_ocean_8_5_um_is_only_slightly_colder_than_11_um() -> None:
     bt = ABI.brightness_temperature(_state(3, h2o=np.array([0.5, 2.5, 5.0])))
     difference = bt[:, C11] - bt[:, C14]
     assert np.all((difference < -0.2) & (difference > -2.0))
+
+
+def test_13_3_um_co2_band_sees_less_of_the_ground_and_more_of_a_cloud_top() -> None:
+    """ABI C16 in the CO2 band's wing: clear-sky C13 - C16 of 10-25 K that grows with the ground's
+    warmth (GOES-17 clear sky at C13 270-290 K: 16-19 K), less over high ground (a shorter CO2
+    column), and a few kelvin for a thick high cloud, whose top lies above most of the CO2: the
+    contrast CO2 slicing reads a cloud's height from."""
+    co2 = ThermalSimulator(["C13", "C16"])
+    warmth = co2.brightness_temperature(_state(3, skin_temperature=np.array([275.0, 290.0, 305.0]), h2o=1.5))
+    clear = warmth[:, 0] - warmth[:, 1]
+    assert np.all((clear > 10.0) & (clear < 25.0))
+    assert np.all(np.diff(clear) > 1.0)
+    plateau = co2.brightness_temperature(_state(skin_temperature=290.0, h2o=1.5, surface_pressure=700.0))[0]
+    assert plateau[0] - plateau[1] < clear[1] - 3.0
+    tops = co2.brightness_temperature(
+        _state(
+            2,
+            cloudy=True,
+            ice=True,
+            log10_cot=1.5,
+            effective_radius=30.0,
+            cloud_top_pressure=np.array([300.0, 700.0]),
+            cloud_base_pressure=np.array([400.0, 800.0]),
+            skin_temperature=290.0,
+            h2o=1.5,
+        )
+    )
+    difference = tops[:, 0] - tops[:, 1]
+    assert difference[0] < 4.0  # high top: above nearly all the CO2
+    assert difference[1] > difference[0] + 3.0  # a lower top has more CO2 above it
+
+
+def test_the_co2_band_changes_no_other_band() -> None:
+    """Simulated beside C16 or without it, every other band's temperature is the same."""
+    state = _state(
+        4,
+        cloudy=np.array([False, True, True, True]),
+        ice=np.array([False, False, True, True]),
+        log10_cot=np.array([np.nan, 0.3, -0.5, 1.2]),
+        effective_radius=np.array([10.0, 12.0, 40.0, 25.0]),
+        cloud_top_pressure=np.array([800.0, 750.0, 250.0, 400.0]),
+        cloud_base_pressure=np.array([900.0, 850.0, 320.0, 520.0]),
+    )
+    with_co2 = ThermalSimulator(["C07", "C11", "C13", "C14", "C15", "C16"]).brightness_temperature(state)
+    np.testing.assert_array_equal(with_co2[:, :5], ABI.brightness_temperature(state))

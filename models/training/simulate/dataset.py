@@ -84,13 +84,14 @@ from models.training.simulate.simulator import (
     check_physics,
     has_broken_clouds,
     has_climatological_aerosol,
+    has_co2_band,
     has_mid_level_clouds,
     has_window_contrast,
     sees_above_the_water,
 )
 from models.training.simulate.surface import LAND_MIXTURES
 from models.training.simulate.surface_library import POOLS, shipped_library
-from models.training.simulate.thermal import ThermalSimulator, add_bt_noise
+from models.training.simulate.thermal import CO2_BANDS, ThermalSimulator, add_bt_noise
 
 logger = logging.getLogger(__name__)
 
@@ -375,7 +376,7 @@ def _simulate_chunk(args: ChunkJob) -> tuple[np.ndarray, np.ndarray, np.ndarray]
         reflectance = add_noise(_simulator(solar, correction, physics).reflectance(state), rng)
     temperature = np.zeros((len(state), 0), dtype=np.float32)
     if thermal:
-        temperature = add_bt_noise(_thermal(thermal).brightness_temperature(state), rng)
+        temperature = _noisy_brightness_temperature(thermal, state, rng, [seed, index, 0xC016])
     windows = _window_bands(thermal) if has_window_contrast(physics) else ()
     contrast = np.zeros((len(state), len(windows)), dtype=np.float32)
     if windows:
@@ -390,6 +391,27 @@ def _simulate_chunk(args: ChunkJob) -> tuple[np.ndarray, np.ndarray, np.ndarray]
                 own, clear_bt[:, k].astype(np.float64), state.cloudy, cover, state.surface_class, context_rng
             )
     return reflectance, temperature, contrast
+
+
+def _noisy_brightness_temperature(
+    thermal: tuple[Band, ...], state: AtmosphereState, rng: np.random.Generator, co2_seed: list[int]
+) -> np.ndarray:
+    """(N, thermal bands) noisy BT; the CO2 bands' noise from a generator of their own, so that
+    adding them (physics 2.7) kept every number the other bands drew for the same seed."""
+    bt = _thermal(thermal).brightness_temperature(state)
+    co2 = np.array([b.name in CO2_BANDS for b in thermal])
+    out = np.empty(bt.shape, dtype=np.float32)
+    out[:, ~co2] = add_bt_noise(bt[:, ~co2], rng)
+    if co2.any():
+        out[:, co2] = add_bt_noise(bt[:, co2], np.random.default_rng(co2_seed))
+    return out
+
+
+def physics_bands(table: SensorBands, physics: str) -> SensorBands:
+    """The sensor's bands as simulator ``physics`` has them (no CO2 band before 2.7)."""
+    if has_co2_band(physics):
+        return table
+    return replace(table, thermal_bands=tuple(b for b in table.thermal_bands if b.name not in CO2_BANDS))
 
 
 def _window_bands(thermal: tuple[Band, ...]) -> tuple[Band, ...]:
@@ -426,11 +448,11 @@ def simulate_dataset(
     if samples < 1:
         raise ValueError(f"--samples must be positive, not {samples}")
     sensors = _sensor_list(sensor)
-    tables = [sensor_bands(s) for s in sensors]
+    check_physics(physics)
+    tables = [physics_bands(sensor_bands(s), physics) for s in sensors]
     solar = tuple(b for t in tables for b in t.training_bands)
     thermal = tuple(b for t in tables for b in t.thermal_bands)
     rng = np.random.default_rng(seed)
-    check_physics(physics)
     state = sample_state(samples, rng, night=night, physics=physics)
     workers = workers or default_workers()
     chunks: list[ChunkJob] = [

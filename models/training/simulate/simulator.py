@@ -39,9 +39,11 @@ logger = logging.getLogger(__name__)
 # heavy aerosol as often as observed. 2.5 (the ABI day infrared models' world since model version
 # 2.6.0): 2.4 with broken clouds, a quarter of the cloudy pixels only partly covered. 2.6: 2.5 with
 # each thermal sensor's window contrast (``models.context``, drawn by ``simulate.context``); every
-# earlier draw of a seed is kept. Earlier versions stay selectable to reproduce earlier files.
-SIMULATOR_VERSION = "2.6"
-PHYSICS_VERSIONS = ("2.2", "2.3", "2.4", "2.5", "2.6")
+# earlier draw of a seed is kept. 2.7: 2.6 with ABI's 13.3 um CO2 band C16 (``thermal.CO2_C16``), its
+# noise drawn apart so that every other number of a seed is 2.6's. Earlier versions stay selectable
+# to reproduce earlier files.
+SIMULATOR_VERSION = "2.7"
+PHYSICS_VERSIONS = ("2.2", "2.3", "2.4", "2.5", "2.6", "2.7")
 ELEVATED_AEROSOL_DEPTH_HPA = 150.0
 # background stratospheric sulfate (e.g. Kremser et al. 2016, Rev. Geophys. 54, 278): small
 # particles, Angstrom exponent ~1.2, asymmetry ~0.65, no absorption
@@ -188,6 +190,11 @@ def has_climatological_aerosol(physics: str) -> bool:
 def has_broken_clouds(physics: str) -> bool:
     """Whether ``physics`` draws clouds that cover only part of a pixel (2.5 on)."""
     return _at_least(physics, "2.5")
+
+
+def has_co2_band(physics: str) -> bool:
+    """Whether ``physics`` simulates ABI's 13.3 um CO2 band C16 (2.7 on)."""
+    return _at_least(physics, "2.7")
 
 
 def has_window_contrast(physics: str) -> bool:

@@ -1,6 +1,6 @@
 """Thermal-infrared brightness temperatures for the same state as the solar simulator.
 
-``ThermalSimulator(bands).brightness_temperature(state)`` gives BT (K) of ABI C07, C11, C13-C15 and
+``ThermalSimulator(bands).brightness_temperature(state)`` gives BT (K) of ABI C07, C11, C13-C16 and
 VIIRS M12-M16 for a plane-parallel atmosphere over an emitting surface, with an optional cloud:
 
 * **Planck**: each band's radiance in mW m-2 sr-1 (cm-1)-1 with the band-corrected constants the
@@ -12,10 +12,12 @@ VIIRS M12-M16 for a plane-parallel atmosphere over an emitting surface, with an 
 * **Gases**: a fitted band model, nadir optical depth a0 + a1 W + a2 W^2 for column water vapour W
   (cm): a0 for the mixed gases and ozone (in proportion to pressure), a1 for water-vapour lines
   (distributed as specific humidity, (p / p_s)^4 cumulative), a2 for the self-continuum
-  (pressure- and vapour-squared, (p / p_s)^7). The coefficients are chosen to give the window
+  (pressure- and vapour-squared, (p / p_s)^7), and for ABI C16 in the CO2 band's wing a CO2 term in
+  absolute pressure squared (``CO2_C16``). The coefficients are chosen to give the window
   transmittances of standard atmospheres and are checked against the published split-window SST
   relation (McClain et al. 1985) in the tests. Emission is summed over 8 sublayers per block.
-* **Surface**: emissivity per band of each endmember (``EMISSIVITY``), mixed with the solar
+* **Surface**: emissivity per band of each endmember (``EMISSIVITY``; beyond 12.3 um, at C16, held
+  at its 12.3 um value), mixed with the solar
   simulator's cover fractions; reflected downwelling sky radiance (diffusivity 1.66).
 * **Cloud**: the same Mie optics as the solar bands (refractive indices to 14 um), delta-Eddington
   reflectance r and transmittance t of the cloud layer (with its gas), emissivity 1 - r - t by
@@ -46,6 +48,7 @@ LAPSE_EXPONENT = 287.05 * 0.0065 / 9.80665  # R Gamma / g for 6.5 K/km
 DIFFUSIVITY = 1.66
 SUBLAYERS = 8
 NOISE_K = 0.15  # noise-equivalent temperature difference, 1 sigma
+STANDARD_PRESSURE_HPA = 1013.25
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class ThermalBand:
     bc1: float
     bc2: float
     gas: tuple[float, float, float]  # nadir optical depth a0 + a1 W + a2 W^2
+    co2: float = 0.0  # nadir optical depth of a 1013.25 hPa column in a CO2 band's wing (``CO2_BAND``)
 
     def radiance(self, temperature: np.ndarray) -> np.ndarray:
         t = np.maximum(self.bc1 + self.bc2 * np.asarray(temperature, dtype=np.float64), 1.0)
@@ -79,6 +83,16 @@ def _monochromatic(name: str, central_um: float, gas: tuple[float, float, float]
     return ThermalBand(name, central_um, C1 * nu**3, C2 * nu, 0.0, 1.0, gas)
 
 
+# ABI C16 (13.3 um) lies in the wing of the 15 um CO2 band: a nadir CO2 optical depth of 1.0 for a
+# 1013 hPa column, growing as p^2 (``gas_optical_depth``), puts its weighting function's peak near
+# the surface, as published for the 13.3 um imager band (CIRA's GOES channel tutorial), and gives
+# clear-sky C13 - C16 differences near GOES-17's: in the shared day and night scenes the real
+# medians at C13 270-290 K are 16.0-18.9 K, simulated 16.3-18.2 K (0.5: 9-10 K, 1.5: 22-25 K). Hot
+# clear land (C13 > 290 K) differs more in the real scenes (22-26 K) than simulated (17-19 K): the
+# lapse-rate profile has no deep, superadiabatic daytime boundary layer. Thick clouds at C13
+# 220-250 K: real 3.0-9.0 K, simulated 2.2-5.1 K. Water vapour: the 12.3 um band's, a little more
+# (the continuum grows towards 13 um).
+CO2_C16 = 1.0
 # ABI: constants of the GOES-17 L1b files; VIIRS: monochromatic at the band centre
 THERMAL_BANDS: dict[str, ThermalBand] = {
     b.name: b
@@ -88,6 +102,7 @@ THERMAL_BANDS: dict[str, ThermalBand] = {
         ThermalBand("C13", 10.33, 10835.6, 1394.12, 0.07786, 0.99974, (0.03, 0.045, 0.010)),
         ThermalBand("C14", 11.19, 8495.35, 1285.52, 0.21781, 0.99922, (0.03, 0.055, 0.013)),
         ThermalBand("C15", 12.27, 6439.94, 1172.14, 0.22019, 0.99914, (0.045, 0.075, 0.016)),
+        ThermalBand("C16", 13.27, 5063.58, 1081.86, 0.06224, 0.99974, (0.0, 0.09, 0.02), co2=CO2_C16),
         _monochromatic("M12", 3.70, (0.09, 0.05, 0.0)),
         _monochromatic("M13", 4.05, (0.18, 0.03, 0.0)),
         _monochromatic("M14", 8.55, (0.05, 0.065, 0.013)),
@@ -128,6 +143,9 @@ CLASS_EMISSIVITY: dict[int, dict[str, float]] = {
     **{c: {"snow": 1.0} for c in (15, 19, 20)},
 }
 POOL_EMISSIVITY = ("green", "npv", None, "built", "char", "crust")  # soil (None) mixes clay and quartz sand
+
+
+CO2_BANDS = frozenset(name for name, band in THERMAL_BANDS.items() if band.co2 > 0)
 
 
 def _emissivity_at(name: str, wavelengths_um: np.ndarray) -> np.ndarray:
@@ -180,12 +198,17 @@ class GasBlock:
 def gas_optical_depth(
     band_gas: np.ndarray, w: np.ndarray, p_upper: np.ndarray, p_lower: np.ndarray, ps: np.ndarray
 ) -> np.ndarray:
-    """Nadir gas optical depth (N, B) of the slab between two pressures (band_gas: (B, 3))."""
+    """Nadir gas optical depth (N, B) of the slab between two pressures (band_gas: (B, 4), the
+    band model's a0, a1, a2 and CO2 coefficients)."""
     x0, x1 = np.clip(p_upper / ps, 0, 1), np.clip(p_lower / ps, 0, 1)
+    # CO2 is mixed and its lines pressure-broadened, so its optical depth grows as p^2 in absolute
+    # pressure: a column over high ground holds less of it
+    y0, y1 = np.minimum(p_upper, ps) / STANDARD_PRESSURE_HPA, np.minimum(p_lower, ps) / STANDARD_PRESSURE_HPA
     return (
         band_gas[None, :, 0] * (x1 - x0)
         + band_gas[None, :, 1] * w * (x1**4 - x0**4)
         + band_gas[None, :, 2] * w**2 * (x1**7 - x0**7)
+        + band_gas[None, :, 3] * (y1**2 - y0**2)
     )
 
 
@@ -231,7 +254,7 @@ class ThermalSimulator:
             raise ValueError(f"no thermal model for band(s) {', '.join(unknown)}")
         self.bands = tuple(THERMAL_BANDS[n] for n in names)
         self.wavelengths = np.array([b.central_um for b in self.bands])
-        self.gas = np.array([b.gas for b in self.bands])
+        self.gas = np.array([(*b.gas, b.co2) for b in self.bands])
         self.clouds = CloudOptics(self.wavelengths)
         self.solar_index = [i for i, b in enumerate(self.bands) if b.central_um < 5.0]
 
@@ -299,8 +322,10 @@ class ThermalSimulator:
         tau = cot * np.where(ice, ratio_i, ratio_l)
         ssa = np.where(ice, ssa_i, ssa_l)
         g = np.where(ice, g_i, g_l)
-        # emitting level: one absorption optical depth (at 11 um) below the top, at most mid-cloud
-        absorption = np.max(tau * (1 - ssa), axis=1, keepdims=True)
+        # emitting level: one absorption optical depth below the top (the most absorbing window band's),
+        # at most mid-cloud; the CO2 band does not set it, so that adding it changed no other band
+        windows = np.array([b.name not in CO2_BANDS for b in self.bands])
+        absorption = np.max((tau * (1 - ssa))[:, windows], axis=1, keepdims=True)
         depth = np.minimum(0.5, 1.0 / np.maximum(absorption, 1e-6))
         level = p_top + (p_base - p_top) * depth
         t_cloud = temperature_at(level, ps, columns[2], columns[3])[:, 0]
