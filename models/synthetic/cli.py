@@ -40,7 +40,7 @@ def synth_granule(
         typer.Option(min=1, help="Simulate once per BLOCK x BLOCK pixels (default: <= 3 M sample-band values)."),
     ] = None,
     thermal: Annotated[
-        bool, typer.Option(help="ABI: also write C07, C11, C13-C15; VIIRS (L1B): M12-M16 (day and night).")
+        bool, typer.Option(help="ABI: also write C07, C11, C13-C16; VIIRS (L1B): M12-M16 (day and night).")
     ] = False,
 ) -> None:
     """Render a synthetic scene into real L1b files (and a truth file beside them)."""

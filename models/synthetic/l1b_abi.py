@@ -10,7 +10,7 @@ the 1 km and 0.5 km bands, so the truth (written beside, on the 2 km grid) holds
 
 Calibration: satpy's reflectance is Rad x pi d^2 / esun, i.e. BRF x cos(SZA); so Rad = BRF mu0
 esun / (pi d^2). Band constants (scale, offset, bit depth, esun) are those of GOES-17 L1b files.
-Thermal bands (``thermal=True``: C07, C11, C13-C15) carry the GOES-17 files' Planck constants and
+Thermal bands (``thermal=True``: C07, C11, C13-C16) carry the GOES-17 files' Planck constants and
 radiance scaling; their brightness temperatures come from the thermal simulator (or a closed form
 for ``quick`` benchmark scans) over a skin-temperature climatology, day and night.
 """
@@ -480,7 +480,7 @@ def write_abi_scene(
     """Render one ABI scan of synthetic scene into band files plus a truth file; returns their paths.
 
     ``quick`` swaps the RT models for closed forms (benchmark granules: format and size real,
-    radiances only plausible); ``thermal`` adds the C07, C11, C13-C15 files, day and night.
+    radiances only plausible); ``thermal`` adds the C07, C11, C13-C16 files, day and night.
     ``block`` > 1 renders the radiative transfer once per ``block`` x ``block`` pixels of the 2 km
     grid, as ``polar.render_swath`` does (truth and radiances share each block's state); None picks
     the smallest block that keeps the simulations within ``RENDERED_SAMPLE_BANDS``: 1 for a Meso
