@@ -172,3 +172,6 @@ def test_the_co2_band_changes_no_other_band() -> None:
     )
     with_co2 = ThermalSimulator(["C07", "C11", "C13", "C14", "C15", "C16"]).brightness_temperature(state)
     np.testing.assert_array_equal(with_co2[:, :5], ABI.brightness_temperature(state))
+    alone = ThermalSimulator(["C16"]).brightness_temperature(state)[:, 0]
+    assert np.all(np.isfinite(alone))
+    assert np.all(alone[[1, 3]] < with_co2[[1, 3], 2])  # under a cloud too, C16 is colder than C13

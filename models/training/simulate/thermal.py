@@ -325,6 +325,7 @@ class ThermalSimulator:
         # emitting level: one absorption optical depth below the top (the most absorbing window band's),
         # at most mid-cloud; the CO2 band does not set it, so that adding it changed no other band
         windows = np.array([b.name not in CO2_BANDS for b in self.bands])
+        windows = windows if windows.any() else ~windows  # C16 simulated alone sets its own level
         absorption = np.max((tau * (1 - ssa))[:, windows], axis=1, keepdims=True)
         depth = np.minimum(0.5, 1.0 / np.maximum(absorption, 1e-6))
         level = p_top + (p_base - p_top) * depth
