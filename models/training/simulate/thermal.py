@@ -62,7 +62,7 @@ class ThermalBand:
     bc1: float
     bc2: float
     gas: tuple[float, float, float]  # nadir optical depth a0 + a1 W + a2 W^2
-    co2: float = 0.0  # nadir optical depth of a 1013.25 hPa column in a CO2 band's wing (``CO2_BAND``)
+    co2: float = 0.0  # nadir optical depth of a 1013.25 hPa column in a CO2 band's wing (``CO2_C16``)
 
     def radiance(self, temperature: np.ndarray) -> np.ndarray:
         t = np.maximum(self.bc1 + self.bc2 * np.asarray(temperature, dtype=np.float64), 1.0)
@@ -110,6 +110,7 @@ THERMAL_BANDS: dict[str, ThermalBand] = {
         _monochromatic("M16", 12.013, (0.04, 0.07, 0.015)),
     )
 }
+CO2_BANDS = frozenset(name for name, band in THERMAL_BANDS.items() if band.co2 > 0)
 
 # Surface emissivity of each endmember at these wavelengths (um), interpolated to the band centre.
 # Rounded from laboratory and field spectra: Salisbury & D'Aria (1992, Remote Sens. Environ. 42, 83;
@@ -143,9 +144,6 @@ CLASS_EMISSIVITY: dict[int, dict[str, float]] = {
     **{c: {"snow": 1.0} for c in (15, 19, 20)},
 }
 POOL_EMISSIVITY = ("green", "npv", None, "built", "char", "crust")  # soil (None) mixes clay and quartz sand
-
-
-CO2_BANDS = frozenset(name for name, band in THERMAL_BANDS.items() if band.co2 > 0)
 
 
 def _emissivity_at(name: str, wavelengths_um: np.ndarray) -> np.ndarray:
@@ -257,6 +255,10 @@ class ThermalSimulator:
         self.gas = np.array([(*b.gas, b.co2) for b in self.bands])
         self.clouds = CloudOptics(self.wavelengths)
         self.solar_index = [i for i, b in enumerate(self.bands) if b.central_um < 5.0]
+        # the bands whose cloud absorption sets the emitting level: not the CO2 band, so that adding it
+        # changed no other band; C16 simulated alone sets its own
+        windows = np.array([b.name not in CO2_BANDS for b in self.bands])
+        self.level_bands = windows if windows.any() else ~windows
 
     def brightness_temperature(self, state: AtmosphereState) -> np.ndarray:
         """BT (N, B) float64 (noise-free)."""
@@ -322,11 +324,9 @@ class ThermalSimulator:
         tau = cot * np.where(ice, ratio_i, ratio_l)
         ssa = np.where(ice, ssa_i, ssa_l)
         g = np.where(ice, g_i, g_l)
-        # emitting level: one absorption optical depth below the top (the most absorbing window band's),
-        # at most mid-cloud; the CO2 band does not set it, so that adding it changed no other band
-        windows = np.array([b.name not in CO2_BANDS for b in self.bands])
-        windows = windows if windows.any() else ~windows  # C16 simulated alone sets its own level
-        absorption = np.max((tau * (1 - ssa))[:, windows], axis=1, keepdims=True)
+        # emitting level: one absorption optical depth below the top (in the most absorbing of
+        # ``level_bands``), at most mid-cloud
+        absorption = np.max((tau * (1 - ssa))[:, self.level_bands], axis=1, keepdims=True)
         depth = np.minimum(0.5, 1.0 / np.maximum(absorption, 1e-6))
         level = p_top + (p_base - p_top) * depth
         t_cloud = temperature_at(level, ps, columns[2], columns[3])[:, 0]
