@@ -111,7 +111,10 @@ def write_quicklook(product: Path, target: Path | None = None, max_pixels: int =
         fraction = float(ds.attrs.get("cloud_fraction", -1))
         night_model = str(ds.attrs.get("night_model_artifact", ""))
         night_pixels = int((ds["retrieval_quality"].values == NIGHT_RETRIEVED).sum())
-    fig = Figure(figsize=(15, 5.2), layout="constrained")
+    # fixed margins: matplotlib's constrained layout took a third of the quicklook's time (0.7 of 2.1 s
+    # for a Meso scan), paid again on every scan
+    fig = Figure(figsize=(15, 5.2))
+    fig.subplots_adjust(left=0.01, right=0.97, top=0.9, bottom=0.03, wspace=0.08)
     axes = fig.subplots(1, 3)
     panels = [
         (mask, ["#1f3b73", "#f2f2f2"], ["clear", "cloudy"], "cloud mask"),
