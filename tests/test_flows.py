@@ -219,6 +219,9 @@ def test_archive_directories_follow_the_goes_layout(tmp_path: Path) -> None:
     ]
 
 
+# the default run resumes a backfill after a real kill -9 (tests/test_operations.py); this in-process
+# interruption, the same plan through KeyboardInterrupt, runs with the slow tests
+@pytest.mark.slow
 def test_backfill_resumes_after_an_interrupted_run(
     quick_scans: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -149,7 +149,7 @@ def serial_products(scans: list[Path], tmp_path_factory: pytest.TempPathFactory)
 
     out = tmp_path_factory.mktemp("serial")
     for scan in scans:
-        process_granule(single_granule([scan]), ProcessOptions(out_dir=out))
+        process_granule(single_granule([scan]), ProcessOptions(out_dir=out, quicklook=False))
     assert len(_products(out)) == N_SCANS
     return out
 
@@ -196,12 +196,16 @@ def test_a_backfill_killed_mid_run_resumes_to_one_product_and_quicklook_per_gran
     assert run.poll() is None, "the backfill finished before it could be killed"
     os.killpg(run.pid, signal.SIGKILL)
     run.wait(timeout=30)
-    assert 0 < len(_products(tmp_path)) < N_SCANS
+    done = {p.name.split("_s", 1)[1][:15] for p in _products(tmp_path)}  # their scans' start times
+    assert 0 < len(done) < N_SCANS
     report = _finish(
         _start_flow(server, "backfill", _backfill(archive, tmp_path), tmp_path / "resume"), tmp_path / "resume"
     )
+    # what was published is skipped, what was half-done (staging files, claims of a dead process) redone
     assert report["failed"] == 0
-    assert report["skipped"] >= 1
+    assert (report["skipped"], report["processed"]) == (len(done), N_SCANS - len(done))
+    saved = json.loads(Path(report["report"]).read_text())  # and the run's report names the skipped
+    assert sorted(o["granule"].rsplit("_", 1)[1] for o in saved["skipped"]) == sorted(done)
     _assert_one_per_granule(tmp_path, N_SCANS)
 
 
