@@ -93,17 +93,23 @@ def infer_block(
     torch_threads: int,
     precision: str = "float32",
 ) -> np.ndarray:
-    """Outputs (rows, cols, 7) for one chunk; NaN where the pixel is not retrieved."""
+    """Outputs (rows, cols, 7) for one chunk; NaN where the pixel is not retrieved.
+
+    A chunk with nothing for this model (a day scan's chunks for the night model) never builds the
+    network, so a process that needs no night model does not pay for one.
+    """
     CALLS["blocks"] += 1
     resolved = resolve_device(device)
-    if torch.get_num_threads() != torch_threads:
-        torch.set_num_threads(torch_threads)
-    module = worker_model(path, sha256, resolved, precision)
     rows, cols, n_features = features.shape
     flat = features.reshape(-1, n_features)
     valid = mask_retrieved(quality.reshape(-1)) & np.isfinite(flat).all(axis=1)
     out = np.full((rows * cols, len(OUTPUTS)), np.nan, dtype=np.float32)
     index = np.flatnonzero(valid)
+    if not len(index):
+        return out.reshape(rows, cols, len(OUTPUTS))
+    if torch.get_num_threads() != torch_threads:
+        torch.set_num_threads(torch_threads)
+    module = worker_model(path, sha256, resolved, precision)
     batch = batch_size or DEFAULT_BATCH["cuda" if resolved.startswith("cuda") else "cpu"]
     with torch.inference_mode():
         for start in range(0, len(index), batch):

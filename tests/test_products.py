@@ -17,10 +17,11 @@ import torch
 import xarray as xr
 from typer.testing import CliRunner
 
+from models.artifact import ArtifactError
 from models.registry import ARTIFACTS
 from pipeline import inference
 from pipeline.cli import app
-from pipeline.features import NIGHT
+from pipeline.features import GOOD, NIGHT
 from pipeline.granules import single_granule
 from pipeline.process import ProcessOptions, granule_features, process_granule
 from pipeline.product import ProductExistsError
@@ -244,6 +245,20 @@ def test_inference_runs_once_per_chunk_and_only_on_valid_pixels(synthetic_granul
     assert all(v.shape == (500, 500) for v in values)
     assert np.all((values[0] >= 0) & (values[0] <= 1))
     np.testing.assert_allclose(values[2] + values[3] + values[4], 1.0, atol=1e-5)
+
+
+def test_a_chunk_with_nothing_to_retrieve_never_builds_a_network(tmp_path: Path) -> None:
+    """A day scan's chunks give the night model nothing: it is not loaded (0.3 s a Meso scan)."""
+    features = np.ones((4, 5, 16), dtype=np.float32)
+    quality = np.full((4, 5), NIGHT, dtype=np.uint8)  # no pixel this model retrieves
+    missing = tmp_path / "not-there.pt"
+    kwargs = {"sha256": "0" * 64, "device": "cpu", "batch_size": 0, "torch_threads": 1}
+    out = inference.infer_block(features, quality, path=str(missing), **kwargs)
+    assert out.shape == (4, 5, len(inference.OUTPUTS))
+    assert np.isnan(out).all()
+    quality[0, 0] = GOOD  # one retrievable pixel: now the network is needed and its absence is an error
+    with pytest.raises(ArtifactError, match=r"not-there\.pt does not exist"):
+        inference.infer_block(features, quality, path=str(missing), **kwargs)
 
 
 def test_small_batches_give_the_same_outputs(synthetic_granules: dict[str, Path]) -> None:
