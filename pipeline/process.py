@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import xarray as xr
 
 from models.artifact import Artifact, ArtifactError, load_artifact, read_metadata
 from models.registry import default_artifacts
@@ -214,15 +215,15 @@ def granule_stem(granule: Granule) -> str:
     return product_stem(granule_attrs(granule))
 
 
-def build_granule_product(
+def granule_feature_sets(
     granule: Granule, artifact: Artifact, options: ProcessOptions, night: Artifact | None = None
-) -> tuple[Any, dict[str, Any]]:
-    """The lazy product dataset of a granule and the scene's attributes.
+) -> tuple[xr.Dataset, xr.Dataset, xr.Dataset | None]:
+    """The lazy scene, the day model's features and the night model's (None without one).
 
-    Nothing is computed but the window contrast, when a model reads it (``with_window_contrast``
-    says why). With a ``night`` model, the pixels without sun (``NIGHT``) get its mask and phase
-    (quality ``NIGHT_RETRIEVED``). Opening the files reads their metadata through netCDF-C, so the
-    graph is built under the process-wide netCDF lock, and the contrast is computed outside it.
+    What a product reads before any model runs: the benchmark's read-only measurement computes the
+    same. Nothing is computed but the window contrast, when a model reads it
+    (``with_window_contrast`` says why). Opening the files reads their metadata through netCDF-C, so
+    the graph is built under the process-wide netCDF lock, and the contrast is computed outside it.
     """
     bands = retrieval_bands(artifact, night)
     with opening_files():
@@ -232,13 +233,32 @@ def build_granule_product(
         scene = with_window_contrast(scene, granule.sensor)
     with opening_files():
         features = build_features(scene, artifact.spec, artifact.trained_on_glint)
+        night_features = build_features(scene, night.spec) if night is not None else None
+    return scene, features, night_features
+
+
+def night_pixels(day_quality: Any, night_quality: Any) -> Any:
+    """Where the night model's answer replaces the day model's: no sun, and the night model's inputs
+    are valid (numpy, dask or xarray)."""
+    return (day_quality == NIGHT) & (night_quality == NIGHT_RETRIEVED)
+
+
+def build_granule_product(
+    granule: Granule, artifact: Artifact, options: ProcessOptions, night: Artifact | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """The lazy product dataset of a granule and the scene's attributes.
+
+    Nothing is computed but the window contrast (``granule_feature_sets``). With a ``night`` model,
+    the pixels without sun (``NIGHT``) get its mask and phase (quality ``NIGHT_RETRIEVED``).
+    """
+    scene, features, night_features = granule_feature_sets(granule, artifact, options, night)
+    with opening_files():
         run = (options.device, options.batch_size, options.torch_threads, options.resources, options.precision)
         outputs = run_inference(features, artifact, *run)
         quality = features["retrieval_quality"]
-        if night is not None:
-            night_features = build_features(scene, night.spec)
+        if night is not None and night_features is not None:
             night_outputs = run_inference(night_features, night, *run)
-            use_night = (quality == NIGHT) & (night_features["retrieval_quality"] == NIGHT_RETRIEVED)
+            use_night = night_pixels(quality, night_features["retrieval_quality"])
             quality = quality.where(~use_night, NIGHT_RETRIEVED).astype(np.uint8)
             outputs = outputs.where(~use_night, night_outputs)
         product = build_product(scene, quality, outputs, artifact)

@@ -13,15 +13,19 @@ Scenes (written once under ``build/bench/<scene>`` by the synthetic writers, rea
 For each scene, each measurement runs in a process of its own (its peak RSS is its own) and is
 repeated (``--repeats``, 3 by default); the table gives the median and the spread (min-max):
 
-* ``model``: the default model alone on the scene's own features (its middle chunk), as the threaded
+* ``model``: the default model alone on the scene's own features (pixels sampled from a 3 x 3
+  lattice of chunks across the scene, so with its mix of clear and cloudy), as the threaded
   pipeline runs it (``models.runner``, one single-threaded forward per core, batches of the
   pipeline's size), in float32 and bfloat16, with a float32 (65536 x 233) @ (233 x 128) matmul timed
   alternately in the same process: the model's GFLOP/s (2 x parameters per pixel) over the matmul's
-  is its share of the machine's roofline;
-* ``read``: ingest + ancillary + features computed and reduced, no model;
+  is its share of the machine's roofline. Where the scene has night pixels, the night model is timed
+  the same way on its own (float32);
+* ``read``: ingest + ancillary + the day and night models' features computed and reduced, no model
+  (``pipeline.process.granule_feature_sets``, what a product reads);
 * ``end_to_end``: ``process_granule`` to a product file (no quicklook).
 
-It prints end to end / (read-only + model alone) in time, and for full disks the share of the
+It prints end to end / (read-only + model alone) in time, the model's time being each model's rate
+applied to the pixels it retrieved end to end, and for full disks the share of the
 10-minute full-disk cadence one scan takes. Run: ``python -m tests.bench.bench_pipeline``.
 """
 
@@ -103,27 +107,65 @@ def prepare(scene: Scene) -> Path:
     return target
 
 
-def _scene_pixels(scan: Path, path: Path, chunk: int) -> Any:
-    """Scaled features of the retrieved pixels of the scene's middle chunk: the model's real inputs
-    (its cloudy share sets how much of the heads runs)."""
+LATTICE = 3  # chunks sampled for the model-alone inputs: a LATTICE x LATTICE grid across the scene
+SAMPLE_PER_CHUNK = 40_000
+
+
+def _feature_sets(scene_name: str, chunk: int) -> tuple[Any, Any, Any, Any]:
+    """(day model, night model or None, day features, night features or None), as a product reads."""
+    from pipeline.granules import single_granule
+    from pipeline.process import ProcessOptions, choose_artifact, granule_feature_sets, night_partner
+
+    granule = single_granule([BENCH / scene_name])
+    day = choose_artifact(granule, None)
+    night = night_partner(granule, day)
+    options = ProcessOptions(out_dir=BENCH / "products", chunk_size=chunk)
+    _, features, night_features = granule_feature_sets(granule, day, options, night)
+    return day, night, features, night_features
+
+
+def _sampled_inputs(features: Any, night_features: Any) -> tuple[Any, Any]:
+    """Scaled features of the pixels each model retrieves, from a lattice of chunks spread over the
+    scene (so with the scene's mix of clear and cloudy, land and sea; the cloudy share sets how much of
+    the heads runs): (day model's inputs, night model's inputs or None)."""
+    import dask
     import numpy as np
 
     from pipeline.features import mask_retrieved
-    from pipeline.process import granule_features
+    from pipeline.process import night_pixels
 
-    features, _ = granule_features([scan], path, chunk_size=chunk)
     blocks = features["features"].data.numblocks
-    middle = (blocks[0] // 2, blocks[1] // 2)
-    x = np.asarray(features["features"].data.blocks[middle[0], middle[1], 0].compute())
-    quality = np.asarray(features["retrieval_quality"].data.blocks[middle].compute())
-    flat = x.reshape(-1, x.shape[-1])
-    keep = mask_retrieved(quality.reshape(-1)) & np.isfinite(flat).all(axis=1)
-    return flat[keep].astype(np.float32)
+    rows = {(2 * i + 1) * blocks[0] // (2 * LATTICE) for i in range(LATTICE)}
+    cols = {(2 * j + 1) * blocks[1] // (2 * LATTICE) for j in range(LATTICE)}
+    picks = sorted((i, j) for i in rows for j in cols)
+    sets = [features] if night_features is None else [features, night_features]
+    lazy = [
+        [f["features"].data.blocks[i, j, 0] for f in sets] + [f["retrieval_quality"].data.blocks[i, j] for f in sets]
+        for i, j in picks
+    ]
+    with dask.config.set(scheduler="threads"):
+        (computed,) = dask.compute(lazy)
+    rng = np.random.default_rng(0)
+    day_parts, night_parts = [], []
+    for block in computed:
+        day_quality = block[len(sets)]
+        keeps = [mask_retrieved(day_quality)]
+        if night_features is not None:
+            keeps.append(night_pixels(day_quality, block[3]))
+        for parts, x, keep in zip((day_parts, night_parts), block[: len(sets)], keeps, strict=False):
+            flat = np.asarray(x).reshape(-1, x.shape[-1])
+            kept = np.flatnonzero(keep.reshape(-1) & np.isfinite(flat).all(axis=1))
+            if len(kept) > SAMPLE_PER_CHUNK:
+                kept = rng.choice(kept, SAMPLE_PER_CHUNK, replace=False)
+            parts.append(flat[kept].astype(np.float32))
+    day_in = np.concatenate(day_parts)
+    night_in = np.concatenate(night_parts) if night_parts and sum(map(len, night_parts)) else None
+    return day_in, night_in
 
 
-def _model_alone(path: Path, pixels_in: Any) -> dict[str, float]:
+def _model_alone(artifact: Any, pixels_in: Any, precisions: tuple[str, ...]) -> dict[str, float]:
     """The model alone as the threaded pipeline runs it (one single-threaded forward per core at a
-    time, through ``models.runner``), in float32 and bfloat16, alternating with the reference matmul
+    time, through ``models.runner``), in each precision, alternating with the reference matmul
     (all cores) so that all see the same machine state."""
     import os
     from concurrent.futures import ThreadPoolExecutor
@@ -131,12 +173,10 @@ def _model_alone(path: Path, pixels_in: Any) -> dict[str, float]:
     import numpy as np
     import torch
 
-    from models.artifact import load_artifact
     from models.runner import build_runner
     from pipeline.inference import DEFAULT_BATCH
 
-    artifact = load_artifact(path)
-    runners = {precision: build_runner(artifact, precision=precision) for precision in ("float32", "bfloat16")}
+    runners = {precision: build_runner(artifact, precision=precision) for precision in precisions}
     cores = os.cpu_count() or 1
     batch = DEFAULT_BATCH["cpu"]
     rng = np.random.default_rng(0)
@@ -168,40 +208,49 @@ def _model_alone(path: Path, pixels_in: Any) -> dict[str, float]:
                 torch.mm(a, b)
             matmul_s += time.perf_counter() - started
     matmul_gflops = 2 * rows * inner * cols * 60 / matmul_s / 1e9
-    model_gflops = 2 * parameters * pixels / seconds["float32"] / 1e9
-    bf16_gflops = 2 * parameters * pixels / seconds["bfloat16"] / 1e9
-    return {
+    result = {
         "pixels": pixels,
-        "seconds": seconds["float32"],
-        "bf16_seconds": seconds["bfloat16"],
-        "model_gflops": model_gflops,
         "matmul_gflops": matmul_gflops,
-        "roofline_share": model_gflops / matmul_gflops,
-        "bf16_roofline_share": bf16_gflops / matmul_gflops,
+        "sample_pixels": len(pixels_in),
         "cloudy_share": float(np.mean(artifact.module(inputs[0])["cloud_mask_probability"].detach().numpy() > 0.5)),
     }
+    for precision, spent in seconds.items():
+        key = "" if precision == "float32" else "bf16_"
+        result[f"{key}seconds"] = spent
+        result[f"{key}roofline_share"] = 2 * parameters * pixels / spent / 1e9 / matmul_gflops
+    result["model_gflops"] = 2 * parameters * pixels / seconds["float32"] / 1e9
+    return result
 
 
 def run(scene_name: str, mode: str, chunk: int) -> dict[str, Any]:
     import dask
 
-    from pipeline.features import mask_retrieved
+    from pipeline.features import NIGHT_RETRIEVED, mask_retrieved
     from pipeline.granules import single_granule
-    from pipeline.process import ProcessOptions, choose_artifact, granule_features, process_granule
+    from pipeline.process import ProcessOptions, choose_artifact, process_granule
 
     scan = BENCH / scene_name
     granule = single_granule([scan])
-    model = choose_artifact(granule, None).path
     started = time.perf_counter()
-    result: dict[str, Any] = {"model_name": model.stem}
+    result: dict[str, Any] = {"model_name": choose_artifact(granule, None).path.stem}
     if mode == "model":
-        result.update(_model_alone(model, _scene_pixels(scan, model, chunk)))
+        day, night, features, night_features = _feature_sets(scene_name, chunk)
+        day_in, night_in = _sampled_inputs(features, night_features)
+        if not len(day_in):
+            raise SystemExit(f"{scene_name}: no daylit pixels in the sampled chunks; benchmark scenes are day scans")
+        from models.runner import cpu_has_native_bfloat16
+
+        # emulated bfloat16 runs about 9x slower than float32 and would take minutes per run for nothing
+        result.update(_model_alone(day, day_in, ("float32", "bfloat16") if cpu_has_native_bfloat16() else ("float32",)))
+        if night is not None and night_in is not None:
+            result["night"] = _model_alone(night, night_in, ("float32",))
+            result["night"]["model_name"] = night.path.stem
     elif mode == "read":
-        features, _ = granule_features([scan], model, chunk_size=chunk)
-        quality = features["retrieval_quality"].data
-        total = features["features"].data.sum(axis=2)
+        _, _, features, night_features = _feature_sets(scene_name, chunk)
+        sets = [features] if night_features is None else [features, night_features]
+        totals = [f["features"].data.sum(axis=2).sum() for f in sets]
         with dask.config.set(scheduler="threads"):
-            counts, _ = dask.compute(mask_retrieved(quality).sum(), total.sum())
+            counts, *_ = dask.compute(mask_retrieved(features["retrieval_quality"].data).sum(), *totals)
         result.update(pixels=int(counts), seconds=time.perf_counter() - started)
     else:
         out = BENCH / "products"
@@ -209,7 +258,10 @@ def run(scene_name: str, mode: str, chunk: int) -> dict[str, Any]:
         for old in out.glob("*"):
             old.unlink()
         done = process_granule(granule, ProcessOptions(out_dir=out, chunk_size=chunk, quicklook=False))
-        result.update(pixels=int(done.stats["retrieved"]), seconds=time.perf_counter() - started)
+        night_count = int(done.stats["quality_counts"][NIGHT_RETRIEVED])
+        result.update(
+            pixels=int(done.stats["retrieved"]), night_pixels=night_count, seconds=time.perf_counter() - started
+        )
     result.update(peak_rss_mb=_peak_rss_mb(), input_mb=sum(p.stat().st_size for p in scan.glob("*.nc")) / 1e6)
     return result
 
@@ -248,12 +300,32 @@ def report(scene: str, runs: dict[str, list[dict[str, Any]]]) -> None:
         f"{statistics.median(float(r['matmul_gflops']) for r in model):.1f} GFLOP/s) on inputs "
         f"{statistics.median(float(r['cloudy_share']) for r in model):.0%} cloudy"
     )
-    bf16 = [float(r["bf16_roofline_share"]) for r in model]
-    speedup = [float(r["seconds"]) / float(r["bf16_seconds"]) for r in model]
-    print(f"   bfloat16 (opt-in): {_spread(bf16, '.2f')} of the float32 roofline, {_spread(speedup, '.2f')} x float32")
-    expected = statistics.median(seconds["read"]) + pixels / model_rate
+    bf16 = [float(r["bf16_roofline_share"]) for r in model if "bf16_seconds" in r]
+    speedup = [float(r["seconds"]) / float(r["bf16_seconds"]) for r in model if "bf16_seconds" in r]
+    if bf16:
+        print(
+            f"   bfloat16 (opt-in): {_spread(bf16, '.2f')} of the float32 roofline, {_spread(speedup, '.2f')} x float32"
+        )
+    else:
+        print("   bfloat16 (opt-in): not timed, this CPU has no native bfloat16 arithmetic")
+    night_pixels = int(e2e[0].get("night_pixels", 0))
+    model_s = (pixels - night_pixels) / model_rate
+    nights = [r["night"] for r in model if "night" in r]
+    if night_pixels and nights:
+        night_rate = statistics.median(float(r["pixels"]) / float(r["seconds"]) for r in nights)
+        model_s += night_pixels / night_rate
+        print(
+            f"   night model {nights[0]['model_name']} alone: {night_rate:,.0f} pixels/s on inputs "
+            f"{statistics.median(float(r['cloudy_share']) for r in nights):.0%} cloudy, for "
+            f"{night_pixels:,} of the pixels"
+        )
+    elif night_pixels:
+        print(f"   {night_pixels:,} night pixels but none in the sampled chunks: timed at the day model's rate")
+        model_s += night_pixels / model_rate
+    expected = statistics.median(seconds["read"]) + model_s
     print(
-        f"   end to end / (read-only + model alone) in time: {statistics.median(seconds['end_to_end']) / expected:.2f}"
+        f"   model alone over the scene's pixels {model_s:.1f} s; end to end / (read-only + model alone) "
+        f"in time: {statistics.median(seconds['end_to_end']) / expected:.2f}"
     )
     if scene in CADENCE_S:
         print(
