@@ -111,59 +111,52 @@ LATTICE = 3  # chunks sampled for the model-alone inputs: a LATTICE x LATTICE gr
 SAMPLE_PER_CHUNK = 40_000
 
 
-def _feature_sets(scene_name: str, chunk: int) -> tuple[Any, Any, Any, Any]:
-    """(day model, night model or None, day features, night features or None), as a product reads."""
-    from pipeline.granules import single_granule
-    from pipeline.process import ProcessOptions, choose_artifact, granule_feature_sets, night_partner
+def _feature_sets(granule: Any, day: Any, chunk: int) -> list[tuple[Any, Any]]:
+    """(model, its lazy features) for the day model and, where the granule has one, the night
+    model, as a product reads them."""
+    from pipeline.process import ProcessOptions, granule_feature_sets, night_partner
 
-    granule = single_granule([BENCH / scene_name])
-    day = choose_artifact(granule, None)
     night = night_partner(granule, day)
     options = ProcessOptions(out_dir=BENCH / "products", chunk_size=chunk)
     _, features, night_features = granule_feature_sets(granule, day, options, night)
-    return day, night, features, night_features
+    return [(day, features)] if night is None else [(day, features), (night, night_features)]
 
 
-def _sampled_inputs(features: Any, night_features: Any) -> tuple[Any, Any]:
-    """Scaled features of the pixels each model retrieves, from a lattice of chunks spread over the
-    scene (so with the scene's mix of clear and cloudy, land and sea; the cloudy share sets how much of
-    the heads runs): (day model's inputs, night model's inputs or None)."""
+def _sampled_inputs(sets: list[tuple[Any, Any]]) -> list[Any]:
+    """Scaled features of the pixels each model retrieves (one array per feature set), from a
+    lattice of chunks spread over the scene, so with the scene's mix of clear and cloudy, land and
+    sea (the cloudy share sets how much of the heads runs)."""
     import dask
     import numpy as np
 
     from pipeline.features import mask_retrieved
     from pipeline.process import night_pixels
 
-    blocks = features["features"].data.numblocks
+    blocks = sets[0][1]["features"].data.numblocks
     rows = {(2 * i + 1) * blocks[0] // (2 * LATTICE) for i in range(LATTICE)}
     cols = {(2 * j + 1) * blocks[1] // (2 * LATTICE) for j in range(LATTICE)}
-    picks = sorted((i, j) for i in rows for j in cols)
-    sets = [features] if night_features is None else [features, night_features]
     lazy = [
-        [f["features"].data.blocks[i, j, 0] for f in sets] + [f["retrieval_quality"].data.blocks[i, j] for f in sets]
-        for i, j in picks
+        [(f["features"].data.blocks[i, j, 0], f["retrieval_quality"].data.blocks[i, j]) for _, f in sets]
+        for i in sorted(rows)
+        for j in sorted(cols)
     ]
     with dask.config.set(scheduler="threads"):
         (computed,) = dask.compute(lazy)
     rng = np.random.default_rng(0)
-    day_parts, night_parts = [], []
-    for block in computed:
-        day_quality = block[len(sets)]
-        keeps = [mask_retrieved(day_quality)]
-        if night_features is not None:
-            keeps.append(night_pixels(day_quality, block[3]))
-        for parts, x, keep in zip((day_parts, night_parts), block[: len(sets)], keeps, strict=False):
+    parts: list[list[Any]] = [[] for _ in sets]
+    for (day_x, day_quality), *night in computed:
+        chosen = [(day_x, mask_retrieved(day_quality))]
+        chosen += [(night_x, night_pixels(day_quality, night_quality)) for night_x, night_quality in night]
+        for kept_parts, (x, keep) in zip(parts, chosen, strict=True):
             flat = np.asarray(x).reshape(-1, x.shape[-1])
             kept = np.flatnonzero(keep.reshape(-1) & np.isfinite(flat).all(axis=1))
             if len(kept) > SAMPLE_PER_CHUNK:
                 kept = rng.choice(kept, SAMPLE_PER_CHUNK, replace=False)
-            parts.append(flat[kept].astype(np.float32))
-    day_in = np.concatenate(day_parts)
-    night_in = np.concatenate(night_parts) if night_parts and sum(map(len, night_parts)) else None
-    return day_in, night_in
+            kept_parts.append(flat[kept].astype(np.float32))
+    return [np.concatenate(p) for p in parts]
 
 
-def _model_alone(artifact: Any, pixels_in: Any, precisions: tuple[str, ...]) -> dict[str, float]:
+def _model_alone(artifact: Any, pixels_in: Any, precisions: tuple[str, ...]) -> dict[str, Any]:
     """The model alone as the threaded pipeline runs it (one single-threaded forward per core at a
     time, through ``models.runner``), in each precision, alternating with the reference matmul
     (all cores) so that all see the same machine state."""
@@ -208,7 +201,8 @@ def _model_alone(artifact: Any, pixels_in: Any, precisions: tuple[str, ...]) -> 
                 torch.mm(a, b)
             matmul_s += time.perf_counter() - started
     matmul_gflops = 2 * rows * inner * cols * 60 / matmul_s / 1e9
-    result = {
+    result: dict[str, Any] = {
+        "model_name": artifact.path.stem,
         "pixels": pixels,
         "matmul_gflops": matmul_gflops,
         "sample_pixels": len(pixels_in),
@@ -231,26 +225,25 @@ def run(scene_name: str, mode: str, chunk: int) -> dict[str, Any]:
 
     scan = BENCH / scene_name
     granule = single_granule([scan])
+    day = choose_artifact(granule, None)
     started = time.perf_counter()
-    result: dict[str, Any] = {"model_name": choose_artifact(granule, None).path.stem}
+    result: dict[str, Any] = {"model_name": day.path.stem}
     if mode == "model":
-        day, night, features, night_features = _feature_sets(scene_name, chunk)
-        day_in, night_in = _sampled_inputs(features, night_features)
-        if not len(day_in):
-            raise SystemExit(f"{scene_name}: no daylit pixels in the sampled chunks; benchmark scenes are day scans")
         from models.runner import cpu_has_native_bfloat16
 
+        sets = _feature_sets(granule, day, chunk)
+        day_in, *night_in = _sampled_inputs(sets)
+        if not len(day_in):
+            raise SystemExit(f"{scene_name}: no daylit pixels in the sampled chunks; benchmark scenes are day scans")
         # emulated bfloat16 runs about 9x slower than float32 and would take minutes per run for nothing
         result.update(_model_alone(day, day_in, ("float32", "bfloat16") if cpu_has_native_bfloat16() else ("float32",)))
-        if night is not None and night_in is not None:
-            result["night"] = _model_alone(night, night_in, ("float32",))
-            result["night"]["model_name"] = night.path.stem
+        if night_in and len(night_in[0]):
+            result["night"] = _model_alone(sets[1][0], night_in[0], ("float32",))
     elif mode == "read":
-        _, _, features, night_features = _feature_sets(scene_name, chunk)
-        sets = [features] if night_features is None else [features, night_features]
-        totals = [f["features"].data.sum(axis=2).sum() for f in sets]
+        sets = _feature_sets(granule, day, chunk)
+        totals = [f["features"].data.sum(axis=2).sum() for _, f in sets]
         with dask.config.set(scheduler="threads"):
-            counts, *_ = dask.compute(mask_retrieved(features["retrieval_quality"].data).sum(), *totals)
+            counts, *_ = dask.compute(mask_retrieved(sets[0][1]["retrieval_quality"].data).sum(), *totals)
         result.update(pixels=int(counts), seconds=time.perf_counter() - started)
     else:
         out = BENCH / "products"
