@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from models.artifact import PARITY_TOLERANCE, Artifact, ArtifactError, output_difference, probe_inputs, torchscript
 from models.mthccar import MTHCCAR
+from models.runner_cache import load_runner, store_runner
 from models.spec import FeatureSpec
 
 logger = logging.getLogger(__name__)
@@ -135,8 +136,12 @@ def cpu_has_native_bfloat16() -> bool:
 
 def runner_network(artifact: Artifact, device: str = "cpu", precision: str = "float32") -> Any:
     """The network at ``precision`` whether or not it is cleared (what ``check-precision`` measures);
-    in float32 checked against the artifact's own forward."""
+    in float32 checked against the artifact's own forward. Compiled once and then loaded from the
+    network cache (``models.runner_cache``)."""
     _require_known(precision)
+    stored = load_runner(artifact.sha256, precision)
+    if stored is not None and _trusted(artifact, stored, precision):
+        return stored.to(device)
     net = _network(artifact)
     if net is None:
         if precision != "float32":
@@ -161,7 +166,22 @@ def runner_network(artifact: Artifact, device: str = "cpu", precision: str = "fl
                 worst,
             )
             return artifact.module
+    store_runner(artifact.sha256, precision, scripted)
     return scripted.to(device)
+
+
+def _trusted(artifact: Artifact, stored: Any, precision: str) -> bool:
+    """Whether a network from the cache may run: in float32 it must match the artifact's forward,
+    as a freshly compiled one must (a reduced-precision one is trusted by its cache key)."""
+    if precision != "float32":
+        return True
+    worst = _parity(artifact.module, stored, artifact.spec.size)
+    if worst > PARITY_TOLERANCE:
+        logger.warning(
+            "%s: the cached network differs from the artifact by %.2e; compiling it again", artifact.name, worst
+        )
+        return False
+    return True
 
 
 def _parity(reference: Any, candidate: Any, n_features: int) -> float:

@@ -22,6 +22,14 @@ def geometry_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session", autouse=True)
+def network_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The compiled-network cache of this test session (never the user's ~/.cache)."""
+    root = tmp_path_factory.mktemp("runners")
+    os.environ["MTHCCAR_RUNNER_CACHE"] = str(root)
+    return root
+
+
 @pytest.fixture(scope="session")
 def prefect_server() -> Iterator[str]:
     """One real ``prefect server start`` (loopback, throw-away SQLite) for every module that needs a
