@@ -37,6 +37,7 @@ from pipeline.chunk_sink import ChunkSink, ChunkWriter, encoded_blocks, store_ch
 from pipeline.compute import cluster_client, compute_and_join
 from pipeline.features import GOOD, QUALITY_MEANINGS, cot_retrieved, mask_retrieved
 from pipeline.gridded import gridded_products
+from pipeline.inference import OUTPUTS
 from pipeline.netcdf_lock import netcdf_lock
 from pipeline.quicklook import quicklook_path, write_quicklook
 from pipeline.sensors import PLATFORM_CODES
@@ -81,35 +82,74 @@ def product_pattern(attrs: dict[str, Any], model_version: str) -> str:
     return schema.file_glob("product", model_version=model_version, **_name_fields(attrs))
 
 
-def _most_probable(thin: da.Array, moderate: da.Array, thick: da.Array) -> da.Array:
+# The product variables derived from the model's outputs, in the order ``_derived_block`` stacks them.
+DERIVED = (
+    "cloud_mask",
+    "cloud_mask_probability",
+    "cloud_mask_4level",
+    "cloud_phase",
+    "cloud_phase_probability",
+    "cloud_optical_thickness",
+    "cloud_optical_thickness_uncertainty",
+    "cloud_optical_thickness_class",
+)
+
+
+def _most_probable(thin: np.ndarray, moderate: np.ndarray, thick: np.ndarray) -> np.ndarray:
     """The index of the largest of three probabilities, the first on a tie (as ``argmax``), element
-    by element: ``argmax`` over a stacked axis is a reduction, three extra tasks per chunk."""
-    first_two = da.where(moderate > thin, 1, 0)
-    return da.where(thick > da.maximum(thin, moderate), 2, first_two)
+    by element, without stacking them."""
+    first_two = np.where(moderate > thin, np.uint8(1), np.uint8(0))
+    return np.where(thick > np.maximum(thin, moderate), np.uint8(2), first_two)
+
+
+def _derived_block(
+    quality: np.ndarray,
+    p_cloudy: np.ndarray,
+    p_ice: np.ndarray,
+    thin: np.ndarray,
+    moderate: np.ndarray,
+    thick: np.ndarray,
+    log10_cot: np.ndarray,
+    log10_cot_uncertainty: np.ndarray,
+) -> np.ndarray:
+    """One chunk's ``DERIVED`` variables, stacked in float32 (the codes 0-3 and 255 are exact in it).
+
+    One task per chunk where the same values took some twenty small dask operations, so a full
+    disk's graph is smaller and the rules of the product read in one place.
+    """
+    retrieved = mask_retrieved(quality)  # mask and phase: day or night model
+    cloudy = retrieved & (p_cloudy >= 0.5)
+    with_cot = cloudy & cot_retrieved(quality)  # COT: the day model only
+    four_level = sum((p_cloudy >= t).astype(np.uint8) for t in FOUR_LEVEL_MASK_THRESHOLDS)
+    phase = np.where(p_ice > 0.5, np.uint8(2), np.uint8(1))
+    with np.errstate(over="ignore", invalid="ignore"):  # 10 ** NaN and the far tail, clipped below
+        cot = np.clip(10.0**log10_cot, 0, COT_MAX)
+    out = np.empty((len(DERIVED), *quality.shape), dtype=np.float32)
+    out[0] = np.where(retrieved, cloudy, FILL_U1)
+    out[1] = np.where(retrieved, p_cloudy, np.nan)
+    out[2] = np.where(retrieved, four_level, FILL_U1)
+    out[3] = np.where(retrieved, np.where(cloudy, phase, np.uint8(0)), FILL_U1)
+    out[4] = np.where(cloudy, p_ice, np.nan)
+    out[5] = np.where(with_cot, cot, np.nan)
+    out[6] = np.where(with_cot, log10_cot_uncertainty, np.nan)
+    out[7] = np.where(with_cot, _most_probable(thin, moderate, thick), FILL_U1)
+    return out
 
 
 def _values(scene: xr.Dataset, quality: xr.DataArray, outputs: xr.Dataset) -> dict[str, Any]:
     """Every 2-D product variable's values (lazy), before their dtype and attributes from the schema."""
     q = quality.data
-    retrieved = mask_retrieved(q)  # mask and phase: day or night model
-    with_cot = cot_retrieved(q)  # COT: the day model only
-    p_cloudy = outputs["cloud_mask_probability"].data
-    cloudy = retrieved & (p_cloudy >= 0.5)
-    p_ice = outputs["cloud_phase_probability"].data
-    cot_class = _most_probable(*(outputs[f"cot_probability_{k}"].data for k in ("thin", "moderate", "thick")))
-    cot = da.clip(10.0 ** outputs["log10_cot"].data, 0, COT_MAX)
-    four_level = sum((p_cloudy >= t).astype(np.uint8) for t in FOUR_LEVEL_MASK_THRESHOLDS)
+    derived = da.map_blocks(
+        _derived_block,
+        q,
+        *(outputs[name].data for name in OUTPUTS),  # the order of _derived_block's arguments
+        new_axis=0,
+        chunks=((len(DERIVED),), *q.chunks),
+        dtype=np.float32,
+        meta=np.empty((0, 0, 0), dtype=np.float32),
+    )
     return {
-        "cloud_mask": da.where(retrieved, cloudy.astype(np.uint8), FILL_U1),
-        "cloud_mask_probability": da.where(retrieved, p_cloudy, np.nan),
-        "cloud_mask_4level": da.where(retrieved, four_level, FILL_U1),
-        "cloud_phase": da.where(retrieved, da.where(cloudy, da.where(p_ice > 0.5, 2, 1), 0), FILL_U1),
-        "cloud_phase_probability": da.where(cloudy, p_ice, np.nan),
-        "cloud_optical_thickness": da.where(cloudy & with_cot, cot, np.nan),
-        "cloud_optical_thickness_uncertainty": da.where(
-            cloudy & with_cot, outputs["log10_cot_uncertainty"].data, np.nan
-        ),
-        "cloud_optical_thickness_class": da.where(cloudy & with_cot, cot_class, FILL_U1),
+        **{name: derived[i] for i, name in enumerate(DERIVED)},
         "retrieval_quality": q,
         "solar_zenith_angle": scene["solar_zenith_angle"].data,
         "sensor_zenith_angle": scene["sensor_zenith_angle"].data,
