@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -233,6 +233,21 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     if not isinstance(metadata, dict) or metadata.get("format") != ARTIFACT_FORMAT:
         raise ArtifactError(f"{path} has unreadable MT-HCCAR metadata (wrong format tag)")
     return metadata
+
+
+@lru_cache(maxsize=16)
+def _loaded(path: str, size: int, mtime_ns: int) -> Artifact:
+    return load_artifact(path)
+
+
+def verified_artifact(path: str | Path) -> Artifact:
+    """``load_artifact`` on the CPU, once per process while the file keeps its size and modification
+    time: planning a granule, staging it and each inference worker thread share one verified load."""
+    resolved = Path(path).resolve()
+    if not resolved.is_file():
+        raise ArtifactError(f"model artifact {path} does not exist")
+    stat = resolved.stat()
+    return _loaded(str(resolved), stat.st_size, stat.st_mtime_ns)
 
 
 def load_artifact(

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from models.artifact import Artifact, ArtifactError, load_artifact
+from models.artifact import Artifact, ArtifactError, load_artifact, verified_artifact
 from models.runner import build_runner, require_precision
 from pipeline.features import mask_retrieved
 from pipeline.netcdf_lock import NETCDF_LOCK  # noqa: F401  (dask workers importing this share xarray's locks too)
@@ -70,7 +70,7 @@ def worker_model(path: str, sha256: str, device: str, precision: str = "float32"
     with _LOCK:
         module = _CACHE.get(key)
         if module is None:
-            artifact = load_artifact(path, map_location=device)
+            artifact = verified_artifact(path) if device == "cpu" else load_artifact(path, map_location=device)
             if artifact.sha256 != sha256:
                 raise ArtifactError(
                     f"{path} on this worker is not the artifact the run was planned with "

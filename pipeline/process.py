@@ -17,14 +17,13 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from models.artifact import Artifact, ArtifactError, load_artifact, read_metadata
+from models.artifact import Artifact, ArtifactError, read_metadata, verified_artifact
 from models.registry import default_artifacts
 from pipeline.ancillary import AncillaryConfig, add_ancillary
 from pipeline.claims import claim
@@ -131,19 +130,10 @@ def _default_candidates(sensor: str) -> list[tuple[list[str], Path]]:
     return sorted(candidates, key=lambda c: -len(c[0]))
 
 
-@lru_cache(maxsize=16)
-def _verified(path: str, size: int, mtime_ns: int) -> Artifact:
-    return load_artifact(path)
-
-
 def checked_artifact(path: str | Path, expect_sensor: str | None = None) -> Artifact:
     """A verified artifact, loaded once per process while the file is unchanged (every granule of a
     run, and each of a flow's tasks, reuse it), then checked against the expected sensor."""
-    resolved = Path(path).resolve()
-    if not resolved.is_file():
-        raise ArtifactError(f"model artifact {path} does not exist")
-    stat = resolved.stat()
-    artifact = _verified(str(resolved), stat.st_size, stat.st_mtime_ns)
+    artifact = verified_artifact(path)
     if expect_sensor is not None and artifact.sensor != expect_sensor:
         raise ArtifactError(f"{path} is a model for {artifact.sensor}, not for {expect_sensor}")
     return artifact

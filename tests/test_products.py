@@ -18,7 +18,7 @@ import xarray as xr
 from typer.testing import CliRunner
 
 from models.artifact import ArtifactError
-from models.registry import ARTIFACTS
+from models.registry import ARTIFACTS, default_artifacts
 from pipeline import inference
 from pipeline.cli import app
 from pipeline.features import GOOD, NIGHT
@@ -259,6 +259,29 @@ def test_a_chunk_with_nothing_to_retrieve_never_builds_a_network(tmp_path: Path)
     quality[0, 0] = GOOD  # one retrievable pixel: now the network is needed and its absence is an error
     with pytest.raises(ArtifactError, match=r"not-there\.pt does not exist"):
         inference.infer_block(features, quality, path=str(missing), **kwargs)
+
+
+def test_inference_uses_the_artifact_the_plan_verified(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A threaded run loads and verifies each model once per process (0.1 s each), not again for
+    its inference tasks; a file changed since is loaded again."""
+    import models.artifact
+    from pipeline.process import checked_artifact
+
+    path = tmp_path / "model.pt"
+    shutil.copy(default_artifacts()[0], path)
+    planned = checked_artifact(path)
+
+    def no_loading(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the artifact was loaded again")
+
+    monkeypatch.setattr(models.artifact, "load_artifact", no_loading)
+    monkeypatch.setattr(inference, "load_artifact", no_loading)
+    monkeypatch.setattr(inference, "_CACHE", {})  # no network built by an earlier test
+    assert inference.worker_model(str(path), planned.sha256, "cpu") is not None
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    with pytest.raises(AssertionError, match="loaded again"):
+        checked_artifact(path)
 
 
 def test_small_batches_give_the_same_outputs(synthetic_granules: dict[str, Path]) -> None:
@@ -542,5 +565,5 @@ def test_cot_class_is_the_most_probable_class_first_on_ties() -> None:
     from pipeline.product import _most_probable
 
     levels = np.array(np.meshgrid([0.0, 0.5, 1.0], [0.0, 0.5, 1.0], [0.0, 0.5, 1.0])).reshape(3, -1)  # every tie
-    classes = _most_probable(*(da.from_array(level.astype(np.float32)) for level in levels)).compute()
+    classes = _most_probable(*(level.astype(np.float32) for level in levels))
     np.testing.assert_array_equal(classes, np.argmax(levels, axis=0))
