@@ -92,3 +92,30 @@ def store_runner(artifact_sha256: str, precision: str, network: Any) -> Path | N
         Path(staging).unlink(missing_ok=True)
     logger.info("stored the compiled network %s", path)
     return path
+
+
+def warm() -> list[Path]:
+    """Compile and keep the float32 network of every shipped model (the container images run this at
+    build time, so that no granule pays for compiling); the files it wrote or found."""
+    from models.artifact import load_artifact
+    from models.registry import default_artifacts
+    from models.runner import runner_network
+
+    root = cache_root()
+    if root is None:
+        raise SystemExit(f"{CACHE_ENV} is off: there is no network cache to fill")
+    paths = []
+    for artifact_path in default_artifacts():
+        artifact = load_artifact(artifact_path)
+        runner_network(artifact)
+        path = runner_path(root, artifact.sha256, "float32")
+        if not path.is_file():
+            raise SystemExit(f"the network of {artifact_path.name} could not be stored in {root}")
+        paths.append(path)
+    return paths
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for stored in warm():
+        logger.info("ready: %s", stored)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -109,3 +110,22 @@ def test_images_start_dask_workers_with_glibc_malloc_thresholds() -> None:
         environ = _get_env_variables("distributed.nanny.pre-spawn-environ")
     assert "MALLOC_TRIM_THRESHOLD_" not in environ
     assert environ["OMP_NUM_THREADS"] == "1"  # distributed's other settings stay
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile.cpu", "Dockerfile.gpu"])
+def test_images_fill_the_caches_and_let_their_user_write_them(dockerfile: str) -> None:
+    """The cache directory is made by root at build time (land mask, compiled networks); the
+    geometry and network caches need the image's user to write to it, or every run recomputes."""
+    text = (DOCKER / dockerfile).read_text()
+    assert re.search(r"MTHCCAR_CACHE_DIR=/\S+", text)
+    run = next(block for block in text.split("\nRUN ") if "models.earth" in block)
+    steps = [step.strip() for step in run.split("\n\n")[0].split("&&")]
+    assert "python -m models.earth \\" in steps
+    assert "python -m models.runner_cache \\" in steps
+    owner = re.search(r"useradd .*--uid (\d+) (\w+)", text)
+    assert owner is not None
+    chown = next(step for step in steps if step.startswith("chown"))
+    assert f"{owner.group(2)}:{owner.group(2)}" in chown
+    assert '"$MTHCCAR_CACHE_DIR"' in chown
+    assert chown == steps[-1]  # after every step that writes the cache
+    assert re.search(rf"^USER {owner.group(1)}$", text, re.MULTILINE)

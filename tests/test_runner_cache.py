@@ -106,3 +106,19 @@ def test_an_unwritable_cache_still_runs(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv(CACHE_ENV, str(blocker / "runners"))
     artifact = _artifact(tmp_path / "a.pt", seed=1)
     _assert_same_outputs(build_runner(artifact), artifact)
+
+
+def test_warming_compiles_every_shipped_model_once(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from models.registry import default_artifacts
+    from models.runner_cache import warm
+
+    stored = warm()
+    assert len(stored) == len(default_artifacts())
+    assert sorted(cache.iterdir()) == sorted(stored)
+
+    def no_compiling(*args: object, **kwargs: object) -> None:
+        raise AssertionError("compiled again although the image's build compiled it")
+
+    monkeypatch.setattr(torch.jit, "script", no_compiling)
+    artifact = load_artifact(default_artifacts()[0])
+    _assert_same_outputs(build_runner(artifact), artifact)
