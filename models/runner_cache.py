@@ -5,8 +5,8 @@ process that runs a model: each flow run of a granule is a new process, and on a
 a tenth of the run. Loading the same compiled network back takes 0.04 s. A network is stored once
 per (artifact sha256, precision, torch version, source of the modules it is compiled from), under
 ``$MTHCCAR_RUNNER_CACHE`` (``off`` disables it), by default ``runners/`` in the project's cache
-directory. Files are written under a temporary name and renamed into place, so a concurrent process
-never loads half a file; one that cannot be read is rebuilt. The caller still checks a float32
+directory. Files are written atomically (``models.fileio``), so a concurrent process never loads
+half a file; one that cannot be read is rebuilt. The caller still checks a float32
 network against the artifact's own forward on every load (``models.runner``), so a stale or damaged
 file can cost time but never change an output.
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import torch
 
 from models import mthccar
 from models.earth import cache_dir
+from models.fileio import atomic_output
 
 logger = logging.getLogger(__name__)
 
@@ -76,20 +76,11 @@ def store_runner(artifact_sha256: str, precision: str, network: Any) -> Path | N
         return None
     path = runner_path(root, artifact_sha256, precision)
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        handle, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=root)
-        os.close(handle)
-    except OSError as err:
-        logger.warning("the network cache %s is not writable (%s); networks are compiled in each process", root, err)
-        return None
-    try:
-        torch.jit.save(network, staging)
-        os.replace(staging, path)  # the last writer wins; every writer's file is the same network
+        with atomic_output(path) as staging:  # the last writer wins; every writer's file is the same network
+            torch.jit.save(network, str(staging))
     except (RuntimeError, OSError) as err:
-        logger.warning("could not store the compiled network in %s (%s)", path, err)
+        logger.warning("could not store the compiled network in %s (%s); it is compiled in each process", path, err)
         return None
-    finally:
-        Path(staging).unlink(missing_ok=True)
     logger.info("stored the compiled network %s", path)
     return path
 

@@ -4,6 +4,7 @@ compiling it, and a damaged or foreign file never changes an output."""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +57,10 @@ def test_a_network_compiled_once_is_loaded_by_the_next_build(
     build_runner(artifact)
     stored = runner_path(cache, artifact.sha256, "float32")
     assert stored.is_file()
-    assert [p.name for p in cache.iterdir()] == [stored.name]
+    assert [p.name for p in cache.iterdir()] == [stored.name]  # no staging file left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stored.stat().st_mode & 0o777 == 0o666 & ~umask  # other users' processes may load it
 
     def no_compiling(*args: object, **kwargs: object) -> None:
         raise AssertionError("compiled again although the network is in the cache")
