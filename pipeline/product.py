@@ -124,16 +124,17 @@ def _derived_block(
     phase = np.where(p_ice > 0.5, np.uint8(2), np.uint8(1))
     with np.errstate(over="ignore", invalid="ignore"):  # 10 ** NaN and the far tail, clipped below
         cot = np.clip(10.0**log10_cot, 0, COT_MAX)
-    out = np.empty((len(DERIVED), *quality.shape), dtype=np.float32)
-    out[0] = np.where(retrieved, cloudy, FILL_U1)
-    out[1] = np.where(retrieved, p_cloudy, np.nan)
-    out[2] = np.where(retrieved, four_level, FILL_U1)
-    out[3] = np.where(retrieved, np.where(cloudy, phase, np.uint8(0)), FILL_U1)
-    out[4] = np.where(cloudy, p_ice, np.nan)
-    out[5] = np.where(with_cot, cot, np.nan)
-    out[6] = np.where(with_cot, log10_cot_uncertainty, np.nan)
-    out[7] = np.where(with_cot, _most_probable(thin, moderate, thick), FILL_U1)
-    return out
+    values = {
+        "cloud_mask": np.where(retrieved, cloudy, FILL_U1),
+        "cloud_mask_probability": np.where(retrieved, p_cloudy, np.nan),
+        "cloud_mask_4level": np.where(retrieved, four_level, FILL_U1),
+        "cloud_phase": np.where(retrieved, np.where(cloudy, phase, np.uint8(0)), FILL_U1),
+        "cloud_phase_probability": np.where(cloudy, p_ice, np.nan),
+        "cloud_optical_thickness": np.where(with_cot, cot, np.nan),
+        "cloud_optical_thickness_uncertainty": np.where(with_cot, log10_cot_uncertainty, np.nan),
+        "cloud_optical_thickness_class": np.where(with_cot, _most_probable(thin, moderate, thick), FILL_U1),
+    }
+    return np.stack([values[name] for name in DERIVED], dtype=np.float32)
 
 
 def _values(scene: xr.Dataset, quality: xr.DataArray, outputs: xr.Dataset) -> dict[str, Any]:
