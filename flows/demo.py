@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline.real_scenes import REAL_DAY_SCENE, REAL_NIGHT_SCENE, granules_root, real_day_references
+from pipeline.real_scenes import GRANULES_ENV, REAL_DAY_SCENE, REAL_NIGHT_SCENE, granules_root, real_day_references
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,18 @@ def real_granules() -> dict[str, Path]:
     """The shared real scenes that are present, by run name."""
     folders = {name: granules_root().joinpath(*parts) for name, parts in REAL_SCENES.items()}
     return {name: folder for name, folder in folders.items() if any(folder.glob("OR_ABI-L1b-*.nc"))}
+
+
+def missing_real_scenes_notice(found: dict[str, Path]) -> str | None:
+    """One sentence naming the real scenes the demo will not process and where it looked; None if all are there."""
+    missing = [name for name in REAL_SCENES if name not in found]
+    if not missing:
+        return None
+    folders = ", ".join("/".join(REAL_SCENES[name]) for name in missing)
+    return (
+        f"real GOES-17 scene(s) not found under {granules_root()} ({folders}): only the scenes present are "
+        f"processed; set {GRANULES_ENV} to the folder that holds them"
+    )
 
 
 def _validate_real_day(product: Path, out: Path) -> Path | None:
@@ -56,6 +68,9 @@ def run_demo(out: Path = Path("demo-output"), seed: int = 7) -> dict[str, Any]:
         write_abi_scene(synthetic, SCENE_TIME, "M1", "G17", seed=seed)
     products = out / "products"
     real = real_granules()
+    notice = missing_real_scenes_notice(real)
+    if notice:
+        print(notice, flush=True)
     runs: dict[str, Any] = {}
     print("starting a temporary Prefect server (SQLite) ...", flush=True)
     with temporary_server() as api, using_server(api):
@@ -85,6 +100,8 @@ def run_demo(out: Path = Path("demo-output"), seed: int = 7) -> dict[str, Any]:
                 print(f"    quicklook {o['quicklook']}")
             for path in o.get("gridded", []):
                 print(f"    gridded {path}")
+    if notice:
+        print(f"  {notice}")
     if validation is not None:
         print(f"  the real day product against NOAA's fire/cloud mask and C13 ({validation}):")
         for line in validation.read_text().splitlines():
