@@ -216,19 +216,29 @@ def _quiet_satpy() -> Any:
 
 
 def _abi_dqf_flags(granule: Granule, bands: Sequence[str], target_shape: tuple[int, int], chunks: Any) -> Any:
-    """FLAG_SATURATED where any band's DQF >= 2 (out of range / no value), at the target grid."""
+    """FLAG_SATURATED where any band's DQF >= 2 (out of range / no value), at the target grid.
+
+    Each DQF is read in blocks that cover whole target chunks (the target chunks scaled by the band's
+    resolution factor), so one task reads all the file chunks under a target chunk and reduces them
+    there; read in the files' own 226 x 226 chunks, a Meso scan's eleven DQFs were 219 reads and a
+    third of the time it took to read the scan.
+    """
     flags = None
     spec = granule.spec
+    target_chunks = da.core.normalize_chunks(chunks, target_shape)
     for band in bands:
         file_type = spec.band_keys[band] if spec.band_keys else band
         path = next(f.path for f in granule.files if f.file_type == file_type)
-        with xr.open_dataset(_opened(path), chunks={}, mask_and_scale=False, decode_times=False) as handle:
-            dqf = handle["DQF"].data.astype(np.uint8)  # _Unsigned int8: fill -1 reads as 255
-        factor = dqf.shape[0] // target_shape[0]
+        with xr.open_dataset(_opened(path), mask_and_scale=False, decode_times=False) as handle:
+            dqf_var = handle["DQF"]
+            factor = dqf_var.shape[0] // target_shape[0]
+            scaled = (tuple(c * factor for c in axis) for axis in target_chunks)
+            blocks = dict(zip(dqf_var.dims, scaled, strict=True))
+            dqf = dqf_var.chunk(blocks).data.astype(np.uint8)  # _Unsigned int8: fill -1 reads as 255
         bad = (dqf >= 2) & (dqf != 255)
         if factor > 1:
             bad = da.coarsen(np.any, bad, {0: factor, 1: factor}, trim_excess=True)
-        bad = bad.rechunk(chunks)
+        bad = bad.rechunk(target_chunks)
         flags = bad if flags is None else flags | bad
     return da.where(flags, FLAG_SATURATED, 0).astype(np.uint8)
 

@@ -16,7 +16,7 @@ from models.bands import sensor_bands
 from pipeline.ancillary import AncillaryConfig, GridSource, add_ancillary, ozone_climatology, water_vapour_climatology
 from pipeline.features import DEGRADED, GOOD, NIGHT, NO_INPUT, build_features
 from pipeline.granules import GranuleError, find_granules, single_granule
-from pipeline.ingest import IngestError, ingest
+from pipeline.ingest import FLAG_SATURATED, IngestError, _abi_dqf_flags, ingest
 from pipeline.process import choose_artifact, granule_features
 from pipeline.real_scenes import REAL_FIRE_REFERENCE
 from tests.support.dask_counting import CountingScheduler
@@ -106,6 +106,38 @@ def test_features_follow_the_artifact_spec(day: Path, tiny_artifacts: dict[str, 
     cos_sza = (np.cos(np.radians(scene["solar_zenith_angle"].values)) - spec.offsets[12]) / spec.scales[12]
     np.testing.assert_allclose(values["features"].values[..., 12], cos_sza, rtol=1e-4, atol=1e-5)
     assert set(np.unique(values["retrieval_quality"])) <= {GOOD, DEGRADED}
+
+
+def _dqf_bad_on_the_2km_grid(path: Path) -> np.ndarray:
+    """DQF >= 2 (fill excepted), any of each 2 km cell's native pixels, read whole with netCDF4."""
+    with netCDF4.Dataset(path) as handle:
+        handle.set_auto_maskandscale(False)
+        dqf = handle["DQF"][:].astype(np.uint8)
+    bad = (dqf >= 2) & (dqf != 255)
+    factor = dqf.shape[0] // 500
+    return bad.reshape(500, factor, 500, factor).any(axis=(1, 3))
+
+
+def test_dqf_flags_match_the_files_and_are_read_a_target_chunk_at_a_time(day: Path) -> None:
+    bands = ["C01", "C03", "C05", "C07", "C13"]
+    files = {band: next(day.glob(f"*M6{band}_*.nc")) for band in bands}
+    expected = np.logical_or.reduce([_dqf_bad_on_the_2km_grid(path) for path in files.values()])
+    assert 0 < expected.sum() < 100  # the day scene has a few out-of-range pixels: the test can fail
+
+    scene = ingest(single_granule([day]), bands, chunk_size=200)  # target chunks across the file chunks
+    flags = _compute(scene)["input_flags"].values
+    np.testing.assert_array_equal((flags & FLAG_SATURATED) > 0, expected)
+
+    # at the default chunking every DQF is read in blocks of whole target chunks, not in the files'
+    # own small chunks (one task each: 219 reads for a Meso scan's eleven bands)
+    file_chunks = 0
+    for path in files.values():
+        with netCDF4.Dataset(path) as handle:
+            chunk_y, chunk_x = handle["DQF"].chunking()
+            height, width = handle["DQF"].shape
+        file_chunks += -(-height // chunk_y) * -(-width // chunk_x)
+    dqf_only = _abi_dqf_flags(single_granule([day]), bands, (500, 500), ((500,), (500,)))
+    assert len(dict(dqf_only.__dask_graph__())) < file_chunks
 
 
 def test_night_granule_is_flagged_night_everywhere(night: Path, tiny_artifacts: dict[str, Path]) -> None:
