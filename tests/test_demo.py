@@ -38,3 +38,28 @@ def test_absent_real_scenes_are_named_with_where_the_demo_looked(
     assert "/".join(REAL_NIGHT_SCENE) in notice
     assert "/".join(REAL_DAY_SCENE) not in notice
     assert "\n" not in notice
+
+
+@pytest.mark.slow
+def test_the_demo_runs_the_default_models_on_every_scene(tmp_path: Path) -> None:
+    """``make demo`` end to end (about 2 minutes): products, validation and the synthetic scan's score."""
+    import netCDF4
+
+    from flows.demo import run_demo
+
+    summary = run_demo(tmp_path / "demo")
+
+    assert set(summary["runs"]) == {"synthetic", "real", "real_night"}
+    artifacts = {}
+    for name, outcomes in summary["runs"].items():
+        assert [o["status"] for o in outcomes] == ["processed"], name
+        with netCDF4.Dataset(outcomes[0]["product"]) as product:
+            artifacts[name] = (product.getncattr("model_artifact"), product.getncattr("night_model_artifact"))
+    assert artifacts == {
+        "synthetic": ("mthccar_abi_ir", "mthccar_abi_night"),  # every band: the default thermal day model
+        "real": ("mthccar_abi_noc02_ir", "mthccar_abi_night"),  # the shared day scan has no C02
+        "real_night": ("mthccar_abi_ir", "mthccar_abi_night"),
+    }
+    assert (tmp_path / "demo" / "validation").is_dir()
+    assert summary["score"]["mask_accuracy"] > 0.92
+    assert summary["score"]["phase_accuracy"] > 0.98
