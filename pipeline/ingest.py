@@ -229,12 +229,13 @@ def _abi_dqf_flags(granule: Granule, bands: Sequence[str], target_shape: tuple[i
     for band in bands:
         file_type = spec.band_keys[band] if spec.band_keys else band
         path = next(f.path for f in granule.files if f.file_type == file_type)
-        with xr.open_dataset(_opened(path), mask_and_scale=False, decode_times=False) as handle:
-            dqf_var = handle["DQF"]
-            factor = dqf_var.shape[0] // target_shape[0]
-            scaled = (tuple(c * factor for c in axis) for axis in target_chunks)
-            blocks = dict(zip(dqf_var.dims, scaled, strict=True))
-            dqf = dqf_var.chunk(blocks).data.astype(np.uint8)  # _Unsigned int8: fill -1 reads as 255
+        # left open, as satpy leaves the band files: the blocks are read when the graph runs. xarray's
+        # file cache could reopen a closed local file then, but not a remote (fsspec) file object
+        dqf_var = xr.open_dataset(_opened(path), mask_and_scale=False, decode_times=False)["DQF"]
+        factor = dqf_var.shape[0] // target_shape[0]
+        scaled = (tuple(c * factor for c in axis) for axis in target_chunks)
+        blocks = dict(zip(dqf_var.dims, scaled, strict=True))
+        dqf = dqf_var.chunk(blocks).data.astype(np.uint8)  # _Unsigned int8: fill -1 reads as 255
         bad = (dqf >= 2) & (dqf != 255)
         if factor > 1:
             bad = da.coarsen(np.any, bad, {0: factor, 1: factor}, trim_excess=True)

@@ -531,9 +531,11 @@ def test_granules_are_found_and_read_from_an_fsspec_url(day: Path) -> None:
         granule = single_granule(["memory://archive/ABI-L1b-RadM/2019/300/20"])
         assert granule.id == "abi_G17_M1_20191027T200027"
         assert all(p.startswith("memory://") for p in granule.paths)
-        remote = _compute(ingest(granule, NO_C02)[["reflectance_C01"]])
-        local = _compute(ingest(single_granule([day]), NO_C02)[["reflectance_C01"]])
-        np.testing.assert_array_equal(remote["reflectance_C01"].values, local["reflectance_C01"].values)
+        read = ["reflectance_C01", "input_flags"]  # the flags read each band's DQF from its file again
+        remote = _compute(ingest(granule, NO_C02)[read])
+        local = _compute(ingest(single_granule([day]), NO_C02)[read])
+        for name in read:
+            np.testing.assert_array_equal(remote[name].values, local[name].values)
     finally:
         memory.rm("/archive", recursive=True)
 
