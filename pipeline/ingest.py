@@ -230,8 +230,9 @@ def _abi_dqf_flags(granule: Granule, bands: Sequence[str], target_shape: tuple[i
         file_type = spec.band_keys[band] if spec.band_keys else band
         path = next(f.path for f in granule.files if f.file_type == file_type)
         # left open, as satpy leaves the band files: the blocks are read when the graph runs. xarray's
-        # file cache could reopen a closed local file then, but not a remote (fsspec) file object
-        dqf_var = xr.open_dataset(_opened(path), mask_and_scale=False, decode_times=False)["DQF"]
+        # file cache could reopen a closed local file then, but not a remote (fsspec) file object.
+        # cache=False: each block is read when a task asks for it, the whole DQF is never kept
+        dqf_var = xr.open_dataset(_opened(path), mask_and_scale=False, decode_times=False, cache=False)["DQF"]
         factor = dqf_var.shape[0] // target_shape[0]
         scaled = (tuple(c * factor for c in axis) for axis in target_chunks)
         blocks = dict(zip(dqf_var.dims, scaled, strict=True))
