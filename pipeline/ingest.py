@@ -276,6 +276,12 @@ def _ingest(granule: Granule, bands: Sequence[str], chunk_size: int) -> xr.Datas
     spec = granule.spec
     granule.require(bands)
     paths = granule.used_paths(bands)
+    remote = [p for p in paths if "://" in p]
+    if remote and not spec.reads_urls:
+        raise IngestError(
+            f"satpy's {spec.reader} reader reads local files only, and granule {granule.id} is at a URL "
+            f"({remote[0]}): copy its files to a local directory and process them there"
+        )
     for path in paths:
         check_file(path, spec.reader)
     catcher = _quiet_satpy()

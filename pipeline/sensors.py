@@ -74,6 +74,8 @@ class ReaderSpec:
     band_group: str | None = None
     quality_flags: Literal["abi_dqf"] | None = None  # per-band data-quality flags read into input_flags
     grid: Literal["geostationary", "swath"] = "swath"
+    # whether satpy's reader opens fsspec URLs (as FSFile); viirs_l1b hands netCDF4 a local path only
+    reads_urls: bool = True
 
 
 # ABI timeline slots (GOES-R PUG vol. 3): mode 6 full disk 10 min, mode 3 15 min, mode 4 5 min;
@@ -116,6 +118,7 @@ READERS: dict[str, ReaderSpec] = {
         required_any=True,
         band_group="observation_data",
         xarray_chunk_dims=("number_of_lines", "number_of_pixels"),
+        reads_urls=False,
     ),
     "viirs_sdr": ReaderSpec(
         reader="viirs_sdr",

@@ -540,6 +540,31 @@ def test_granules_are_found_and_read_from_an_fsspec_url(day: Path) -> None:
         memory.rm("/archive", recursive=True)
 
 
+@pytest.mark.parametrize(("kind", "reads"), [("viirs_l1b", False), ("viirs_sdr", True), ("oci", True)])
+def test_swath_granules_from_a_url_are_read_or_refused_in_one_sentence(
+    kind: str, reads: bool, synthetic_granules: dict[str, Path]
+) -> None:
+    """satpy's viirs_l1b reader opens local paths only: from a URL it failed on a path without its
+    protocol ("No such file or directory: '/archive/...'"); the SDR and OCI readers read URLs."""
+    import fsspec
+
+    memory = fsspec.filesystem("memory")
+    for path in synthetic_granules[kind].iterdir():
+        memory.pipe(f"/swath_urls/{kind}/{path.name}", path.read_bytes())
+    try:
+        granule = single_granule([f"memory://swath_urls/{kind}"])
+        band = sensor_bands(granule.sensor).training_bands[0].name
+        if reads:
+            remote = _compute(ingest(granule, [band]))[f"reflectance_{band}"].values
+            local = _compute(ingest(single_granule([synthetic_granules[kind]]), [band]))[f"reflectance_{band}"].values
+            np.testing.assert_array_equal(remote, local)
+        else:
+            with pytest.raises(IngestError, match=r"^satpy's viirs_l1b reader reads local files only, .*memory://"):
+                ingest(granule, [band])
+    finally:
+        memory.rm("/swath_urls", recursive=True)
+
+
 def test_each_reader_states_what_its_files_must_contain(tmp_path: Path) -> None:
     import h5py
 
