@@ -73,6 +73,11 @@ def check_file(path: str, reader: str) -> None:
 
     name = Path(path).name
     if "://" in path:
+        if not reader_spec(reader).reads_urls:
+            raise IngestError(
+                f"satpy's {reader} reader reads local files only, and {name} is at a URL ({path}): copy the "
+                "granule's files to a local directory and process them there"
+            )
         return  # remote files are checked by satpy when opened
     try:
         with h5py.File(path, "r") as handle:
@@ -276,12 +281,6 @@ def _ingest(granule: Granule, bands: Sequence[str], chunk_size: int) -> xr.Datas
     spec = granule.spec
     granule.require(bands)
     paths = granule.used_paths(bands)
-    remote = [p for p in paths if "://" in p]
-    if remote and not spec.reads_urls:
-        raise IngestError(
-            f"satpy's {spec.reader} reader reads local files only, and granule {granule.id} is at a URL "
-            f"({remote[0]}): copy its files to a local directory and process them there"
-        )
     for path in paths:
         check_file(path, spec.reader)
     catcher = _quiet_satpy()
