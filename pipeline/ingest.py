@@ -306,7 +306,10 @@ def _ingest(granule: Granule, bands: Sequence[str], chunk_size: int) -> xr.Datas
                 raise IngestError(f"cannot read the bands of granule {granule.id}: {err}") from None
             if spec.target_resolution == "coarsest":
                 scene = scene.resample(scene.coarsest_area(), resampler="native")
-            reference = scene[satpy_names[bands[0]]]
+            # by name from one pass over the scene: each ``scene[name]`` searches every dataset the
+            # reader offers, 6 ms a band on OCI's 223 (1.4 s a granule)
+            loaded = {str(array.attrs["name"]): array for array in scene}
+            reference = loaded[satpy_names[bands[0]]]
             area = reference.attrs["area"]
             shape = reference.shape
             chunks = reference.data.chunks
@@ -337,20 +340,21 @@ def _ingest(granule: Granule, bands: Sequence[str], chunk_size: int) -> xr.Datas
     sun_zen, sat_zen, rel_az = grid(sun_zen), grid(sat_zen), grid(rel_az)
     mu0 = da.cos(da.deg2rad(sun_zen))
     data_vars: dict[str, Any] = {}
-    fill = da.zeros(shape, chunks=chunks, dtype=bool)
+    thermal_missing = solar_missing = da.zeros(shape, chunks=chunks, dtype=bool)
     for band, name in satpy_names.items():
         if band in thermal:
-            values = grid(scene[name].data).astype(np.float32)
+            values = grid(loaded[name].data).astype(np.float32)
             attrs = {"units": "K", "long_name": f"{band} brightness temperature"}
             data_vars[f"brightness_temperature_{band}"] = (("y", "x"), values, attrs)
-            fill = fill | da.isnan(values)
+            thermal_missing = thermal_missing | da.isnan(values)
             continue
-        values = grid(scene[name].data).astype(np.float32) / np.float32(100.0)
+        values = grid(loaded[name].data).astype(np.float32) / np.float32(100.0)
         if spec.reflectance == "brf_times_mu0":
             values = da.where(mu0 > MU0_FLOOR, values / da.maximum(mu0, MU0_FLOOR), np.nan).astype(np.float32)
         data_vars[f"reflectance_{band}"] = (("y", "x"), values, {"units": "1", "long_name": f"{band} BRF"})
-        # without sun a solar band has no reflectance, which is not a fill (the night model reads none)
-        fill = fill | (da.isnan(values) & ~(mu0 <= MU0_FLOOR))
+        solar_missing = solar_missing | da.isnan(values)
+    # without sun a solar band has no reflectance, which is not a fill (the night model reads none)
+    fill = thermal_missing | (solar_missing & ~(mu0 <= MU0_FLOOR))
     no_geo = da.isnan(lats) | da.isnan(lons)
     flags = da.where(no_geo, FLAG_NO_GEOLOCATION, 0) | da.where(fill & ~no_geo, FLAG_FILL, 0)
     if spec.quality_flags == "abi_dqf":
