@@ -34,9 +34,10 @@ lint: $(STAMP)
 
 # Two pytest workers, each taking whole modules (their module fixtures are built once): the suite
 # waits on child processes and servers so often that a serial run kept one core of two busy.
+# Modules go out heaviest first (tests/conftest.py), not by their number of tests.
 TEST_WORKERS ?= 2
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow

@@ -3,14 +3,60 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from pipeline.real_scenes import granules_root
 from tests.support.reference_schema import write_reference_file
+
+# Modules by their share of the suite's time, heaviest first (``--durations`` with ``-n 2``,
+# 2026-12-02: operations 303 s, flows 163 s, server 80 s, products 155 s, ingest 150 s, runner 80 s,
+# gridded 57 s, of 1,184 s). ``make test`` hands whole modules to two workers in this order, so the
+# long ones start first and the short ones fill the gaps; by test count, the default, the 80-second
+# server module, with one test, started last and one worker ran alone for its whole length.
+HEAVY_MODULES_FIRST = (
+    "test_operations",
+    "test_flows",
+    "test_server",
+    "test_products",
+    "test_ingest",
+    "test_runner",
+    "test_gridded",
+    "test_train_export",
+    "test_validate",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Heavy modules first (see HEAVY_MODULES_FIRST), the rest in their collected order."""
+    rank = {name: position for position, name in enumerate(HEAVY_MODULES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))
+
+
+def _built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
+    """A folder that ``build`` fills once per test run, shared by every xdist worker of the run.
+
+    Session fixtures are per worker; the expensive ones (rendered granules, trained toy models)
+    are read-only to the tests, so the second worker waits for the first one's files instead of
+    making its own. A file lock serialises the build; a marker says it completed.
+    """
+    if "PYTEST_XDIST_WORKER" not in os.environ:  # no xdist: this process is the whole run
+        target = tmp_path_factory.mktemp(name)
+        build(target)
+        return target
+    shared = tmp_path_factory.getbasetemp().parent  # the run's folder, above each worker's own
+    target, done = shared / name, shared / f"{name}.done"
+    with (shared / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            target.mkdir(exist_ok=True)
+            build(target)
+            done.touch()
+    return target
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -51,7 +97,12 @@ def granules() -> Path:
 @pytest.fixture(scope="session")
 def toy_reference_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """6000 toy samples with OCI, VIIRS and ABI reflectances."""
-    return write_reference_file(tmp_path_factory.mktemp("toy") / "toy_reference.nc", npoints=6000, seed=3)
+    root = _built_once(
+        tmp_path_factory,
+        "toy",
+        lambda target: write_reference_file(target / "toy_reference.nc", npoints=6000, seed=3),
+    )
+    return root / "toy_reference.nc"
 
 
 @pytest.fixture(scope="session")
@@ -68,42 +119,42 @@ def trained_viirs(tmp_path_factory: pytest.TempPathFactory, toy_reference_file: 
     return result, artifact
 
 
-@pytest.fixture(scope="session")
-def tiny_artifacts(tmp_path_factory: pytest.TempPathFactory, toy_reference_file: Path) -> dict[str, Path]:
-    """Artifacts trained for one epoch on the toy file (their skill does not matter, their specs do)."""
+TINY_VARIANTS = {
+    "abi": ("abi", None),
+    "abi_noc02": ("abi", ["C01", "C03", "C04", "C05", "C06"]),
+    "viirs": ("viirs", None),
+    "oci": ("oci", None),
+}
+
+
+def _train_tiny_artifacts(out: Path, reference: Path) -> None:
     from models.artifact import read_metadata
     from models.registry import ARTIFACTS
     from models.training.export import export_checkpoint
     from models.training.train import TrainConfig, train
 
-    out = tmp_path_factory.mktemp("tiny_artifacts")
-    variants = {
-        "abi": ("abi", None),
-        "abi_noc02": ("abi", ["C01", "C03", "C04", "C05", "C06"]),
-        "viirs": ("viirs", None),
-        "oci": ("oci", None),
-    }
-    paths = {}
-    for name, (sensor, bands) in variants.items():
-        result = train(
-            toy_reference_file, out / name, TrainConfig(sensor=sensor, bands=bands, epochs=1), progress=False
-        )
-        paths[name] = out / f"{name}.pt"
+    for name, (sensor, bands) in TINY_VARIANTS.items():
+        result = train(reference, out / name, TrainConfig(sensor=sensor, bands=bands, epochs=1), progress=False)
         # the version of the shipped model it stands in for (models are rebuilt one at a time, so
         # versions differ): a tiny model's product then has the same name as that model's
         version = read_metadata(ARTIFACTS / f"mthccar_{name}.pt")["model_version"]
-        export_checkpoint(result.best_checkpoint, paths[name], version, name=f"tiny_{name}")
-    return paths
+        export_checkpoint(result.best_checkpoint, out / f"{name}.pt", version, name=f"tiny_{name}")
 
 
 @pytest.fixture(scope="session")
-def synthetic_granules(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Small synthetic granules in the real VIIRS L1B, VIIRS SDR and OCI L1B formats, and an ABI Meso scan."""
+def tiny_artifacts(tmp_path_factory: pytest.TempPathFactory, toy_reference_file: Path) -> dict[str, Path]:
+    """Artifacts trained for one epoch on the toy file (their skill does not matter, their specs do)."""
+    out = _built_once(
+        tmp_path_factory, "tiny_artifacts", lambda target: _train_tiny_artifacts(target, toy_reference_file)
+    )
+    return {name: out / f"{name}.pt" for name in TINY_VARIANTS}
+
+
+def _write_synthetic_granules(root: Path) -> None:
     from models.synthetic.l1b_abi import write_abi_scene
     from models.synthetic.l1b_oci import write_oci_granule
     from models.synthetic.l1b_viirs import write_viirs_granule
 
-    root = tmp_path_factory.mktemp("synthetic")
     time = dt.datetime(2019, 10, 27, 20, 30)
     write_viirs_granule(root / "viirs_l1b", time, lines=48, pixels=80, seed=1)
     write_viirs_granule(root / "viirs_sdr", time, file_format="sdr", lines=48, pixels=80, seed=1)
@@ -115,6 +166,12 @@ def synthetic_granules(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pa
         "G17",
         ["C01", "C03", "C04", "C05", "C06"],
         seed=4,
-        block=2,  # radiative transfer once per 2 x 2 pixels (truth alike): 6 s instead of 19 s per worker
+        block=2,  # radiative transfer once per 2 x 2 pixels (truth alike): 6 s instead of 19 s
     )
+
+
+@pytest.fixture(scope="session")
+def synthetic_granules(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Small synthetic granules in the real VIIRS L1B, VIIRS SDR and OCI L1B formats, and an ABI Meso scan."""
+    root = _built_once(tmp_path_factory, "synthetic", _write_synthetic_granules)
     return {"viirs_l1b": root / "viirs_l1b", "viirs_sdr": root / "viirs_sdr", "oci": root / "oci", "abi": root / "abi"}
