@@ -155,9 +155,13 @@ def serial_products(scans: list[Path], tmp_path_factory: pytest.TempPathFactory)
 
 
 # ---- concurrency ----------------------------------------------------------------------------------
-# threads is the shipped default; the local-cluster variant (a minute more) runs with ``make test-slow``,
-# the local cluster itself being in the default run through test_flows and test_products
-@pytest.mark.parametrize("where", ["threads", pytest.param("local_cluster", marks=pytest.mark.slow)])
+# One backfill at four granules at once runs with ``make test-slow`` (about 50 s of the default run,
+# a minute more on a local cluster). The default run has the shipped defaults at four granules at
+# once: two backfills at their default concurrency of 2 sharing one folder, and a killed backfill
+# resumed, both compared with the serial run; the local cluster is in it through test_flows and
+# test_products.
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["threads", "local_cluster"])
 def test_backfill_at_concurrency_4_matches_a_serial_run(
     server: str, archive: Path, serial_products: Path, tmp_path: Path, where: str
 ) -> None:
@@ -187,7 +191,7 @@ def test_two_backfills_at_their_defaults_share_one_folder_without_duplicates(
 
 
 def test_a_backfill_killed_mid_run_resumes_to_one_product_and_quicklook_per_granule(
-    server: str, archive: Path, tmp_path: Path
+    server: str, archive: Path, serial_products: Path, tmp_path: Path
 ) -> None:
     run = _start_flow(server, "backfill", _backfill(archive, tmp_path), tmp_path / "log")
     deadline = time.monotonic() + 300
@@ -207,6 +211,7 @@ def test_a_backfill_killed_mid_run_resumes_to_one_product_and_quicklook_per_gran
     saved = json.loads(Path(report["report"]).read_text())  # and the run's report names the skipped
     assert sorted(o["granule"].rsplit("_", 1)[1] for o in saved["skipped"]) == sorted(done)
     _assert_one_per_granule(tmp_path, N_SCANS)
+    _same_data(serial_products, tmp_path)  # the killed run's products and the redone ones alike
 
 
 def test_two_cli_runs_at_once_write_one_product(scans: list[Path], tmp_path: Path) -> None:
