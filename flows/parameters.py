@@ -16,6 +16,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pipeline.access import AccessPolicy, require_trusted
+from pipeline.granules import is_url
 from pipeline.sensors import DEFAULT_CHUNK, DeviceName, Precision, SensorName
 
 __all__ = [
@@ -63,17 +64,13 @@ class ArchiveLayout(StrEnum):
     flat = "flat"  # every file in one directory
 
 
-def _is_url(value: str) -> bool:
-    return "://" in value and not value.startswith("file://")
-
-
 def _existing(value: str, what: str) -> str:
     """An input that exists, under the configured input roots (checked first: nothing outside them
     is even looked at)."""
     if not value.strip():
         raise ValueError(f"{what} is empty")
     AccessPolicy.from_env().check_input(value, what)
-    if not _is_url(value) and not Path(value.removeprefix("file://")).exists():
+    if not is_url(value) and not Path(value.removeprefix("file://")).exists():
         raise ValueError(f"{what} {value!r} does not exist")
     return value
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import models
 from models.artifact import file_sha256
+from pipeline.granules import is_url
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +44,6 @@ SHIPPED_MODELS = (Path(models.__file__).parent / "artifacts").resolve()  # insta
 
 class AccessError(ValueError):
     """A path outside the configured roots, a URL not allowed, or a model not trusted."""
-
-
-def _is_url(value: str) -> bool:
-    return "://" in value and not value.startswith("file://")
 
 
 def _roots(variable: str) -> tuple[Path, ...]:
@@ -72,7 +69,7 @@ class AccessPolicy:
     def _check(self, value: str, what: str, roots: Sequence[Path], variable: str) -> None:
         if not self.restricted:
             return
-        if _is_url(value):
+        if is_url(value):
             if not any(value == p.rstrip("/") or value.startswith(p.rstrip("/") + "/") for p in self.url_prefixes):
                 allowed = ", ".join(self.url_prefixes) or "none"
                 raise AccessError(
@@ -90,7 +87,7 @@ class AccessPolicy:
         self._check(value, what, self.input_roots, ENV_INPUT_ROOTS)
 
     def check_output(self, value: str, what: str = "out_dir") -> None:
-        if self.restricted and _is_url(value):
+        if self.restricted and is_url(value):
             raise AccessError(f"{what} {value!r} must be a local folder, not a URL")
         self._check(value, what, self.output_roots, ENV_OUTPUT_ROOTS)
 

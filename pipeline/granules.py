@@ -125,6 +125,12 @@ class Granule:
             )
 
 
+def is_url(path: str) -> bool:
+    """Whether ``path`` names a remote file (an fsspec URL: s3://, gs://, https://...); ``file://``
+    names a local one."""
+    return "://" in path and not path.startswith("file://")
+
+
 def expand_inputs(inputs: Iterable[str | Path]) -> list[str]:
     """Files named by paths, directories (their files), globs or fsspec URLs."""
     import fsspec
@@ -132,7 +138,7 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[str]:
     files: list[str] = []
     for item in inputs:
         text = str(item)
-        if "://" in text and not text.startswith("file://"):
+        if is_url(text):
             fs, _, paths = fsspec.get_fs_token_paths(text)
             found = [p for p in (fs.find(paths[0]) if fs.isdir(paths[0]) else paths)]
             files.extend(fs.unstrip_protocol(p) for p in found)

@@ -37,7 +37,7 @@ import xarray as xr
 from models.bands import sensor_bands
 from models.spec import relative_azimuth
 from pipeline.geometry_cache import fixed_geometry, solar_angles
-from pipeline.granules import Granule
+from pipeline.granules import Granule, is_url
 from pipeline.netcdf_lock import opening_files
 from pipeline.sensors import (
     DEFAULT_CHUNK,
@@ -72,7 +72,7 @@ def check_file(path: str, reader: str) -> None:
     import h5py
 
     name = Path(path).name
-    if "://" in path:
+    if is_url(path):
         if not reader_spec(reader).reads_urls:
             raise IngestError(
                 f"satpy's {reader} reader reads local files only, and {name} is at a URL ({path}): copy the "
@@ -123,7 +123,7 @@ def _file_chunks(spec: ReaderSpec, paths: Sequence[str]) -> tuple[int, int] | No
 
     dims = spec.xarray_chunk_dims
     for path in paths:
-        if "://" in path:
+        if is_url(path):
             continue
         with netCDF4.Dataset(path) as handle:
             group = handle.groups.get(spec.band_group) if spec.band_group else handle
@@ -184,7 +184,7 @@ def _oci_names(scene: Any, bands: Sequence[str]) -> dict[str, str]:
 
 def _opened(path: str) -> Any:
     """A local path as is; a remote (fsspec) URL as an open file object."""
-    if "://" not in path:
+    if not is_url(path):
         return path
     import fsspec
 
@@ -193,12 +193,12 @@ def _opened(path: str) -> Any:
 
 def _satpy_files(paths: Sequence[str]) -> list[Any]:
     """Local paths, and fsspec URLs wrapped as satpy ``FSFile`` objects (readers that support fsspec)."""
-    if not any("://" in p for p in paths):
+    if not any(is_url(p) for p in paths):
         return list(paths)
     import fsspec
     from satpy.readers.core.remote import FSFile
 
-    return [FSFile(fsspec.open(p, "rb")) if "://" in p else p for p in paths]
+    return [FSFile(fsspec.open(p, "rb")) if is_url(p) else p for p in paths]
 
 
 def _quiet_satpy() -> Any:
