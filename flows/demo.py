@@ -63,14 +63,15 @@ def run_demo(out: Path = Path("demo-output"), seed: int = 7) -> dict[str, Any]:
 
     started = time.perf_counter()
     synthetic = out / "input" / "synthetic_abi_m1"
+    products = out / "products"
     # every band a real scan has, thermal ones included, so the synthetic scan takes the default
     # day model operations run (a folder from a solar-only demo is rendered again)
     if not any(synthetic.glob("OR_ABI-L1b-*C13_*.nc")):
         print(f"rendering a synthetic GOES-17 ABI Meso-1 scan with truth into {synthetic} ...", flush=True)
-        for stale in synthetic.glob("*.nc"):
+        # the scan rendered before, and its products, which are not products of the new one
+        for stale in [*synthetic.glob("*.nc"), *(products / "synthetic").glob("MTHCCAR-L2-CLD_*")]:
             stale.unlink()
         write_abi_scene(synthetic, SCENE_TIME, "M1", "G17", seed=seed, thermal=True)
-    products = out / "products"
     real = real_granules()
     notice = missing_real_scenes_notice(real)
     if notice:

@@ -47,6 +47,14 @@ def test_the_demo_runs_the_default_models_on_every_scene(tmp_path: Path) -> None
 
     from flows.demo import run_demo
 
+    # a folder from an older, solar-only demo: its scan is rendered again and its product goes
+    stale_scan = tmp_path / "demo" / "input" / "synthetic_abi_m1"
+    stale_scan.mkdir(parents=True)
+    (stale_scan / "OR_ABI-L1b-RadM1-M6C01_G17_s20193002000275_e20193002000332_c20193002000379.nc").touch()
+    stale_product = tmp_path / "demo" / "products" / "synthetic" / "MTHCCAR-L2-CLD_G17_abi_M1_old_v2.5.0.nc"
+    stale_product.parent.mkdir(parents=True)
+    stale_product.touch()
+
     summary = run_demo(tmp_path / "demo")
 
     assert set(summary["runs"]) == {"synthetic", "real", "real_night"}
@@ -61,5 +69,6 @@ def test_the_demo_runs_the_default_models_on_every_scene(tmp_path: Path) -> None
         "real_night": ("mthccar_abi_ir", "mthccar_abi_night"),
     }
     assert (tmp_path / "demo" / "validation").is_dir()
+    assert list(stale_product.parent.glob("*.nc")) == [Path(summary["runs"]["synthetic"][0]["product"])]
     assert summary["score"]["mask_accuracy"] > 0.92
     assert summary["score"]["phase_accuracy"] > 0.98
