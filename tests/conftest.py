@@ -13,11 +13,11 @@ import pytest
 from pipeline.real_scenes import granules_root
 from tests.support.reference_schema import write_reference_file
 
-# Modules by their share of the suite's time, heaviest first (``--durations`` with ``-n 2``,
-# 2026-12-02: operations 303 s, flows 163 s, server 80 s, products 155 s, ingest 150 s, runner 80 s,
-# gridded 57 s, of 1,184 s). ``make test`` hands whole modules to two workers in this order, so the
-# long ones start first and the short ones fill the gaps; by test count, the default, the 80-second
-# server module, with one test, started last and one worker ran alone for its whole length.
+# The order in which ``make test`` hands whole modules to its two workers: the long ones first, the
+# short ones fill the gaps (``--durations`` with ``-n 2``, 2026-12-02: operations 303 s, flows 163 s,
+# products 155 s, ingest 150 s, server 80 s, runner 80 s, gridded 57 s, of 1,184 s). The server
+# module goes ahead of the longer products and ingest modules: by test count, xdist's default, its
+# one 80-second test started last and one worker ran alone for its whole length.
 HEAVY_MODULES_FIRST = (
     "test_operations",
     "test_flows",
