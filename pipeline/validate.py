@@ -14,7 +14,9 @@ reports, overall and over land and water:
 * Cloud Top Phase (``ACTP*``): agreement of liquid (liquid, supercooled) and ice where both are cloudy;
 * Cloud Optical Depth (``COD*``): bias and RMSE of log10 COT where both retrieved one;
 * an L1b ``C13`` (10.3 um) file: the share of warm (> 290 K) pixels flagged cloudy, which should be
-  small, and of cold (< 250 K) ones, which should be large;
+  small, and of cold (< 250 K) ones, which should be large; and the phase against it: the share of
+  cloudy pixels colder than 233.15 K (too cold for liquid water) called ice, which should be all of
+  them, and the share called ice in each 10 K band of C13 above;
 * with both an FDC and a C13 file, the FDC's land pixels split by whether the scan's own infrared
   agrees with them (``c13_contrast``): a cloud it confirms is at least 4 K colder than the mean of
   the FDC's clear land within 31 x 31 pixels; clear land it confirms is not. The two references are
@@ -30,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +49,12 @@ logger = logging.getLogger(__name__)
 
 WARM_K = 290.0
 COLD_K = 250.0
+# Water does not stay liquid below about -38 C (homogeneous freezing: Pruppacher and Klett 1997,
+# Microphysics of Clouds and Precipitation), and a cloud's 10.3 um brightness temperature is
+# no colder than its top (a thin cloud's is warmer, the ground showing through), so a cloudy pixel
+# colder than -40 C has an ice top whatever its thickness.
+TOO_COLD_FOR_LIQUID_K = 233.15
+PHASE_BT_EDGES_K = (233.15, 243.15, 253.15, 263.15, 273.15)  # the phase's share of ice per 10 K of C13
 # surface groups of the scores, from the IGBP class of each pixel
 SURFACE_REPORT_GROUPS: dict[str, tuple[int, ...]] = {
     "forest": (1, 2, 3, 4, 5, 8),
@@ -270,6 +279,25 @@ def _fdc_cloud_by_test(path: Path, codes: np.ndarray, grid: ProductGrid) -> dict
     }
 
 
+def _fraction_ice(grid: ProductGrid, where: np.ndarray) -> dict[str, Any]:
+    """Share of the cloudy pixels of ``where`` whose phase is ice."""
+    phase = grid.phase[where & np.isfinite(grid.phase)]
+    return {"pixels": int(phase.size), "called_ice": float((phase == 2).mean()) if phase.size else None}
+
+
+def _ice_by_temperature(grid: ProductGrid, bt: np.ndarray) -> list[dict[str, Any]]:
+    """The phase against the scan's own C13, coldest first: the share of cloudy pixels called ice in
+    each band of ``PHASE_BT_EDGES_K`` (open at both ends). Only the coldest band has a right answer
+    (ice); above it the share shows where the phase changes, for thick clouds near their top's
+    temperature and for thin ones warmer."""
+    edges = (-np.inf, *PHASE_BT_EDGES_K, np.inf)
+    rows = []
+    for low, high in pairwise(edges):
+        share = _fraction_ice(grid, (bt >= low) & (bt < high))
+        rows.append({"from_k": None if low == -np.inf else low, "to_k": None if high == np.inf else high, **share})
+    return rows
+
+
 def local_clear_contrast(bt: np.ndarray, clear: np.ndarray) -> np.ndarray:
     """``bt`` minus the mean ``bt`` of the ``clear`` pixels in a box around each pixel (K); nan where
     too few of the box are clear or ``bt`` is missing."""
@@ -365,6 +393,8 @@ def score(product: Path, references: list[Path]) -> tuple[dict[str, Any], np.nda
             bt = temperatures[reference]
             entry[f"warm_above_{WARM_K:.0f}K"] = _fraction_cloudy(grid, bt > WARM_K)
             entry[f"cold_below_{COLD_K:.0f}K"] = _fraction_cloudy(grid, bt < COLD_K)
+            entry["cloudy_too_cold_for_liquid"] = _fraction_ice(grid, bt < TOO_COLD_FOR_LIQUID_K)
+            entry["ice_by_c13"] = _ice_by_temperature(grid, bt)
         report["references"][reference.name] = entry
     retrieved = np.isfinite(grid.cloudy)
     report["cloud_fraction"] = float((grid.cloudy[retrieved] == 1).mean()) if retrieved.any() else None
@@ -376,6 +406,14 @@ def _agreement(ours: np.ndarray, ref_cloudy: np.ndarray, compared: np.ndarray) -
     cloudy = ours == 1
     codes = np.select([~cloudy & ~ref_cloudy, cloudy & ref_cloudy, cloudy & ~ref_cloudy], [0.0, 1.0, 2.0], 3.0)
     return np.where(compared & np.isfinite(ours), codes, np.nan)
+
+
+def _band_label(row: dict[str, Any]) -> str:
+    if row["from_k"] is None:
+        return f"< {row['to_k']:.2f}"
+    if row["to_k"] is None:
+        return f">= {row['from_k']:.2f}"
+    return f"{row['from_k']:.2f}-{row['to_k']:.2f}"
 
 
 def _percent(value: float | None) -> str:
@@ -433,6 +471,19 @@ def summary_markdown(report: dict[str, Any]) -> str:
                 lines.append(f"{indent}- {LABELS.get(key, key)}: {share} flagged cloudy ({value['pixels']} pixels)")
             elif key in ("agreement", "log10_bias", "log10_rmse") and value is not None:
                 lines.append(f"- {key.replace('_', ' ')}: {value:.3f} over {entry['pixels']} pixels")
+        if "cloudy_too_cold_for_liquid" in entry:
+            cold = entry["cloudy_too_cold_for_liquid"]
+            lines += [
+                f"- cloudy pixels with C13 < {TOO_COLD_FOR_LIQUID_K:.2f} K, too cold for liquid water: "
+                f"{_percent(cold['called_ice'])} called ice ({cold['pixels']} pixels)",
+                "",
+                "| C13 (K) | cloudy pixels | called ice |",
+                "|---|---:|---:|",
+                *[
+                    f"| {_band_label(row)} | {row['pixels']} | {_percent(row['called_ice'])} |"
+                    for row in entry["ice_by_c13"]
+                ],
+            ]
         if entry.get("cloud_by_test"):
             lines += ["", "| FDC cloud code | test | land pixels | flagged cloudy |", "|---|---|---:|---:|"]
             for code, test in entry["cloud_by_test"].items():
