@@ -5,8 +5,8 @@ Prefect server.
 Writes into ``demo-output/``: the synthetic L1b files and their truth, products, quicklooks (the
 real day product also on the CONUS grid, NetCDF and GeoTIFF),
 ``score.json`` (the synthetic product scored against its truth) and ``validation/`` (the real day
-product against NOAA's same-time fire/cloud mask and the scan's 10.3 um band), and prints where
-everything is.
+product against NOAA's same-time fire/cloud mask and the scan's 10.3 um band, the real night product
+against its scan's 10.3 um band), and prints where everything is.
 """
 
 from __future__ import annotations
@@ -18,7 +18,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline.real_scenes import GRANULES_ENV, REAL_DAY_SCENE, REAL_NIGHT_SCENE, granules_root, real_day_references
+from pipeline.real_scenes import (
+    GRANULES_ENV,
+    REAL_DAY_SCENE,
+    REAL_NIGHT_SCENE,
+    granules_root,
+    real_day_references,
+    real_night_references,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -46,12 +53,25 @@ def missing_real_scenes_notice(found: dict[str, Path]) -> str | None:
     )
 
 
-def _validate_real_day(product: Path, out: Path) -> Path | None:
-    """The real day product against the same-time FDCC and the scan's C13, when both are there."""
+# what judges each real product (the day one: NOAA's same-time FDCC and its scan's C13; the night
+# one: its scan's C13), and how the demo's summary names it
+VALIDATIONS = {
+    "real": (real_day_references, "the real day product against NOAA's fire/cloud mask and C13"),
+    "real_night": (real_night_references, "the real night product against its scan's C13"),
+}
+
+
+def _validate_real(runs: dict[str, Any], out: Path) -> dict[str, Path]:
+    """The markdown summary of each real product's validation, for the products and references there."""
     from pipeline.validate import validate_product
 
-    references = real_day_references()
-    return validate_product(product, references, out)["markdown"] if references else None
+    summaries = {}
+    for name, (references, _) in VALIDATIONS.items():
+        product = runs.get(name, [{}])[0].get("product")
+        found = references()
+        if product and found:
+            summaries[name] = validate_product(Path(product), found, out)["markdown"]
+    return summaries
 
 
 def run_demo(out: Path = Path("demo-output"), seed: int = 7) -> dict[str, Any]:
@@ -93,10 +113,8 @@ def run_demo(out: Path = Path("demo-output"), seed: int = 7) -> dict[str, Any]:
     truth = next(synthetic.glob("MTHCCAR-TRUTH_*.nc"))
     score = score_against_truth(Path(runs["synthetic"][0]["product"]), truth)
     (out / "score.json").write_text(json.dumps(score, indent=1))
-    validation = None
-    if "real" in runs and runs["real"][0].get("product"):
-        validation = _validate_real_day(Path(runs["real"][0]["product"]), out / "validation")
-    summary = {"runs": runs, "score": score, "seconds": time.perf_counter() - started}
+    validations = _validate_real(runs, out / "validation")
+    summary = {"runs": runs, "score": score, "validation": validations, "seconds": time.perf_counter() - started}
     print(f"\nMT-HCCAR demo finished in {time.perf_counter() - started:.0f} s")
     for name, outcomes in runs.items():
         for o in outcomes:
@@ -107,8 +125,8 @@ def run_demo(out: Path = Path("demo-output"), seed: int = 7) -> dict[str, Any]:
                 print(f"    gridded {path}")
     if notice:
         print(f"  {notice}")
-    if validation is not None:
-        print(f"  the real day product against NOAA's fire/cloud mask and C13 ({validation}):")
+    for name, validation in validations.items():
+        print(f"  {VALIDATIONS[name][1]} ({validation}):")
         for line in validation.read_text().splitlines():
             if line.startswith("- "):
                 print(f"    {line[2:]}")

@@ -28,3 +28,9 @@ def real_day_references() -> list[Path]:
     fire = sorted(root.joinpath(*REAL_FIRE_REFERENCE).glob("OR_ABI-L2-FDC*.nc"))
     c13 = sorted(root.joinpath(*REAL_DAY_SCENE).glob("OR_ABI-L1b-Rad*C13_*.nc"))
     return [*fire, *c13] if fire and c13 else []
+
+
+def real_night_references() -> list[Path]:
+    """The real night scan's own C13, which judges its mask and phase (no operational product of that
+    time is shared); empty when it is not there."""
+    return sorted(granules_root().joinpath(*REAL_NIGHT_SCENE).glob("OR_ABI-L1b-Rad*C13_*.nc"))

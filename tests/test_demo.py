@@ -68,7 +68,12 @@ def test_the_demo_runs_the_default_models_on_every_scene(tmp_path: Path) -> None
         "real": ("mthccar_abi_noc02_ir", "mthccar_abi_night"),  # the shared day scan has no C02
         "real_night": ("mthccar_abi_ir", "mthccar_abi_night"),
     }
-    assert (tmp_path / "demo" / "validation").is_dir()
+    # both real products judged, the night one by its scan's C13 alone: mask and phase lines
+    assert set(summary["validation"]) == {"real", "real_night"}
+    night = summary["validation"]["real_night"].read_text()
+    assert "C13 brightness temperature < 250 K" in night
+    assert "too cold for liquid water" in night
+    assert "FDC" not in night
     assert list(stale_product.parent.glob("*.nc")) == [Path(summary["runs"]["synthetic"][0]["product"])]
     assert summary["score"]["mask_accuracy"] > 0.92
     assert summary["score"]["phase_accuracy"] > 0.98
