@@ -16,7 +16,8 @@ reports, overall and over land and water:
 * an L1b ``C13`` (10.3 um) file: the share of warm (> 290 K) pixels flagged cloudy, which should be
   small, and of cold (< 250 K) ones, which should be large; and the phase against it: the share of
   cloudy pixels colder than 233.15 K (too cold for liquid water) called ice, which should be all of
-  them, and the share called ice in each 10 K band of C13 above;
+  them, the share called ice in each 10 K band of C13 above, and the share of opaque clouds (COT >=
+  10) warmer than 273.15 K called liquid, which should be nearly all (thin cirrus over them aside);
 * with both an FDC and a C13 file, the FDC's land pixels split by whether the scan's own infrared
   agrees with them (``c13_contrast``): a cloud it confirms is at least 4 K colder than the mean of
   the FDC's clear land within 31 x 31 pixels; clear land it confirms is not. The two references are
@@ -55,6 +56,12 @@ COLD_K = 250.0
 # colder than -40 C has an ice top whatever its thickness.
 TOO_COLD_FOR_LIQUID_K = 233.15
 PHASE_BT_EDGES_K = (233.15, 243.15, 253.15, 263.15, 273.15)  # the phase's share of ice per 10 K of C13
+# The other end: ice melts above 0 C, and a cloud of visible COT >= 10 is opaque at 10.3 um (water
+# absorbs strongly there: absorption optical depth about half the visible extinction, emissivity
+# above 0.99), so its C13 is its top's temperature and a top warmer than 0 C is liquid. Thin cirrus
+# over such a cloud is the exception (an ice top, C13 near the water cloud's).
+OPAQUE_COT = 10.0
+MELTING_K = 273.15
 # surface groups of the scores, from the IGBP class of each pixel
 SURFACE_REPORT_GROUPS: dict[str, tuple[int, ...]] = {
     "forest": (1, 2, 3, 4, 5, 8),
@@ -395,6 +402,10 @@ def score(product: Path, references: list[Path]) -> tuple[dict[str, Any], np.nda
             entry[f"cold_below_{COLD_K:.0f}K"] = _fraction_cloudy(grid, bt < COLD_K)
             entry["cloudy_too_cold_for_liquid"] = _fraction_ice(grid, bt < TOO_COLD_FOR_LIQUID_K)
             entry["ice_by_c13"] = _ice_by_temperature(grid, bt)
+            opaque_warm = (grid.log10_cot >= np.log10(OPAQUE_COT)) & (bt > MELTING_K)
+            ice = _fraction_ice(grid, opaque_warm)
+            liquid = None if ice["called_ice"] is None else 1.0 - ice["called_ice"]
+            entry["opaque_too_warm_for_ice"] = {"pixels": ice["pixels"], "called_liquid": liquid}
         report["references"][reference.name] = entry
     retrieved = np.isfinite(grid.cloudy)
     report["cloud_fraction"] = float((grid.cloudy[retrieved] == 1).mean()) if retrieved.any() else None
@@ -483,7 +494,15 @@ def summary_markdown(report: dict[str, Any]) -> str:
                     f"| {_band_label(row)} | {row['pixels']} | {_percent(row['called_ice'])} |"
                     for row in entry["ice_by_c13"]
                 ],
+                "",
             ]
+            warm = entry["opaque_too_warm_for_ice"]
+            if warm["pixels"]:  # none where no COT is retrieved (night)
+                share = _percent(warm["called_liquid"])
+                lines.append(
+                    f"- cloudy pixels with COT >= {OPAQUE_COT:.0f} (opaque at 10.3 um) and C13 > {MELTING_K:.2f} K, "
+                    f"too warm for an ice top: {share} called liquid ({warm['pixels']} pixels)"
+                )
         if entry.get("cloud_by_test"):
             lines += ["", "| FDC cloud code | test | land pixels | flagged cloudy |", "|---|---|---:|---:|"]
             for code, test in entry["cloud_by_test"].items():

@@ -74,6 +74,13 @@ def test_fire_mask_and_c13_scores_match_a_direct_computation(granules: Path, pro
     assert bands[0] == {"from_k": None, "to_k": 233.15, **cold_entry}
     assert [b["to_k"] for b in bands] == [233.15, 243.15, 253.15, 263.15, 273.15, None]
     assert abs(sum(b["pixels"] for b in bands) - int(cloudy.sum())) <= 0.002 * cloudy.sum()
+    with xr.open_dataset(product) as ds:
+        cot = ds["cloud_optical_thickness"].values
+    opaque_warm = cloudy & (cot >= 10) & (bt > 273.15)
+    warm_entry = report["references"][c13.name]["opaque_too_warm_for_ice"]
+    assert abs(warm_entry["pixels"] - int(opaque_warm.sum())) <= max(2, 0.002 * opaque_warm.sum())
+    assert warm_entry["called_liquid"] == pytest.approx((phase[opaque_warm] == 1).mean(), abs=2e-3)
+    assert warm_entry["called_liquid"] >= 0.97  # measured: 99.8 % of 9,100 pixels
     # the FDC's clouds split by the test that found them: the parts add up to the whole
     whole = fire_entry["cloud_flagged_cloudy"]
     parts = [fire_entry["cloud_infrared_test_flagged_cloudy"], fire_entry["cloud_albedo_test_flagged_cloudy"]]
@@ -317,3 +324,4 @@ def test_the_real_night_scene_gets_mask_and_phase(granules: Path, tmp_path: Path
     # the night model's phase where it has a right answer: 99.8 % of 75,993 such pixels measured
     assert c13["cloudy_too_cold_for_liquid"]["pixels"] > 50_000
     assert c13["cloudy_too_cold_for_liquid"]["called_ice"] >= 0.99
+    assert c13["opaque_too_warm_for_ice"] == {"pixels": 0, "called_liquid": None}  # no COT at night
