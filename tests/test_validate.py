@@ -81,6 +81,12 @@ def test_fire_mask_and_c13_scores_match_a_direct_computation(granules: Path, pro
     assert abs(warm_entry["pixels"] - int(opaque_warm.sum())) <= max(2, 0.002 * opaque_warm.sum())
     assert warm_entry["called_liquid"] == pytest.approx((phase[opaque_warm] == 1).mean(), abs=2e-3)
     assert warm_entry["called_liquid"] >= 0.97  # measured: 99.8 % of 9,100 pixels
+    # the model cards' phase row reads the same two lines
+    from models.training.defaults import _phase_row
+
+    cells = _phase_row("m", report).strip("| ").split(" | ")
+    assert cells[1] == f"{100 * cold_entry['called_ice']:.1f} % ({cold_entry['pixels']:,})"
+    assert cells[2] == f"{100 * warm_entry['called_liquid']:.1f} % ({warm_entry['pixels']:,})"
     # the FDC's clouds split by the test that found them: the parts add up to the whole
     whole = fire_entry["cloud_flagged_cloudy"]
     parts = [fire_entry["cloud_infrared_test_flagged_cloudy"], fire_entry["cloud_albedo_test_flagged_cloudy"]]

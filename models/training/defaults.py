@@ -139,7 +139,7 @@ def real_scene_section(out: Path, work: Path) -> list[str]:
     models = [out / f"{name}.pt" for name in REAL_SCENE_MODELS if (out / f"{name}.pt").exists()]
     if not (references and models):
         return []
-    rows = []
+    rows, phase_rows = [], []
     for model in models:
         product = process_granule(
             single_granule([scene]),
@@ -152,6 +152,7 @@ def real_scene_section(out: Path, work: Path) -> list[str]:
             + " | ".join(f"{100 * checks[k]:.1f} %" for k in REAL_SCENE_CHECKS)
             + " |"
         )
+        phase_rows.append(_phase_row(model.stem, report))
     section = [
         "## The real GOES-17 day scene (2019-10-27 20:00 UTC Meso-1, `mthccar validate`)",
         "",
@@ -168,6 +169,14 @@ def real_scene_section(out: Path, work: Path) -> list[str]:
         "| FDCC cloud, C13 agrees |",
         "|---|---|---|---|---|---|---|---|---|---|",
         *rows,
+        "",
+        "The phase against the same C13, where it has a right answer: cloudy pixels colder than 233.15 K "
+        "are too cold for liquid water (ice, however thin), and opaque ones (COT >= 10) warmer than "
+        "273.15 K too warm for an ice top (liquid, unless thin cirrus lies over them).",
+        "",
+        "| model | cloudy, C13 < 233.15 K: called ice | COT >= 10, C13 > 273.15 K: called liquid |",
+        "|---|---|---|",
+        *phase_rows,
         "",
     ]
     for model in models:
@@ -188,6 +197,17 @@ REAL_SCENE_CHECKS = (
     "clear_land_c13_confirmed_flagged_cloudy",
     "cloud_c13_confirmed_flagged_cloudy",
 )
+
+
+def _phase_row(name: str, report: dict[str, Any]) -> str:
+    """The two phase lines of a validation report's C13 entry (pixels in brackets)."""
+    c13 = next(entry for entry in report["references"].values() if entry["kind"] == "c13")
+    cold, warm = c13["cloudy_too_cold_for_liquid"], c13["opaque_too_warm_for_ice"]
+
+    def share(value: float | None, pixels: int) -> str:
+        return "n/a" if value is None else f"{100 * value:.1f} % ({pixels:,})"
+
+    return f"| {name} | {share(cold['called_ice'], cold['pixels'])} | {share(warm['called_liquid'], warm['pixels'])} |"
 
 
 def _summary_row(name: str, metrics: dict[str, Any]) -> str:
