@@ -26,11 +26,16 @@ def real_day_references() -> list[Path]:
     unless both are there."""
     root = granules_root()
     fire = sorted(root.joinpath(*REAL_FIRE_REFERENCE).glob("OR_ABI-L2-FDC*.nc"))
-    c13 = sorted(root.joinpath(*REAL_DAY_SCENE).glob("OR_ABI-L1b-Rad*C13_*.nc"))
+    c13 = _scan_c13(REAL_DAY_SCENE)
     return [*fire, *c13] if fire and c13 else []
 
 
 def real_night_references() -> list[Path]:
     """The real night scan's own C13, which judges its mask and phase (no operational product of that
     time is shared); empty when it is not there."""
-    return sorted(granules_root().joinpath(*REAL_NIGHT_SCENE).glob("OR_ABI-L1b-Rad*C13_*.nc"))
+    return _scan_c13(REAL_NIGHT_SCENE)
+
+
+def _scan_c13(scene: tuple[str, ...]) -> list[Path]:
+    """A shared real scan's 10.3 um (C13) L1b file, as a list (empty when it is not there)."""
+    return sorted(granules_root().joinpath(*scene).glob("OR_ABI-L1b-Rad*C13_*.nc"))

@@ -286,10 +286,14 @@ def _fdc_cloud_by_test(path: Path, codes: np.ndarray, grid: ProductGrid) -> dict
     }
 
 
-def _fraction_ice(grid: ProductGrid, where: np.ndarray) -> dict[str, Any]:
-    """Share of the cloudy pixels of ``where`` whose phase is ice."""
-    phase = grid.phase[where & np.isfinite(grid.phase)]
-    return {"pixels": int(phase.size), "called_ice": float((phase == 2).mean()) if phase.size else None}
+PHASE_CODES = {"liquid": 1, "ice": 2}  # of ProductGrid.phase
+
+
+def _fraction_called(grid: ProductGrid, where: np.ndarray, phase: str) -> dict[str, Any]:
+    """Share of the cloudy pixels of ``where`` called ``phase`` (liquid or ice)."""
+    calls = grid.phase[where & np.isfinite(grid.phase)]
+    share = float((calls == PHASE_CODES[phase]).mean()) if calls.size else None
+    return {"pixels": int(calls.size), f"called_{phase}": share}
 
 
 def _ice_by_temperature(grid: ProductGrid, bt: np.ndarray) -> list[dict[str, Any]]:
@@ -300,7 +304,7 @@ def _ice_by_temperature(grid: ProductGrid, bt: np.ndarray) -> list[dict[str, Any
     edges = (-np.inf, *PHASE_BT_EDGES_K, np.inf)
     rows = []
     for low, high in pairwise(edges):
-        share = _fraction_ice(grid, (bt >= low) & (bt < high))
+        share = _fraction_called(grid, (bt >= low) & (bt < high), "ice")
         rows.append({"from_k": None if low == -np.inf else low, "to_k": None if high == np.inf else high, **share})
     return rows
 
@@ -400,12 +404,10 @@ def score(product: Path, references: list[Path]) -> tuple[dict[str, Any], np.nda
             bt = temperatures[reference]
             entry[f"warm_above_{WARM_K:.0f}K"] = _fraction_cloudy(grid, bt > WARM_K)
             entry[f"cold_below_{COLD_K:.0f}K"] = _fraction_cloudy(grid, bt < COLD_K)
-            entry["cloudy_too_cold_for_liquid"] = _fraction_ice(grid, bt < TOO_COLD_FOR_LIQUID_K)
+            entry["cloudy_too_cold_for_liquid"] = _fraction_called(grid, bt < TOO_COLD_FOR_LIQUID_K, "ice")
             entry["ice_by_c13"] = _ice_by_temperature(grid, bt)
             opaque_warm = (grid.log10_cot >= np.log10(OPAQUE_COT)) & (bt > MELTING_K)
-            ice = _fraction_ice(grid, opaque_warm)
-            liquid = None if ice["called_ice"] is None else 1.0 - ice["called_ice"]
-            entry["opaque_too_warm_for_ice"] = {"pixels": ice["pixels"], "called_liquid": liquid}
+            entry["opaque_too_warm_for_ice"] = _fraction_called(grid, opaque_warm, "liquid")
         report["references"][reference.name] = entry
     retrieved = np.isfinite(grid.cloudy)
     report["cloud_fraction"] = float((grid.cloudy[retrieved] == 1).mean()) if retrieved.any() else None

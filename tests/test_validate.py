@@ -63,7 +63,7 @@ def test_fire_mask_and_c13_scores_match_a_direct_computation(granules: Path, pro
     assert entry["flagged_cloudy"] == pytest.approx((mask[warm] == 1).mean(), abs=1e-3)
     # the phase against C13: the cloudy pixels too cold for liquid water, counted directly
     with xr.open_dataset(product) as ds:
-        phase = ds["cloud_phase"].values
+        phase, cot = ds["cloud_phase"].values, ds["cloud_optical_thickness"].values
     cloudy = (mask == 1) & np.isfinite(bt)
     too_cold = cloudy & (bt < 233.15)
     cold_entry = report["references"][c13.name]["cloudy_too_cold_for_liquid"]
@@ -74,8 +74,6 @@ def test_fire_mask_and_c13_scores_match_a_direct_computation(granules: Path, pro
     assert bands[0] == {"from_k": None, "to_k": 233.15, **cold_entry}
     assert [b["to_k"] for b in bands] == [233.15, 243.15, 253.15, 263.15, 273.15, None]
     assert abs(sum(b["pixels"] for b in bands) - int(cloudy.sum())) <= 0.002 * cloudy.sum()
-    with xr.open_dataset(product) as ds:
-        cot = ds["cloud_optical_thickness"].values
     opaque_warm = cloudy & (cot >= 10) & (bt > 273.15)
     warm_entry = report["references"][c13.name]["opaque_too_warm_for_ice"]
     assert abs(warm_entry["pixels"] - int(opaque_warm.sum())) <= max(2, 0.002 * opaque_warm.sum())
