@@ -25,8 +25,10 @@ repeated (``--repeats``, 3 by default); the table gives the median and the sprea
 * ``end_to_end``: ``process_granule`` to a product file (no quicklook).
 
 It prints end to end / (read-only + model alone) in time, the model's time being each model's rate
-applied to the pixels it retrieved end to end, and for full disks the share of the
-10-minute full-disk cadence one scan takes. Run: ``python -m tests.bench.bench_pipeline``.
+applied to the pixels it retrieved end to end; where the difference goes, from dask's task profiler
+(task-seconds of the model, the reads and the compressing store end to end, against read-only's and
+the model alone's; time outside tasks); and for full disks the share of the 10-minute full-disk
+cadence one scan takes. Run: ``python -m tests.bench.bench_pipeline``.
 """
 
 from __future__ import annotations
@@ -53,6 +55,22 @@ NO_C02 = ["C01", "C03", "C04", "C05", "C06"]
 ALL_SOLAR = ["C01", "C02", "C03", "C04", "C05", "C06"]
 MATMUL = (65_536, 233, 128)
 CADENCE_S = {"full_disk": 600.0, "full_disk_c02": 600.0}  # ABI mode 6: a full disk every 10 minutes
+# What a computation's dask tasks do, by their key's name (dask.utils.key_split): the model's tasks
+# (pipeline.inference, fused with the features they take), and dask.array.store's, which compress
+# their chunk (pipeline.chunk_sink) and write it; every other task reads, calibrates or reduces.
+TASK_KINDS = {"mthccar-infer": "model", "store-map": "store", "getitem-store-map": "store"}
+
+
+def task_seconds(records: list[tuple[Any, float, float]]) -> dict[str, float]:
+    """Seconds spent in tasks of each kind (``TASK_KINDS``, else "read") over (key, start, end)
+    records of one run, and ``span``, from the first task's start to the last one's end."""
+    from dask.utils import key_split
+
+    spent = {"model": 0.0, "store": 0.0, "read": 0.0}
+    for key, start, end in records:
+        spent[TASK_KINDS.get(key_split(key), "read")] += end - start
+    spent["span"] = max(end for _, _, end in records) - min(start for _, start, _ in records) if records else 0.0
+    return spent
 
 
 def _write_abi(target: Path, sector: str, bands: list[str], quick: bool) -> None:
@@ -218,6 +236,7 @@ def _model_alone(artifact: Any, pixels_in: Any, precisions: tuple[str, ...]) -> 
 
 def run(scene_name: str, mode: str, chunk: int) -> dict[str, Any]:
     import dask
+    from dask.diagnostics import Profiler
 
     from pipeline.features import NIGHT_RETRIEVED, mask_retrieved
     from pipeline.granules import single_granule
@@ -240,21 +259,25 @@ def run(scene_name: str, mode: str, chunk: int) -> dict[str, Any]:
         if night_in and len(night_in[0]):
             result["night"] = _model_alone(sets[1][0], night_in[0], ("float32",))
     elif mode == "read":
-        sets = _feature_sets(granule, day, chunk)
-        totals = [f["features"].data.sum(axis=2).sum() for _, f in sets]
-        with dask.config.set(scheduler="threads"):
-            counts, *_ = dask.compute(mask_retrieved(sets[0][1]["retrieval_quality"].data).sum(), *totals)
+        with Profiler() as tasks:
+            sets = _feature_sets(granule, day, chunk)
+            totals = [f["features"].data.sum(axis=2).sum() for _, f in sets]
+            with dask.config.set(scheduler="threads"):
+                counts, *_ = dask.compute(mask_retrieved(sets[0][1]["retrieval_quality"].data).sum(), *totals)
         result.update(pixels=int(counts), seconds=time.perf_counter() - started)
     else:
         out = BENCH / "products"
         out.mkdir(parents=True, exist_ok=True)
         for old in out.glob("*"):
             old.unlink()
-        done = process_granule(granule, ProcessOptions(out_dir=out, chunk_size=chunk, quicklook=False))
+        with Profiler() as tasks:
+            done = process_granule(granule, ProcessOptions(out_dir=out, chunk_size=chunk, quicklook=False))
         night_count = int(done.stats["quality_counts"][NIGHT_RETRIEVED])
         result.update(
             pixels=int(done.stats["retrieved"]), night_pixels=night_count, seconds=time.perf_counter() - started
         )
+    if mode != "model":
+        result["task_seconds"] = task_seconds([(r.key, r.start_time, r.end_time) for r in tasks.results])
     result.update(peak_rss_mb=_peak_rss_mb(), input_mb=sum(p.stat().st_size for p in scan.glob("*.nc")) / 1e6)
     return result
 
@@ -320,11 +343,37 @@ def report(scene: str, runs: dict[str, list[dict[str, Any]]]) -> None:
         f"   model alone over the scene's pixels {model_s:.1f} s; end to end / (read-only + model alone) "
         f"in time: {statistics.median(seconds['end_to_end']) / expected:.2f}"
     )
+    _print_task_breakdown(runs, model_s)
     if scene in CADENCE_S:
         print(
             f"   one scan takes {statistics.median(seconds['end_to_end']) / CADENCE_S[scene]:.0%} of the "
             f"{CADENCE_S[scene] / 60:.0f}-minute full-disk cadence"
         )
+
+
+def _print_task_breakdown(runs: dict[str, list[dict[str, Any]]], model_s: float) -> None:
+    """Where end to end spends more than read-only and the model alone: the task-seconds of each
+    (medians), the model alone's wall time on every core counted as its task-seconds."""
+    import os
+
+    def median(mode: str, kind: str) -> float:
+        return statistics.median(float(r["task_seconds"][kind]) for r in runs[mode])
+
+    cores = os.cpu_count() or 1
+    e2e = {kind: median("end_to_end", kind) for kind in ("model", "read", "store", "span")}
+    e2e_tasks = e2e["model"] + e2e["read"] + e2e["store"]
+    read_tasks = median("read", "read") + median("read", "model") + median("read", "store")
+    outside = {
+        mode: statistics.median(float(r["seconds"]) for r in runs[mode]) - median(mode, "span")
+        for mode in ("end_to_end", "read")
+    }
+    print(
+        f"   end to end ran {e2e_tasks:.1f} task-s ({e2e_tasks / max(e2e['span'], 1e-9) / cores:.0%} of {cores} cores "
+        f"while tasks ran): model with its features {e2e['model']:.1f}, reads {e2e['read']:.1f}, compression and "
+        f"store {e2e['store']:.1f}; read-only {read_tasks:.1f} + model alone {model_s * cores:.1f} = "
+        f"{read_tasks + model_s * cores:.1f}. Outside tasks: {outside['end_to_end']:.1f} s end to end, "
+        f"{outside['read']:.1f} s read-only"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
