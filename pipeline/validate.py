@@ -85,6 +85,7 @@ REFERENCE_KINDS = (
 CONTRAST_COLDER_K = 4.0
 CONTRAST_BOX_PIXELS = 31
 CONTRAST_MIN_CLEAR_SHARE = 0.05
+FALSE_ALARM_RATES = (0.01, 0.02, 0.05, 0.10, 0.20)  # where the operating curve is read off
 FDC_CLEAR_LAND = (100, 100)
 FDC_CLOUD = (200, 245)
 ACTP_LIQUID = (1, 2)  # liquid water, supercooled water
@@ -131,6 +132,7 @@ class ProductGrid:
     water: np.ndarray  # bool
     surface_class: np.ndarray  # IGBP class per pixel (-1 without geolocation)
     four_level: np.ndarray  # 0 clear .. 3 cloudy, nan not retrieved (or a product without it)
+    probability: np.ndarray  # P(cloudy), nan not retrieved (or a product without it)
 
 
 def read_product(path: Path) -> ProductGrid:
@@ -146,6 +148,7 @@ def read_product(path: Path) -> ProductGrid:
         phase = ds["cloud_phase"].values.astype(np.float64)
         cot = ds["cloud_optical_thickness"].values.astype(np.float64)
         levels = ds["cloud_mask_4level"].values.astype(np.float64) if "cloud_mask_4level" in ds else None
+        probability = ds["cloud_mask_probability"].values if "cloud_mask_probability" in ds else None
         lat, lon = ds["latitude"].values, ds["longitude"].values
         grid = ProductGrid(
             x_rad=ds["x"].values / height,
@@ -157,6 +160,7 @@ def read_product(path: Path) -> ProductGrid:
             water=np.zeros(mask.shape, dtype=bool),
             surface_class=np.full(mask.shape, -1, dtype=np.int16),
             four_level=np.full(mask.shape, np.nan) if levels is None else np.where(retrieved, levels, np.nan),
+            probability=np.where(retrieved, np.nan if probability is None else probability, np.nan),
         )
     finite = np.isfinite(lat) & np.isfinite(lon)
     classes = igbp_class(np.where(finite, lat, 0), np.where(finite, lon, 0))
@@ -229,6 +233,34 @@ def _by_surface(grid: ProductGrid, reference_cloudy: np.ndarray, compared: np.nd
     for group, classes in SURFACE_REPORT_GROUPS.items():
         scores[group] = binary_scores(grid.cloudy, reference_cloudy, compared & np.isin(grid.surface_class, classes))
     return scores
+
+
+def operating_curve(probability: np.ndarray, cloudy: np.ndarray, clear: np.ndarray) -> dict[str, Any] | None:
+    """How well our cloud probability separates the reference's cloud from its clear pixels at any
+    threshold: the area under the detection / false-alarm curve, and the detection at the lowest
+    thresholds whose false alarms stay within ``FALSE_ALARM_RATES``. Two models compare on it at
+    equal false alarms, which their flags at one threshold do not allow. None without probabilities."""
+    finite = np.isfinite(probability)
+    cloud_p, clear_p = np.sort(probability[cloudy & finite]), np.sort(probability[clear & finite])
+    if not cloud_p.size or not clear_p.size:
+        return None
+    thresholds = np.unique(np.concatenate([cloud_p, clear_p]))[::-1]  # flagged cloudy where p >= threshold
+    detection = np.concatenate([[0.0], 1 - np.searchsorted(cloud_p, thresholds) / cloud_p.size])
+    false_alarm = np.concatenate([[0.0], 1 - np.searchsorted(clear_p, thresholds) / clear_p.size])
+    at = np.searchsorted(false_alarm, FALSE_ALARM_RATES, side="right") - 1  # false alarms never decrease
+    return {
+        "cloud_pixels": int(cloud_p.size),
+        "clear_pixels": int(clear_p.size),
+        "area_under_curve": float(np.trapezoid(detection, false_alarm)),
+        "detection_at_false_alarm": [
+            {
+                "false_alarm_rate": rate,
+                "detection": float(detection[i]),
+                "threshold": float(thresholds[i - 1]) if i else None,  # none: no threshold stays within the rate
+            }
+            for rate, i in zip(FALSE_ALARM_RATES, at, strict=True)
+        ],
+    }
 
 
 def four_level_scores(ours: np.ndarray, theirs: np.ndarray) -> dict[str, Any]:
@@ -370,6 +402,7 @@ def score(product: Path, references: list[Path]) -> tuple[dict[str, Any], np.nda
                 ref_cloudy, clear_land = _between(codes, FDC_CLOUD), _between(codes, FDC_CLEAR_LAND)
                 cloud_land = ref_cloudy & ~grid.water
                 compared = ref_cloudy | clear_land
+                curve_classes = (cloud_land, clear_land)  # the lines above: cloud over land, clear land
                 entry["clear_land_flagged_cloudy"] = _fraction_cloudy(grid, clear_land)
                 entry["cloud_flagged_cloudy"] = _fraction_cloudy(grid, cloud_land)
                 entry.update(_fdc_cloud_by_test(reference, codes, grid))
@@ -378,9 +411,11 @@ def score(product: Path, references: list[Path]) -> tuple[dict[str, Any], np.nda
             else:
                 flags = sample_reference(reference, "BCM", grid)
                 ref_cloudy, compared = flags == 1, np.isin(flags, (0, 1))
+                curve_classes = (ref_cloudy, compared & ~ref_cloudy)
                 if np.isfinite(grid.four_level).any():
                     entry["four_level"] = four_level_scores(grid.four_level, sample_reference(reference, "ACM", grid))
             entry["scores"] = _by_surface(grid, ref_cloudy, compared)
+            entry["operating_curve"] = operating_curve(grid.probability, *curve_classes)
             if agreement_map is None:
                 agreement_map = _agreement(grid.cloudy, ref_cloudy, compared)
         elif kind == "cloud_phase":
@@ -463,6 +498,16 @@ def summary_markdown(report: dict[str, Any]) -> str:
                     f"{_percent(s['false_alarm_rate'])} |"
                 )
             lines.append("")
+        if entry.get("operating_curve"):
+            curve = entry["operating_curve"]
+            rates = " / ".join(f"{p['false_alarm_rate']:.0%}" for p in curve["detection_at_false_alarm"])
+            found = " / ".join(_percent(p["detection"]) for p in curve["detection_at_false_alarm"])
+            lines += [
+                f"Our cloud probability against the reference's cloud ({curve['cloud_pixels']} pixels) and clear "
+                f"({curve['clear_pixels']}), at any threshold: area under the curve {curve['area_under_curve']:.3f}; "
+                f"cloud detected at {rates} false alarms: {found}.",
+                "",
+            ]
         if "four_level" in entry:
             levels = entry["four_level"]
             lines += [

@@ -10,7 +10,7 @@ import pytest
 import xarray as xr
 
 from pipeline.real_scenes import real_day_references
-from pipeline.validate import ValidationError, flagged_cloudy_shares, read_product, validate_product
+from pipeline.validate import ValidationError, flagged_cloudy_shares, operating_curve, read_product, validate_product
 from tests.support.compliance import compliance_issues
 from tests.support.nwp import era5_like_file
 
@@ -103,12 +103,44 @@ def test_fire_mask_and_c13_scores_match_a_direct_computation(granules: Path, pro
         assert sum(h["pixels"] for h in halves) == whole["pixels"]
         flagged = sum(h["pixels"] * h["flagged_cloudy"] for h in halves)
         assert flagged == pytest.approx(whole["pixels"] * whole["flagged_cloudy"])
+    # the operating curve reads the product's probability on the same FDC cloud and clear land
+    with xr.open_dataset(product) as ds:
+        probability = ds["cloud_mask_probability"].values
+    curve = fire_entry["operating_curve"]
+    assert curve["cloud_pixels"] == fire_entry["cloud_flagged_cloudy"]["pixels"]
+    assert curve["clear_pixels"] == clear.sum()
+    for point in curve["detection_at_false_alarm"]:
+        assert (probability[clear] >= point["threshold"]).mean() <= point["false_alarm_rate"]
+    assert 0.9 < curve["area_under_curve"] < 1  # measured 0.955 for the default, 0.959 for the solar-only model
     markdown = written["markdown"].read_text()
+    assert "area under the curve" in markdown
     assert markdown.count("flagged cloudy (") == 10
     assert "| < 233.15 | " in markdown
     assert "| >= 273.15 | " in markdown
     assert "| 215 | cloud pixel detected by albedo threshold test |" in markdown
     assert written["map"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_operating_curve_against_hand_counted_pairs() -> None:
+    cloudy = np.array([True] * 4 + [False] * 5)
+    probability = np.array([0.9, 0.5, 0.5, 0.2, 0.5, 0.1, 0.1, 0.1, 0.05])
+    curve = operating_curve(probability, cloudy, ~cloudy)
+    assert curve is not None
+    # of the 20 (cloud, clear) pairs the cloud is the more probable in 18 (a tie counts half)
+    assert curve["area_under_curve"] == pytest.approx(18 / 20)
+    points = {p["false_alarm_rate"]: (p["detection"], p["threshold"]) for p in curve["detection_at_false_alarm"]}
+    assert points[0.01] == points[0.1] == (0.25, 0.9)  # at 0.5 one clear pixel of five is flagged
+    assert points[0.2] == (1.0, 0.2)
+    # the same area as counting pairs, on many values with ties
+    rng = np.random.default_rng(1)
+    probability = np.round(rng.random(3000), 2)
+    cloudy = rng.random(3000) < probability
+    pairs = probability[cloudy][:, None] - probability[~cloudy][None, :]
+    expected = ((pairs > 0).sum() + 0.5 * (pairs == 0).sum()) / pairs.size
+    assert operating_curve(probability, cloudy, ~cloudy)["area_under_curve"] == pytest.approx(expected, abs=1e-12)
+    # a product without probabilities, or a reference without one of the classes, has no curve
+    assert operating_curve(np.full(9, np.nan), cloudy[:9], ~cloudy[:9]) is None
+    assert operating_curve(probability, np.zeros(3000, bool), np.ones(3000, bool)) is None
 
 
 def test_local_clear_contrast_is_the_distance_from_the_clear_pixels_around() -> None:
@@ -173,6 +205,8 @@ def test_a_clear_sky_mask_gives_exact_agreement_pod_and_false_alarms(product: Pa
     ref_clear = valid & (np.where(flipped, 1 - mask, mask) == 0)
     false_cloud = flipped & (mask == 1)  # we say cloudy, the reference (flipped) says clear
     assert scores["false_alarm_rate"] == pytest.approx(false_cloud.sum() / ref_clear.sum())
+    curve = report["references"][reference.name]["operating_curve"]
+    assert (curve["cloud_pixels"], curve["clear_pixels"]) == (valid.sum() - ref_clear.sum(), ref_clear.sum())
     # four levels: ours equal the ACM's outside the block, one level clearer inside it (but at cloudy)
     with xr.open_dataset(product, mask_and_scale=False) as ds:
         levels = ds["cloud_mask_4level"].values
