@@ -9,10 +9,9 @@ import dask
 import dask.array as da
 import h5py
 import numpy as np
-from dask.diagnostics import Profiler
 
 from pipeline.chunk_sink import ChunkWriter, store_chunks
-from tests.bench.bench_pipeline import task_seconds
+from tests.bench.bench_pipeline import TaskClock, task_seconds
 
 
 def test_task_seconds_sums_each_kind_and_spans_the_run() -> None:
@@ -40,12 +39,13 @@ def test_a_real_store_of_model_outputs_is_counted_as_model_and_store(tmp_path: P
         return block * 2
 
     outputs = (da.ones((64, 64), chunks=32, dtype="f4") + 1).map_blocks(model, token="mthccar-infer-0123abcd")
-    with ChunkWriter(path) as writer, Profiler() as tasks:
+    with ChunkWriter(path) as writer, TaskClock() as tasks:
         store = store_chunks([outputs], [writer.sink("v")])
         started = time.perf_counter()
         dask.compute(store, outputs.sum(), scheduler="threads")
         wall = time.perf_counter() - started
-    spent = task_seconds([(r.key, r.start_time, r.end_time) for r in tasks.results])
+    spent = task_seconds(tasks.records)
+    assert len(tasks.records) == len({key for key, _, _ in tasks.records}) >= 4 + 4  # each model and store task once
     assert spent["model"] >= 4 * 0.05
     assert spent["store"] > 0
     assert 0.05 <= spent["span"] <= wall
