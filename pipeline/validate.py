@@ -10,7 +10,9 @@ reports, overall and over land and water:
   infrared and visible-albedo tests): agreement, probability of detection,
   false-alarm rate (flagged cloudy among reference-clear pixels) and false-alarm ratio; with an
   ACM file also the four-level mask (its ``ACM`` variable against our ``cloud_mask_4level``): the
-  4 x 4 table of levels, exact agreement and agreement within one level;
+  4 x 4 table of levels, exact agreement and agreement within one level; and our cloud probability
+  against the reference's cloud and clear pixels at every threshold (``operating_curve``: the area
+  under the detection / false-alarm curve, the detection at 1-20 % false alarms);
 * Cloud Top Phase (``ACTP*``): agreement of liquid (liquid, supercooled) and ice where both are cloudy;
 * Cloud Optical Depth (``COD*``): bias and RMSE of log10 COT where both retrieved one;
 * an L1b ``C13`` (10.3 um) file: the share of warm (> 290 K) pixels flagged cloudy, which should be

@@ -64,6 +64,7 @@ def test_fire_mask_and_c13_scores_match_a_direct_computation(granules: Path, pro
     # the phase against C13: the cloudy pixels too cold for liquid water, counted directly
     with xr.open_dataset(product) as ds:
         phase, cot = ds["cloud_phase"].values, ds["cloud_optical_thickness"].values
+        probability = ds["cloud_mask_probability"].values
     cloudy = (mask == 1) & np.isfinite(bt)
     too_cold = cloudy & (bt < 233.15)
     cold_entry = report["references"][c13.name]["cloudy_too_cold_for_liquid"]
@@ -104,8 +105,6 @@ def test_fire_mask_and_c13_scores_match_a_direct_computation(granules: Path, pro
         flagged = sum(h["pixels"] * h["flagged_cloudy"] for h in halves)
         assert flagged == pytest.approx(whole["pixels"] * whole["flagged_cloudy"])
     # the operating curve reads the product's probability on the same FDC cloud and clear land
-    with xr.open_dataset(product) as ds:
-        probability = ds["cloud_mask_probability"].values
     curve = fire_entry["operating_curve"]
     assert curve["cloud_pixels"] == fire_entry["cloud_flagged_cloudy"]["pixels"]
     assert curve["clear_pixels"] == clear.sum()
